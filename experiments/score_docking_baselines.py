@@ -1,0 +1,285 @@
+"""Scores the published docking baselines on the 25 DB5.5 test complexes with jaxgeo's metrics.
+
+Data: `../shared/data/db5_docking` (see its README): `ground_truth/XXXX_{l,r}_b_COMPLEX.pdb.gz`
+and `decoys/<method>/`. ATTRACT and HDOCK give a ligand and a receptor file; ClusPro,
+PatchDock, EquiDock and EquiDock without clashes give the ligand only, paired here with the
+ground-truth receptor (as EquiDock's evaluation does).
+
+Per complex: EquiDock's complex RMSD and interface RMSD (CA atoms; interface = true CA pairs
+closer than 8 A), and DockQ with fnat / iRMSD / LRMSD (heavy atoms, Basu & Wallner 2016).
+Per method: median, mean and std (population std, as EquiDock's script) over the complexes.
+
+Residues of a decoy are paired with the ground truth in order when the residue counts and
+sequences agree (EquiDock's evaluation pairs the CA atoms in order), otherwise by (chain,
+residue number, insertion code); the pairing is reported.
+
+Usage:
+  python experiments/score_docking_baselines.py [--data DIR] [--out DIR] [--methods m1,m2]
+Writes `<out>/docking_baselines.md` and `<out>/docking_baselines.json` (atomically).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+  sys.path.insert(0, str(REPO))
+
+from jaxgeo import structure  # noqa: E402
+from jaxgeo.metrics import docking  # noqa: E402
+
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "db5_docking"
+DEFAULT_OUT = REPO / "experiments" / "results"
+
+# Folder name -> (file suffix, whether the method moves the receptor too).
+METHODS = {
+    "attract": ("ATTRACT", True),
+    "hdock": ("HDOCK", True),
+    "cluspro": ("CLUSPRO", False),
+    "patchdock": ("PATCHDOCK", False),
+    "equidock": ("EQUIDOCK", False),
+    "equidock_no_clashes": ("EQUIDOCK_NO_CLASHES", False),
+}
+DISPLAY = {
+    "attract": "ATTRACT", "hdock": "HDOCK", "cluspro": "ClusPro", "patchdock": "PatchDock",
+    "equidock": "EquiDock", "equidock_no_clashes": "EquiDock (no clashes)",
+}
+METRICS = ("complex_rmsd", "interface_rmsd", "dockq", "fnat", "irmsd", "lrmsd")
+
+# EquiDock's DB5.5 test-set numbers as published (Ganea et al., ICLR 2022, Table 1), as
+# reproduced in the "Public" column of NVIDIA BioNeMo's EquiDock model card
+# (docs/bionemo/models/equidock.md): median, mean, std.
+PUBLISHED = {
+    "equidock": {
+        "complex_rmsd": (14.13, 14.72, 5.31),
+        "interface_rmsd": (11.97, 13.23, 4.93),
+    },
+}
+
+
+def complex_ids(data: pathlib.Path) -> list[str]:
+  """The complex ids that have a ground-truth ligand file, sorted."""
+  names = sorted((data / "ground_truth").glob("*_l_b_COMPLEX.pdb.gz"))
+  return [p.name.split("_")[0] for p in names]
+
+
+def _decoy_file(data: pathlib.Path, method: str, pdb_id: str, side: str) -> pathlib.Path:
+  suffix, _ = METHODS[method]
+  return data / "decoys" / method / f"{pdb_id}_{side}_b_{suffix}.pdb.gz"
+
+
+def score_complex(data: pathlib.Path, method: str, pdb_id: str, cache: dict | None = None) -> dict:
+  """All metrics of one method's prediction for one complex.
+
+  Returns:
+    A dict with the metrics (floats) and the residue pairing of each partner.
+  """
+  cache = {} if cache is None else cache
+
+  def load(path: pathlib.Path):
+    key = str(path)
+    if key not in cache:
+      cache[key] = structure.load_protein(path)
+    return cache[key]
+
+  true_lig = load(data / "ground_truth" / f"{pdb_id}_l_b_COMPLEX.pdb.gz")
+  true_rec = load(data / "ground_truth" / f"{pdb_id}_r_b_COMPLEX.pdb.gz")
+  pred_lig = load(_decoy_file(data, method, pdb_id, "l"))
+  moves_receptor = METHODS[method][1]
+  pred_rec = load(_decoy_file(data, method, pdb_id, "r")) if moves_receptor else true_rec
+
+  match_l = docking.match_residues(pred_lig, true_lig)
+  match_r = docking.match_residues(pred_rec, true_rec)
+  # For the record: how many residues the (chain, number, insertion code) keys would pair.
+  by_key = {"ligand": docking.match_residues(pred_lig, true_lig, method="key").n_matched,
+            "receptor": docking.match_residues(pred_rec, true_rec, method="key").n_matched}
+  pl, tl = pred_lig.ca[match_l.model_index], true_lig.ca[match_l.native_index]
+  pr, tr = pred_rec.ca[match_r.model_index], true_rec.ca[match_r.native_index]
+  q = docking.dockq(
+      (pred_lig.atom_positions[match_l.model_index], pred_lig.atom_mask[match_l.model_index]),
+      (pred_rec.atom_positions[match_r.model_index], pred_rec.atom_mask[match_r.model_index]),
+      (true_lig.atom_positions[match_l.native_index], true_lig.atom_mask[match_l.native_index]),
+      (true_rec.atom_positions[match_r.native_index], true_rec.atom_mask[match_r.native_index]))
+  return {
+      "id": pdb_id,
+      "complex_rmsd": docking.complex_rmsd(pl, pr, tl, tr),
+      "interface_rmsd": docking.interface_rmsd(pl, pr, tl, tr),
+      "ligand_rmsd": docking.ligand_rmsd(pl, tl),
+      "dockq": q.dockq, "fnat": q.fnat, "fnonnat": q.fnonnat, "irmsd": q.irmsd,
+      "lrmsd": q.lrmsd, "quality": q.quality, "lrmsd_superposed_on": q.lrmsd_receptor,
+      "pairing": {
+          side: {"method": m.method, "matched": m.n_matched, "model": m.n_model,
+                 "native": m.n_native, "name_mismatches": m.n_mismatched_names,
+                 "same_key": by_key[side]}
+          for side, m in (("ligand", match_l), ("receptor", match_r))
+      },
+  }
+
+
+def score_method(data: pathlib.Path, method: str, cache: dict | None = None) -> list[dict]:
+  """`score_complex` for every test complex the method has a ligand file for."""
+  rows = []
+  for pdb_id in complex_ids(data):
+    if _decoy_file(data, method, pdb_id, "l").exists():
+      rows.append(score_complex(data, method, pdb_id, cache))
+  return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+  """{metric: {"median", "mean", "std"}} over complexes (std with ddof=0, as EquiDock)."""
+  out = {}
+  for metric in METRICS:
+    values = np.array([r[metric] for r in rows], dtype=np.float64)
+    values = values[np.isfinite(values)]
+    out[metric] = {
+        "median": float(np.median(values)), "mean": float(np.mean(values)),
+        "std": float(np.std(values)), "n": int(values.shape[0]),
+    }
+  qualities = [r["quality"] for r in rows]
+  out["dockq_classes"] = {c: qualities.count(c)
+                          for c in ("high", "medium", "acceptable", "incorrect")}
+  return out
+
+
+def pairing_summary(rows: list[dict]) -> dict:
+  """Residue pairing over all complexes of a method, per partner."""
+  out = {}
+  for side in ("ligand", "receptor"):
+    p = [r["pairing"][side] for r in rows]
+    out[side] = {
+        "residues_model": sum(x["model"] for x in p),
+        "residues_native": sum(x["native"] for x in p),
+        "matched": sum(x["matched"] for x in p),
+        "name_mismatches": sum(x["name_mismatches"] for x in p),
+        "same_key": sum(x["same_key"] for x in p),
+        "paired_in_order": sum(x["method"] == "order" for x in p),
+        "paired_by_key": sum(x["method"] == "key" for x in p),
+    }
+  return out
+
+
+def _fmt(s: dict) -> str:
+  return f"{s['median']:.2f} / {s['mean']:.2f} / {s['std']:.2f}"
+
+
+def markdown(results: dict) -> str:
+  """The results as a Markdown page."""
+  lines = [
+      "# Docking baselines on the DB5.5 test set (25 complexes), scored with jaxgeo",
+      "",
+      "Written by `experiments/score_docking_baselines.py` from `../shared/data/db5_docking`",
+      "(the published outputs of each method, from octavian-ganea/equidock_public).",
+      "Cells: median / mean / std over the complexes (std with ddof=0, as EquiDock's script).",
+      "",
+      "- Complex RMSD, interface RMSD: EquiDock's definitions (CA atoms; Kabsch of the whole",
+      "  predicted complex, or of the interface CA pairs closer than 8 A in the truth).",
+      "- DockQ, fnat, iRMSD, LRMSD: CAPRI / DockQ (Basu & Wallner 2016) on heavy atoms; LRMSD",
+      "  superposes on the partner with more residues, as DockQ.",
+      "- Ligand-only methods (ClusPro, PatchDock, EquiDock) are paired with the ground-truth",
+      "  receptor.",
+      "",
+      "| method | n | complex RMSD (A) | interface RMSD (A) | DockQ | fnat | iRMSD (A) |"
+      " LRMSD (A) | high/med/acc/inc |",
+      "|---|---|---|---|---|---|---|---|---|",
+  ]
+  for method, res in results["methods"].items():
+    s = res["summary"]
+    c = s["dockq_classes"]
+    lines.append(
+        f"| {DISPLAY.get(method, method)} | {s['complex_rmsd']['n']} | {_fmt(s['complex_rmsd'])} | "
+        f"{_fmt(s['interface_rmsd'])} | {_fmt(s['dockq'])} | {_fmt(s['fnat'])} | "
+        f"{_fmt(s['irmsd'])} | {_fmt(s['lrmsd'])} | "
+        f"{c['high']}/{c['medium']}/{c['acceptable']}/{c['incorrect']} |")
+  lines += ["", "## Against the published numbers", "",
+            "| method | metric | published (median / mean / std) | jaxgeo | largest difference |",
+            "|---|---|---|---|---|"]
+  for method, published in PUBLISHED.items():
+    if method not in results["methods"]:
+      continue
+    s = results["methods"][method]["summary"]
+    for metric, ref in published.items():
+      ours = (s[metric]["median"], s[metric]["mean"], s[metric]["std"])
+      diff = max(abs(a - b) for a, b in zip(ours, ref))
+      lines.append(f"| {DISPLAY[method]} | {metric.replace('_', ' ')} | "
+                   f"{ref[0]:.2f} / {ref[1]:.2f} / {ref[2]:.2f} | "
+                   f"{ours[0]:.2f} / {ours[1]:.2f} / {ours[2]:.2f} | {diff:.3f} |")
+  lines += ["", "Published: Ganea et al., ICLR 2022, Table 1 (DB5.5 test set), EquiDock row.",
+            "",
+            "## Residue pairing (decoy vs ground truth)", "",
+            "| method | partner | residues (decoy / truth) | matched | paired in order / by key |"
+            " residue-name mismatches | same (chain, number, icode) |",
+            "|---|---|---|---|---|---|---|"]
+  for method, res in results["methods"].items():
+    for side, p in res["pairing"].items():
+      lines.append(f"| {DISPLAY.get(method, method)} | {side} | {p['residues_model']} / "
+                   f"{p['residues_native']} | {p['matched']} | {p['paired_in_order']} / "
+                   f"{p['paired_by_key']} | {p['name_mismatches']} | {p['same_key']} |")
+  lines += ["", "Receptor rows of ligand-only methods are the ground truth paired with itself.",
+            "Every decoy has the ground truth's residues in the same order (same count, same",
+            "residue names), so residues are paired in order, as EquiDock's evaluation pairs",
+            "CA atoms. ATTRACT's files rename the chains and renumber some residues (insertion",
+            "codes dropped): pairing those by (chain, number, insertion code) would fail.",
+            "", f"Run time: {results['seconds']:.1f} s.", ""]
+  return "\n".join(lines)
+
+
+def _write_atomic(path: pathlib.Path, text: str) -> None:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "w") as f:
+      f.write(text)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
+def run(data: pathlib.Path, methods: list[str]) -> dict:
+  """Scores every method; returns {"methods": {method: {summary, pairing, complexes}}, ...}."""
+  start = time.time()
+  # mdtraj warns about the charge columns of some decoy files; the coordinates are fine.
+  warnings.filterwarnings("ignore", message="Could not parse charge")
+  cache: dict = {}
+  results = {"data": os.path.relpath(data, REPO), "methods": {}}
+  for method in methods:
+    rows = score_method(data, method, cache)
+    results["methods"][method] = {
+        "summary": summarize(rows), "pairing": pairing_summary(rows), "complexes": rows}
+  results["published"] = {m: {k: list(v) for k, v in p.items()} for m, p in PUBLISHED.items()}
+  results["seconds"] = time.time() - start
+  return results
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--data", type=pathlib.Path, default=DEFAULT_DATA)
+  parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT)
+  parser.add_argument("--methods", default=",".join(METHODS))
+  args = parser.parse_args(argv)
+  methods = [m for m in args.methods.split(",") if m]
+  unknown = [m for m in methods if m not in METHODS]
+  if unknown:
+    parser.error(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+  if not (args.data / "ground_truth").is_dir():
+    parser.error(f"{args.data}: no ground_truth/ folder (is ../shared/data present?)")
+  results = run(args.data, methods)
+  text = markdown(results)
+  print(text)
+  _write_atomic(args.out / "docking_baselines.md", text)
+  _write_atomic(args.out / "docking_baselines.json", json.dumps(results, indent=1) + "\n")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

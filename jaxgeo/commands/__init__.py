@@ -1,0 +1,1 @@
+"""Sub-commands of the `jaxgeo` CLI that belong to no single module (see jaxgeo.cli)."""

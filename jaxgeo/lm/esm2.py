@@ -1,0 +1,440 @@
+"""ESM-2 (Lin et al., Science 2023) as a Haiku module, any size from its config.
+
+Architecture (as fair-esm's `ESM2` and transformers' `EsmModel`):
+  token embedding -> token-dropout rescaling -> zero the padding rows
+  -> num_layers x pre-LayerNorm block [x + Attn(LN(x)) with rotary q/k; x + FC2(GELU(FC1(LN(x))))]
+  -> final LayerNorm.
+
+Hidden-state numbering (fair-esm's `repr_layers`, transformers' `hidden_states[i]`): layer 0 is
+the embedding output, layer i the output of block i, and layer `num_layers` the output of the
+last block *after* the final LayerNorm.
+
+Precision: parameters stay float32. `compute_dtype=jnp.bfloat16` runs the matmuls in bfloat16
+(float32 accumulation); LayerNorm, softmax, rotary embeddings and the residual stream stay
+float32. Outputs are float32.
+
+Speed on CPU: q/k/v is one fused [D, 3D] matmul, the key padding mask is an additive bias, the
+blocks run under `hk.layer_stack` (one compiled block whatever the depth) and only the
+requested layers are kept.
+
+Converted weights live in a folder as `params.safetensors` (flat names "module/param", layer
+weights stacked on a leading [num_layers] axis) and `config.json` (the HuggingFace config);
+`load_pretrained(folder)` reads them with neither torch nor transformers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from jaxgeo.errors import CheckpointError, ConfigError
+
+PARAMS_FILE = "params.safetensors"
+# Haiku module path of the stacked block parameters ([num_layers, ...] each).
+STACK_MODULE = "esm2/layers/~"
+CONFIG_FILE = "config.json"
+# Training-time masking ratio that token dropout compensates for (15% masked x 80% <mask>).
+_MASK_RATIO_TRAIN = 0.15 * 0.8
+
+
+@dataclasses.dataclass(frozen=True)
+class ESM2Config:
+  """ESM-2 hyper-parameters (names follow fair-esm; `from_hf` reads a HuggingFace config)."""
+  num_layers: int
+  hidden_size: int
+  num_heads: int
+  intermediate_size: int
+  vocab_size: int = 33
+  layer_norm_eps: float = 1e-5
+  token_dropout: bool = True
+  mask_token_id: int = 32
+  pad_token_id: int = 1
+  cls_token_id: int = 0
+  eos_token_id: int = 2
+  max_position_embeddings: int = 1026
+  rope_theta: float = 10000.0
+  name: str = "esm2"
+
+  def __post_init__(self):
+    if self.hidden_size % self.num_heads:
+      raise ConfigError(f"ESM-2 config {self.name!r}: hidden_size {self.hidden_size} is not a "
+                        f"multiple of num_attention_heads {self.num_heads}")
+    if (self.hidden_size // self.num_heads) % 2:
+      raise ConfigError(f"ESM-2 config {self.name!r}: head size must be even for rotary embeddings")
+
+  @property
+  def head_size(self) -> int:
+    return self.hidden_size // self.num_heads
+
+  @property
+  def max_residues(self) -> int:
+    """Longest sequence the model was trained on: 1022 residues (+ BOS, EOS) for ESM-2."""
+    return self.max_position_embeddings - 4
+
+  @classmethod
+  def from_hf(cls, hf: Mapping[str, Any], name: str | None = None) -> "ESM2Config":
+    """From a HuggingFace `config.json` dict (EsmConfig)."""
+    where = f"ESM-2 config {name or hf.get('_name_or_path', '')!r}"
+    pos = hf.get("position_embedding_type", "rotary")
+    if pos != "rotary":
+      raise ConfigError(f"{where}: position_embedding_type {pos!r} is not ESM-2's 'rotary' "
+                        "(ESM-1/1b checkpoints are not supported)")
+    if hf.get("emb_layer_norm_before"):
+      raise ConfigError(f"{where}: emb_layer_norm_before=True is ESM-1b, not ESM-2")
+    if hf.get("is_folding_model"):
+      raise ConfigError(f"{where}: an ESMFold config, not an ESM-2 language model")
+    act = hf.get("hidden_act", "gelu")
+    if act != "gelu":
+      raise ConfigError(f"{where}: hidden_act {act!r}; ESM-2 uses 'gelu'")
+    missing = [k for k in ("num_hidden_layers", "hidden_size", "num_attention_heads")
+               if k not in hf]
+    if missing:
+      raise ConfigError(f"{where}: missing {', '.join(missing)}")
+    if name is None:
+      name = os.path.basename(str(hf.get("_name_or_path", "")).rstrip("/")) or "esm2"
+    rope = hf.get("rope_theta")
+    if rope is None:
+      rope = (hf.get("rope_parameters") or {}).get("rope_theta", 10000.0)
+    return cls(
+        num_layers=int(hf["num_hidden_layers"]),
+        hidden_size=int(hf["hidden_size"]),
+        num_heads=int(hf["num_attention_heads"]),
+        intermediate_size=int(hf.get("intermediate_size", 4 * int(hf["hidden_size"]))),
+        vocab_size=int(hf.get("vocab_size", 33)),
+        layer_norm_eps=float(hf.get("layer_norm_eps", 1e-5)),
+        token_dropout=bool(hf.get("token_dropout", True)),
+        mask_token_id=int(hf.get("mask_token_id", 32) if hf.get("mask_token_id") is not None else 32),
+        pad_token_id=int(hf.get("pad_token_id", 1) if hf.get("pad_token_id") is not None else 1),
+        max_position_embeddings=int(hf.get("max_position_embeddings", 1026)),
+        rope_theta=float(rope),
+        name=name,
+    )
+
+  def to_hf(self) -> dict[str, Any]:
+    """A HuggingFace-style config dict (what `convert-esm` writes as config.json)."""
+    return {
+        "_name_or_path": self.name,
+        "architectures": ["EsmModel"],
+        "model_type": "esm",
+        "num_hidden_layers": self.num_layers,
+        "hidden_size": self.hidden_size,
+        "num_attention_heads": self.num_heads,
+        "intermediate_size": self.intermediate_size,
+        "vocab_size": self.vocab_size,
+        "layer_norm_eps": self.layer_norm_eps,
+        "token_dropout": self.token_dropout,
+        "mask_token_id": self.mask_token_id,
+        "pad_token_id": self.pad_token_id,
+        "max_position_embeddings": self.max_position_embeddings,
+        "position_embedding_type": "rotary",
+        "emb_layer_norm_before": False,
+        "hidden_act": "gelu",
+        "rope_theta": self.rope_theta,
+        "jaxgeo_format": 1,
+    }
+
+
+def _hk():
+  import haiku as hk
+  return hk
+
+
+def _layer_norm(x, scale, offset, eps):
+  """LayerNorm over the last axis in float32. x: [..., D] -> float32 [..., D]."""
+  import jax.numpy as jnp
+  x = x.astype(jnp.float32)
+  mean = jnp.mean(x, axis=-1, keepdims=True)
+  var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+  return (x - mean) * (jax_rsqrt(var + eps) * scale) + offset
+
+
+def jax_rsqrt(x):
+  import jax
+  return jax.lax.rsqrt(x)
+
+
+def _dense(x, w, b, dtype):
+  """x [..., I] @ w [I, O] + b [O], inputs in `dtype`, float32 result."""
+  import jax.numpy as jnp
+  y = jnp.einsum("...i,io->...o", x.astype(dtype), w.astype(dtype),
+                 preferred_element_type=jnp.float32)
+  return y + b
+
+
+def _gelu(x):
+  """Exact (erf) GELU, as ESM."""
+  import jax
+  return jax.nn.gelu(x, approximate=False)
+
+
+def rotary_tables(length: int, inv_freq) -> tuple[Any, Any]:
+  """cos, sin tables for positions 0..length-1. -> float32 [T, Dh/2] each."""
+  import jax.numpy as jnp
+  pos = jnp.arange(length, dtype=jnp.float32)
+  freqs = pos[:, None] * inv_freq.astype(jnp.float32)[None, :]
+  return jnp.cos(freqs), jnp.sin(freqs)
+
+
+def apply_rotary(x, cos, sin):
+  """Rotates the two halves of the head dimension. x: [B, T, H, Dh]; cos/sin [T, Dh/2]."""
+  import jax.numpy as jnp
+  x = x.astype(jnp.float32)
+  half = x.shape[-1] // 2
+  x1, x2 = x[..., :half], x[..., half:]
+  c, s = cos[None, :, None, :], sin[None, :, None, :]
+  return jnp.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], axis=-1)
+
+
+class _Block:
+  """One pre-LayerNorm transformer block (a plain function over Haiku parameters)."""
+
+  def __init__(self, config: ESM2Config, compute_dtype):
+    self.config = config
+    self.dtype = compute_dtype
+
+  def __call__(self, x, bias, cos, sin):
+    """x: float32 [B, T, D]; bias: float32 [B, 1, 1, T] (0 or -1e9) -> float32 [B, T, D]."""
+    import jax
+    import jax.numpy as jnp
+    hk = _hk()
+    c = self.config
+    d, h, dh, f = c.hidden_size, c.num_heads, c.head_size, c.intermediate_size
+    ones, zeros = hk.initializers.Constant(1.0), hk.initializers.Constant(0.0)
+    w_init = hk.initializers.TruncatedNormal(0.02)
+    p = lambda n, shape, init: hk.get_parameter(n, shape, jnp.float32, init)
+
+    y = _layer_norm(x, p("attn_ln_scale", [d], ones), p("attn_ln_offset", [d], zeros),
+                    c.layer_norm_eps)
+    qkv = _dense(y, p("qkv_w", [d, 3 * d], w_init), p("qkv_b", [3 * d], zeros), self.dtype)
+    b, t = x.shape[0], x.shape[1]
+    qkv = qkv.reshape(b, t, 3, h, dh)
+    q = qkv[:, :, 0] * (dh ** -0.5)
+    k = qkv[:, :, 1]
+    v = qkv[:, :, 2]
+    q = apply_rotary(q, cos, sin).astype(self.dtype)
+    k = apply_rotary(k, cos, sin).astype(self.dtype)
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) + bias
+    probs = jax.nn.softmax(logits, axis=-1)
+    attn = jnp.einsum("bhqk,bkhd->bqhd", probs.astype(self.dtype), v.astype(self.dtype),
+                      preferred_element_type=jnp.float32).reshape(b, t, d)
+    x = x + _dense(attn, p("out_w", [d, d], w_init), p("out_b", [d], zeros), self.dtype)
+
+    y = _layer_norm(x, p("mlp_ln_scale", [d], ones), p("mlp_ln_offset", [d], zeros),
+                    c.layer_norm_eps)
+    y = _gelu(_dense(y, p("fc1_w", [d, f], w_init), p("fc1_b", [f], zeros), self.dtype))
+    return x + _dense(y, p("fc2_w", [f, d], w_init), p("fc2_b", [d], zeros), self.dtype)
+
+
+def _esm2_module_class():
+  hk = _hk()
+
+  class ESM2(hk.Module):
+    """ESM-2 encoder. See the module docstring for the layer numbering."""
+
+    def __init__(self, config: ESM2Config, compute_dtype=None, name: str = "esm2"):
+      super().__init__(name=name)
+      import jax.numpy as jnp
+      self.config = config
+      self.compute_dtype = jnp.float32 if compute_dtype is None else compute_dtype
+
+    def __call__(self, tokens, layers: Sequence[int] | None = None) -> dict[int, Any]:
+      """Hidden states of the requested layers.
+
+      Args:
+        tokens: int32 [B, T] (<cls> ... <eos> then <pad>).
+        layers: layer numbers in 0..num_layers (default: the last).
+      Returns:
+        {layer: float32 [B, T, D]}; padding rows are not meaningful.
+      """
+      import jax.numpy as jnp
+      c = self.config
+      layers = (c.num_layers,) if layers is None else tuple(sorted(set(int(l) for l in layers)))
+      for l in layers:
+        if not 0 <= l <= c.num_layers:
+          raise ConfigError(f"ESM-2 {c.name!r} has layers 0..{c.num_layers}; asked for {l}")
+      d = c.hidden_size
+      embed = hk.get_parameter("embeddings", [c.vocab_size, d], jnp.float32,
+                               hk.initializers.TruncatedNormal(0.02))
+      inv_freq = hk.get_parameter(
+          "rotary_inv_freq", [c.head_size // 2], jnp.float32,
+          lambda shape, dtype: default_inv_freq(c).astype(dtype))
+      pad = tokens == c.pad_token_id
+      x = jnp.take(embed, tokens, axis=0)
+      if c.token_dropout:
+        is_mask = tokens == c.mask_token_id
+        x = jnp.where(is_mask[..., None], 0.0, x)
+        n_tokens = jnp.sum(~pad, axis=-1).astype(jnp.float32)
+        observed = jnp.sum(is_mask, axis=-1).astype(jnp.float32) / jnp.maximum(n_tokens, 1.0)
+        x = x * ((1.0 - _MASK_RATIO_TRAIN) / (1.0 - observed))[:, None, None]
+      x = jnp.where(pad[..., None], 0.0, x)
+      out = {}
+      if 0 in layers:
+        out[0] = x
+      bias = jnp.where(pad, -1e9, 0.0).astype(jnp.float32)[:, None, None, :]
+      cos, sin = rotary_tables(tokens.shape[1], inv_freq)
+      middle = [l for l in layers if 0 < l < c.num_layers]
+      block = _Block(c, self.compute_dtype)
+
+      if middle:
+        wanted = jnp.asarray(middle, dtype=jnp.int32)
+
+        def layer_fn(carry, number):
+          h, kept = carry
+          h = block(h, bias, cos, sin)
+          hit = wanted == number
+          kept = jnp.where(hit[:, None, None, None], h[None], kept)
+          return (h, kept), None
+
+        kept0 = jnp.zeros((len(middle),) + x.shape, jnp.float32)
+        numbers = jnp.arange(1, c.num_layers + 1, dtype=jnp.int32)
+        (x, kept), _ = hk.layer_stack(c.num_layers, with_per_layer_inputs=True, name="layers")(
+            layer_fn)((x, kept0), numbers)
+        for i, l in enumerate(middle):
+          out[l] = kept[i]
+      else:
+        x = hk.layer_stack(c.num_layers, name="layers")(
+            lambda h: block(h, bias, cos, sin))(x)
+      if c.num_layers in layers:
+        out[c.num_layers] = _layer_norm(
+            x, hk.get_parameter("final_ln_scale", [d], jnp.float32, hk.initializers.Constant(1.0)),
+            hk.get_parameter("final_ln_offset", [d], jnp.float32, hk.initializers.Constant(0.0)),
+            c.layer_norm_eps)
+      return out
+
+  return ESM2
+
+
+def default_inv_freq(config: ESM2Config) -> np.ndarray:
+  """Rotary inverse frequencies theta^(-2i/Dh). -> float32 [Dh/2]."""
+  dh = config.head_size
+  return (1.0 / (config.rope_theta ** (np.arange(0, dh, 2, dtype=np.float32) / dh))).astype(
+      np.float32)
+
+
+def make_forward(config: ESM2Config, layers: Sequence[int] | None = None, compute_dtype=None):
+  """`hk.Transformed` (without rng) of `tokens [B, T] -> {layer: float32 [B, T, D]}`."""
+  hk = _hk()
+  layers = tuple(layers) if layers is not None else None
+
+  def forward(tokens):
+    return _esm2_module_class()(config, compute_dtype=compute_dtype)(tokens, layers)
+
+  # Parameter names do not depend on which layers are requested: the layer stack is named
+  # "layers" in both branches.
+  return hk.without_apply_rng(hk.transform(forward))
+
+
+def init_params(config: ESM2Config, seed: int = 0) -> dict:
+  """Random parameters (numpy float32 nested dict), e.g. for benchmarks."""
+  import jax
+  import jax.numpy as jnp
+  fwd = make_forward(config)
+  params = fwd.init(jax.random.PRNGKey(seed), jnp.zeros((1, 8), jnp.int32))
+  return jax.tree.map(np.asarray, params)
+
+
+def param_shapes(config: ESM2Config) -> dict[str, tuple[int, ...]]:
+  """Flat parameter name -> shape, as `load_pretrained` expects them."""
+  n, d, f, v = config.num_layers, config.hidden_size, config.intermediate_size, config.vocab_size
+  s = STACK_MODULE
+  shapes = {
+      "esm2/embeddings": (v, d),
+      "esm2/rotary_inv_freq": (config.head_size // 2,),
+      "esm2/final_ln_scale": (d,),
+      "esm2/final_ln_offset": (d,),
+  }
+  for name, shape in (("attn_ln_scale", (d,)), ("attn_ln_offset", (d,)), ("qkv_w", (d, 3 * d)),
+                      ("qkv_b", (3 * d,)), ("out_w", (d, d)), ("out_b", (d,)),
+                      ("mlp_ln_scale", (d,)), ("mlp_ln_offset", (d,)), ("fc1_w", (d, f)),
+                      ("fc1_b", (f,)), ("fc2_w", (f, d)), ("fc2_b", (d,))):
+    shapes[f"{s}/{name}"] = (n,) + shape
+  return shapes
+
+
+def flatten_params(params: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
+  """Haiku {module: {name: array}} -> {"module/name": array}."""
+  return {f"{m}/{n}": np.asarray(a) for m, sub in params.items() for n, a in sub.items()}
+
+
+def unflatten_params(flat: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+  """{"module/name": array} -> Haiku {module: {name: array}}."""
+  out: dict[str, dict[str, np.ndarray]] = {}
+  for key, arr in flat.items():
+    module, _, name = key.rpartition("/")
+    out.setdefault(module, {})[name] = arr
+  return out
+
+
+def check_params(config: ESM2Config, flat: Mapping[str, np.ndarray], where: str) -> None:
+  """Raises CheckpointError listing the first mismatching/missing/unknown names."""
+  expected = param_shapes(config)
+  problems = []
+  for k, shape in expected.items():
+    if k not in flat:
+      problems.append(f"missing {k} {list(shape)}")
+    elif tuple(flat[k].shape) != shape:
+      problems.append(f"{k}: shape {list(flat[k].shape)}, config expects {list(shape)}")
+  for k in flat:
+    if k not in expected:
+      problems.append(f"unexpected {k} {list(flat[k].shape)}")
+  if problems:
+    raise CheckpointError(
+        f"{where}: {len(problems)} parameter(s) do not match the config "
+        f"({config.num_layers} layers, hidden {config.hidden_size}): " + "; ".join(problems[:8])
+        + (" ..." if len(problems) > 8 else ""))
+
+
+def save_converted(out_dir: str | os.PathLike, config: ESM2Config,
+                   flat: Mapping[str, np.ndarray]) -> None:
+  """Writes params.safetensors + config.json into `out_dir` (atomic file by file)."""
+  from safetensors.numpy import save_file
+  out = pathlib.Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  check_params(config, flat, str(out))
+  tmp = out / (PARAMS_FILE + ".tmp")
+  save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in flat.items()}, str(tmp),
+            metadata={"format": "jaxgeo-esm2", "name": config.name})
+  os.replace(tmp, out / PARAMS_FILE)
+  tmp = out / (CONFIG_FILE + ".tmp")
+  tmp.write_text(json.dumps(config.to_hf(), indent=2) + "\n")
+  os.replace(tmp, out / CONFIG_FILE)
+
+
+def is_converted(path: str | os.PathLike) -> bool:
+  p = pathlib.Path(path)
+  return (p / PARAMS_FILE).is_file() and (p / CONFIG_FILE).is_file()
+
+
+def load_config(model_dir: str | os.PathLike) -> ESM2Config:
+  p = pathlib.Path(model_dir)
+  try:
+    hf = json.loads((p / CONFIG_FILE).read_text())
+  except FileNotFoundError:
+    raise CheckpointError(f"{p}: no {CONFIG_FILE}; convert weights first with "
+                          f"`jaxgeo convert-esm SRC --out {p}`") from None
+  except json.JSONDecodeError as e:
+    raise CheckpointError(f"{p / CONFIG_FILE}: not valid JSON ({e})") from None
+  name = hf.get("_name_or_path") or p.name
+  return ESM2Config.from_hf(hf, name=os.path.basename(str(name).rstrip("/")) or p.name)
+
+
+def load_pretrained(model_dir: str | os.PathLike) -> tuple[ESM2Config, dict]:
+  """Reads a `convert-esm` folder. -> (config, Haiku params of numpy float32 arrays)."""
+  from safetensors.numpy import load_file
+  p = pathlib.Path(model_dir)
+  config = load_config(p)
+  f = p / PARAMS_FILE
+  if not f.is_file():
+    raise CheckpointError(f"{p}: no {PARAMS_FILE}; convert weights first with "
+                          f"`jaxgeo convert-esm SRC --out {p}`")
+  try:
+    flat = load_file(str(f))
+  except Exception as e:  # safetensors raises its own error types for corrupt files.
+    raise CheckpointError(f"{f}: cannot be read as safetensors ({e})") from None
+  check_params(config, flat, str(f))
+  return config, unflatten_params(flat)

@@ -1,0 +1,265 @@
+"""Model configurations: frozen dataclasses, one per network plus the fusion options.
+
+`ModelConfig` says which network, which head and how language-model features are joined to
+the node inputs; `paper_config(network, fusion=...)` gives the configurations of the papers
+(Jing et al. 2021 GVP-GNN, Satorras et al. 2021 EGNN, Wu et al. Molformer as used by the
+"geometric GNNs meet protein language models" paper), whose parameter counts
+`jaxgeo params` prints.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from jaxgeo import residues
+from jaxgeo.errors import ConfigError
+
+NETWORKS = ("gvp", "egnn", "molformer")
+HEADS = ("node", "graph")
+FUSION_MODES = ("none", "replace", "concat", "project")
+ACTIVATIONS = ("silu", "relu", "gelu")
+# ESM-2 650M, the language model of the paper.
+PAPER_LM_DIM = 1280
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionConfig:
+  """How residue identity and language-model (LM) vectors become node inputs.
+
+  Attributes:
+    mode: "none": a learned residue-type embedding (the paper's baseline); "replace": the
+      LM vector alone (what the paper does); "concat": [type embedding, LM vector];
+      "project": type embedding + a linear projection of the LM vector to `embed_dim`
+      (same width as "none", so that parameter counts stay comparable).
+    lm_dim: D of `nodes["lm"]` [N, D]; needed unless mode is "none".
+    embed_dim: width of the residue-type embedding (modes none, concat, project).
+    num_residue_types: aatype values 0..num_residue_types-1 are residues.
+    num_elements: element vocabulary of non-protein nodes (`nodes["element"]`).
+  Non-protein nodes (aatype == residues.LIGAND_ATOM) get a learned element embedding in
+  place of the residue-type embedding (width `lm_dim` in "replace" mode) and a zero LM
+  vector.
+  """
+  mode: str = "none"
+  lm_dim: int = 0
+  embed_dim: int = 32
+  num_residue_types: int = residues.NUM_AATYPE
+  num_elements: int = residues.NUM_ELEMENTS
+
+  @property
+  def out_dim(self) -> int:
+    """Width of the fused node features."""
+    return {"none": self.embed_dim, "replace": self.lm_dim,
+            "concat": self.embed_dim + self.lm_dim, "project": self.embed_dim}[self.mode]
+
+
+@dataclasses.dataclass(frozen=True)
+class GVPConfig:
+  """GVP-GNN (Jing et al. 2021, vector gating).
+
+  Attributes:
+    node_dims: (scalar, vector) channels of the node embeddings.
+    edge_dims: (scalar, vector) channels of the edge embeddings.
+    num_layers: GVPConvLayers.
+    dropout: drop rate in every GVPConvLayer (scalars and whole vector channels).
+    n_message: GVPs in the message function.
+    n_feedforward: GVPs in the node feed-forward.
+    vector_gate: gate vectors by a sigmoid of the scalars (Jing et al. 2021b).
+  """
+  node_dims: tuple[int, int] = (100, 16)
+  edge_dims: tuple[int, int] = (32, 1)
+  num_layers: int = 5
+  dropout: float = 0.1
+  n_message: int = 3
+  n_feedforward: int = 2
+  vector_gate: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class EGNNConfig:
+  """EGNN (Satorras et al. 2021), E_GCL layers.
+
+  Attributes:
+    hidden: width of node features and messages.
+    num_layers: E_GCL layers.
+    activation: "silu" (paper), "relu" or "gelu".
+    update_coords: update coordinates in each layer (returned as "x").
+    normalize: divide x_i - x_j by its length in the coordinate update.
+    coord_gain: xavier-uniform gain of the last layer of the coordinate MLP.
+    attention: gate messages by a sigmoid of a linear function of themselves.
+    input_linear: map the fused node inputs to `hidden` with a linear layer; when False
+      (the paper's code) the fused width must equal `hidden`.
+  """
+  hidden: int = 32
+  num_layers: int = 4
+  activation: str = "silu"
+  update_coords: bool = True
+  normalize: bool = True
+  coord_gain: float = 0.001
+  attention: bool = False
+  input_linear: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class MolformerConfig:
+  """Molformer-style encoder: pre-norm transformer whose attention scores are multiplied
+  by a learned per-head function of the pairwise distance (Wu et al.).
+
+  Attributes:
+    width: model width.
+    num_layers: encoder layers.
+    num_heads: attention heads (width % num_heads == 0).
+    ffn_dim: hidden width of the feed-forward (the paper's code uses `width`).
+    dropout: on attention probabilities, sub-layer outputs and the feed-forward.
+    distance_scale: distances (Angstrom) are multiplied by this before the learned
+      distance function (1.0: as in the paper's code).
+    query_block: queries per block of the blocked attention (memory and speed knob).
+    key_block: keys per block; blocks of keys that hold no node of the queries' graphs are
+      skipped.
+    input_linear: as in `EGNNConfig`.
+  """
+  width: int = 32
+  num_layers: int = 2
+  num_heads: int = 4
+  ffn_dim: int = 32
+  dropout: float = 0.1
+  distance_scale: float = 1.0
+  query_block: int = 128
+  key_block: int = 128
+  input_linear: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """A network, its node inputs and its head.
+
+  Attributes:
+    network: "gvp", "egnn" or "molformer".
+    head: "node" (per-node outputs, e.g. interface) or "graph" (per-graph outputs, mean
+      pooled over each graph's real nodes, e.g. quality, affinity).
+    out_dim: outputs per node or graph.
+    fusion: language-model fusion.
+    node_features: also feed the graph's node features (dihedral scalars `s` [N, 6]; and for
+      GVP the vectors `v` [N, 3, 3]); the papers' configurations use the residue type (or LM
+      vector) alone.
+    head_hidden: hidden width of the output MLP (None: 2 x the encoder width for GVP and
+      EGNN, the encoder width for Molformer, as in the papers' code).
+    head_dropout: dropout in the output MLP.
+  """
+  network: str = "gvp"
+  head: str = "graph"
+  out_dim: int = 1
+  fusion: FusionConfig = FusionConfig()
+  gvp: GVPConfig = GVPConfig()
+  egnn: EGNNConfig = EGNNConfig()
+  molformer: MolformerConfig = MolformerConfig()
+  node_features: bool = True
+  head_hidden: int | None = None
+  head_dropout: float = 0.1
+
+  def replace(self, **changes: Any) -> "ModelConfig":
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+def encoder_width(config: ModelConfig) -> int:
+  """Width of the per-node features the encoder hands to the head."""
+  if config.network == "gvp":
+    return config.gvp.node_dims[0]
+  if config.network == "egnn":
+    return config.egnn.hidden
+  return config.molformer.width
+
+
+def validate(config: ModelConfig) -> ModelConfig:
+  """Raises ConfigError naming the option for an unknown or inconsistent setting."""
+  if config.network not in NETWORKS:
+    raise ConfigError(f"model.network={config.network!r}: expected one of {NETWORKS}")
+  if config.head not in HEADS:
+    raise ConfigError(f"model.head={config.head!r}: expected one of {HEADS}")
+  if config.out_dim < 1:
+    raise ConfigError(f"model.out_dim={config.out_dim}: must be at least 1")
+  f = config.fusion
+  if f.mode not in FUSION_MODES:
+    raise ConfigError(f"model.fusion.mode={f.mode!r}: expected one of {FUSION_MODES}")
+  if f.mode != "none" and f.lm_dim < 1:
+    raise ConfigError(f"model.fusion.lm_dim={f.lm_dim}: fusion mode {f.mode!r} needs the "
+                      "width of the language-model vectors")
+  if f.embed_dim < 1 or f.num_residue_types < 1 or f.num_elements < 1:
+    raise ConfigError("model.fusion: embed_dim, num_residue_types and num_elements must be "
+                      "positive")
+  g = config.gvp
+  if len(g.node_dims) != 2 or len(g.edge_dims) != 2 or g.node_dims[0] < 1 or (
+      g.node_dims[1] < 1) or min(g.edge_dims) < 0:
+    raise ConfigError(f"model.gvp: node_dims={g.node_dims} needs scalar and vector channels "
+                      f"> 0; edge_dims={g.edge_dims} >= 0")
+  if g.num_layers < 1 or g.n_message < 1 or g.n_feedforward < 1:
+    raise ConfigError("model.gvp: num_layers, n_message and n_feedforward must be >= 1")
+  e = config.egnn
+  if e.hidden < 1 or e.num_layers < 1:
+    raise ConfigError("model.egnn: hidden and num_layers must be >= 1")
+  if e.activation not in ACTIVATIONS:
+    raise ConfigError(f"model.egnn.activation={e.activation!r}: expected one of "
+                      f"{ACTIVATIONS}")
+  m = config.molformer
+  if m.width < 1 or m.num_layers < 1 or m.num_heads < 1 or m.ffn_dim < 1:
+    raise ConfigError("model.molformer: width, num_layers, num_heads, ffn_dim must be >= 1")
+  if m.width % m.num_heads:
+    raise ConfigError(f"model.molformer.width={m.width} is not a multiple of num_heads="
+                      f"{m.num_heads}")
+  if m.query_block < 1 or m.key_block < 1:
+    raise ConfigError("model.molformer: query_block and key_block must be >= 1")
+  for name, rate in (("gvp.dropout", g.dropout), ("molformer.dropout", m.dropout),
+                     ("head_dropout", config.head_dropout)):
+    if not 0.0 <= rate < 1.0:
+      raise ConfigError(f"model.{name}={rate}: must be in [0, 1)")
+  if config.network in ("egnn", "molformer"):
+    sub = e if config.network == "egnn" else m
+    width = encoder_width(config)
+    if not sub.input_linear and (f.out_dim != width or config.node_features):
+      raise ConfigError(
+          f"model.{config.network}.input_linear=False needs fused node inputs of the "
+          f"network's width ({width}) and node_features=False; got fusion width "
+          f"{f.out_dim} (mode {f.mode!r}), node_features={config.node_features}")
+  return config
+
+
+def paper_config(network: str, fusion: str = "none", head: str = "graph", out_dim: int = 1,
+                 lm_dim: int = PAPER_LM_DIM) -> ModelConfig:
+  """The papers' configuration of a network with a given fusion mode.
+
+  - gvp: node dims (100, 16), edge dims (32, 1), 5 layers, dropout 0.1, residue-type
+    embedding of 32 (the GGNN-meets-PLM code); "replace" feeds the LM vector to the first
+    GVP instead.
+  - egnn: 4 E_GCL layers, hidden 32, SiLU; the embedding is the first hidden state. With
+    "replace" the hidden width is the LM width (1280 for ESM-2 650M), as in the paper.
+  - molformer: 2 layers, width 32, 4 heads, feed-forward 32; "replace" widens to the LM
+    width as in the paper.
+  "project" keeps each network at its own width (type embedding + projected LM vector);
+  "concat" keeps the width and adds an input linear layer. Node inputs are the residue
+  type / LM vector only (node_features=False), as in the papers.
+  """
+  if network not in NETWORKS:
+    raise ConfigError(f"network={network!r}: expected one of {NETWORKS}")
+  if fusion not in FUSION_MODES:
+    raise ConfigError(f"fusion={fusion!r}: expected one of {FUSION_MODES}")
+  lm = 0 if fusion == "none" else lm_dim
+  if network == "gvp":
+    config = ModelConfig(network="gvp", fusion=FusionConfig(mode=fusion, lm_dim=lm,
+                                                            embed_dim=32))
+  else:
+    width = lm_dim if fusion == "replace" else 32
+    fusion_config = FusionConfig(mode=fusion, lm_dim=lm, embed_dim=width)
+    input_linear = fusion == "concat"
+    if network == "egnn":
+      config = ModelConfig(network="egnn", fusion=fusion_config,
+                           egnn=EGNNConfig(hidden=width, input_linear=input_linear))
+    else:
+      heads = 4
+      config = ModelConfig(network="molformer", fusion=fusion_config,
+                           molformer=MolformerConfig(width=width, num_heads=heads,
+                                                     ffn_dim=width,
+                                                     input_linear=input_linear))
+  config = config.replace(head=head, out_dim=out_dim, node_features=False)
+  return validate(config)

@@ -1,0 +1,118 @@
+"""EGNN (Satorras, Hoogeboom & Welling, ICML 2021) in Haiku.
+
+An E_GCL layer on edges j -> i (messages flow sender -> receiver):
+
+  m_ij = phi_e([h_i, h_j, |x_i - x_j|^2, a_ij])              edge MLP, 2 layers, act after each
+  x_i <- x_i + mean_j (x_i - x_j) / (|x_i - x_j| + eps) * phi_x(m_ij)     (optional)
+  h_i <- h_i + phi_h([h_i, sum_j m_ij])                      node MLP, residual
+
+phi_x's last layer has no bias and a xavier-uniform init of small gain (0.001), so the
+coordinate update starts near zero. Scalars (h) are E(3)-invariant and the coordinates
+equivariant, under reflections too: EGNN sees only distances.
+
+Speed: the first layer of phi_e on [h_i, h_j, ...] is computed as h W_i and h W_j per node,
+then gathered per edge (same parameters, about half the multiply-adds when the edge count is
+~15x the node count).
+"""
+from __future__ import annotations
+
+import math
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import jraph
+
+from jaxgeo.nets import ops
+from jaxgeo.nets.config import EGNNConfig
+
+
+def _small_gain_init(gain: float) -> hk.initializers.Initializer:
+  """Xavier-uniform with gain `gain` (PyTorch's xavier_uniform_)."""
+  return hk.initializers.VarianceScaling(scale=gain * gain, mode="fan_avg",
+                                         distribution="uniform")
+
+
+class EGCL(hk.Module):
+  """One E(n)-equivariant graph convolutional layer (E_GCL)."""
+
+  def __init__(self, config: EGNNConfig, name: str | None = None):
+    super().__init__(name=name)
+    self.config = config
+
+  def __call__(self, h: jax.Array, x: jax.Array, edge_attr: jax.Array, senders: jax.Array,
+               receivers: jax.Array, degree: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Args:
+      h: [N, hidden] node features; x: [N, 3] coordinates.
+      edge_attr: [E, A] edge features; senders, receivers: [E] (sorted by receiver).
+      degree: [N] in-degrees.
+    Returns:
+      (h [N, hidden], x [N, 3]).
+    """
+    c = self.config
+    act = ops.activation(c.activation)
+    hidden = c.hidden
+    n = h.shape[0]
+    dtype = h.dtype
+    diff = jnp.take(x, receivers, axis=0) - jnp.take(x, senders, axis=0)      # x_i - x_j [E, 3]
+    radial = jnp.sum(jnp.square(diff), axis=-1, keepdims=True)                # [E, 1]
+
+    # phi_e first layer on [h_i, h_j, radial, a_ij]: rows [h_i | h_j | radial | a_ij].
+    width_in = 2 * hidden + 1 + edge_attr.shape[-1]
+    w1 = hk.get_parameter("edge_mlp_0_w", (width_in, hidden), dtype,
+                          init=hk.initializers.TruncatedNormal(1.0 / math.sqrt(width_in)))
+    b1 = hk.get_parameter("edge_mlp_0_b", (hidden,), dtype, init=jnp.zeros)
+    node_part = h @ jnp.concatenate([w1[:hidden], w1[hidden:2 * hidden]], axis=1)  # [N, 2H]
+    m = (jnp.take(node_part[:, :hidden], receivers, axis=0) +
+         jnp.take(node_part[:, hidden:], senders, axis=0) +
+         radial * w1[2 * hidden] + edge_attr @ w1[2 * hidden + 1:] + b1)
+    m = act(m)
+    m = act(hk.Linear(hidden, name="edge_mlp_1")(m))                           # m_ij [E, H]
+    if c.attention:
+      m = m * jax.nn.sigmoid(hk.Linear(1, name="attention")(m))
+
+    if c.update_coords:
+      phi = act(hk.Linear(hidden, name="coord_mlp_0")(m))
+      phi = hk.Linear(1, with_bias=False, w_init=_small_gain_init(c.coord_gain),
+                      name="coord_mlp_1")(phi)                                 # [E, 1]
+      if c.normalize:
+        diff = diff / (jnp.sqrt(radial + 1e-8) + 1e-6)
+      x = x + ops.mean_aggregate(diff * phi, receivers, degree).astype(x.dtype)
+
+    agg = ops.segment_sum(m, receivers, n, sorted_ids=True).astype(dtype)     # [N, H]
+    out = act(hk.Linear(hidden, name="node_mlp_0")(jnp.concatenate([h, agg], axis=-1)))
+    h = h + hk.Linear(hidden, name="node_mlp_1")(out)
+    return h, x
+
+
+class EGNN(hk.Module):
+  """`num_layers` E_GCL layers (stacked with `hk.layer_stack`) after an optional input
+  linear layer."""
+
+  def __init__(self, config: EGNNConfig, name: str = "egnn"):
+    super().__init__(name=name)
+    self.config = config
+
+  def __call__(self, graph: jraph.GraphsTuple, node_inputs: jax.Array
+               ) -> tuple[jax.Array, jax.Array]:
+    """Args:
+      graph: the batch (nodes "x" [N, 3]; edges "s" [E, A]; senders/receivers sorted by
+        receiver).
+      node_inputs: [N, F] invariant node inputs.
+    Returns:
+      (h [N, hidden] invariant features, x [N, 3] updated coordinates).
+    """
+    c = self.config
+    dtype = node_inputs.dtype
+    h = node_inputs
+    if c.input_linear:
+      h = hk.Linear(c.hidden, name="embedding_in")(h)
+    x = graph.nodes["x"].astype(dtype)
+    edge_attr = graph.edges["s"].astype(dtype)
+    senders, receivers = graph.senders, graph.receivers
+    degree = ops.in_degree(receivers, h.shape[0], ops.acc_dtype(dtype))
+
+    def layer(h, x):
+      return EGCL(c, name="gcl")(h, x, edge_attr, senders, receivers, degree)
+
+    return hk.layer_stack(c.num_layers, name="layers")(layer)(h, x)

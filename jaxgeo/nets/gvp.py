@@ -1,0 +1,288 @@
+"""GVP-GNN (Jing et al., ICLR 2021; vector gating of Jing et al. 2021) in Haiku.
+
+Features are (scalar, vector) tuples: scalars `s [..., S]` and vectors `v [..., 3, V]`. The
+vectors are stored channels-last ([..., 3, V], unlike the PyTorch code's [..., V, 3]) so that
+every vector linear map is one plain matmul over the last axis.
+
+Every operation on vectors is a linear combination of vector channels, a channel norm or a
+scaling by invariant scalars, so each layer is O(3)-equivariant (rotations *and*
+reflections); what makes a GVP-GNN on proteins chiral is its input features (the sines of
+backbone dihedrals and the CB direction change under a mirror image), see
+tests/test_nets_equivariance.py.
+
+Speed: the first GVP of a message acts on the concatenation [(s_j, v_j), (e_s, e_v), (s_i,
+v_i)]; its linear maps are split into the node parts, computed once per node and gathered per
+edge, and the edge part, which is the same function with the same parameters (see
+`GVP.on_edges`) for about half the multiply-adds.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import jraph
+
+from jaxgeo.nets import ops
+from jaxgeo.nets.config import GVPConfig
+
+Activation = Optional[Callable[[jax.Array], jax.Array]]
+# Scalar ReLU, no vector activation (the gate is sigmoid(W s)): the GGNN-meets-PLM settings.
+DEFAULT_ACTIVATIONS: tuple[Activation, Activation] = (jax.nn.relu, None)
+_EPS = 1e-8
+
+
+def norm_no_nan(v: jax.Array, axis: int = -2, keepdims: bool = False, eps: float = _EPS,
+                sqrt: bool = True) -> jax.Array:
+  """L2 norm over the xyz axis of [..., 3, V], clamped below by `eps` (finite gradients)."""
+  out = jnp.maximum(jnp.sum(jnp.square(v), axis=axis, keepdims=keepdims), eps)
+  return jnp.sqrt(out) if sqrt else out
+
+
+def _weight(name: str, shape: tuple[int, int], dtype) -> jax.Array:
+  init = hk.initializers.TruncatedNormal(stddev=1.0 / math.sqrt(max(shape[0], 1)))
+  return hk.get_parameter(name, shape, dtype=dtype, init=init)
+
+
+def _bias(name: str, size: int, dtype) -> jax.Array:
+  return hk.get_parameter(name, (size,), dtype=dtype, init=jnp.zeros)
+
+
+class GVP(hk.Module):
+  """Geometric vector perceptron: (s [..., si], v [..., 3, vi]) -> (s [..., so], v [..., 3, vo]).
+
+  vh = v Wh; s' = act_s(Ws [s, |vh|] + b); v' = (vh Wv) * sigmoid(Wsv act_v(s') + bsv) with
+  vector gating, else (vh Wv) * act_v(|vh Wv|). With vi = 0 the vector output is 0; with
+  vo = 0 only s' is returned (v is None).
+
+  Parameters: wh [vi, h], ws [si + h, so], bs [so], wv [h, vo], wsv [so, vo], bsv [vo] where
+  h = h_dim or max(vi, vo).
+  """
+
+  def __init__(self, out_dims: tuple[int, int], h_dim: int | None = None,
+               activations: tuple[Activation, Activation] = DEFAULT_ACTIVATIONS,
+               vector_gate: bool = True, name: str | None = None):
+    super().__init__(name=name)
+    self.so, self.vo = out_dims
+    self.h_dim = h_dim
+    self.scalar_act, self.vector_act = activations
+    self.vector_gate = vector_gate
+
+  def _hidden(self, vi: int) -> int:
+    return self.h_dim or max(vi, self.vo)
+
+  def _scalar_weights(self, si: int, vi: int, dtype) -> tuple[jax.Array, jax.Array]:
+    width = si + (self._hidden(vi) if vi else 0)
+    return _weight("ws", (width, self.so), dtype), _bias("bs", self.so, dtype)
+
+  def _finish(self, s: jax.Array, vh: jax.Array | None, lead: tuple[int, ...], dtype
+              ) -> tuple[jax.Array, jax.Array | None]:
+    """From the pre-activation scalars [..., so] and hidden vectors [..., 3, h]."""
+    v = None
+    if self.vo:
+      if vh is None:
+        v = jnp.zeros(lead + (3, self.vo), dtype)
+      else:
+        v = vh @ _weight("wv", (vh.shape[-1], self.vo), dtype)
+        if self.vector_gate:
+          gate_in = self.vector_act(s) if self.vector_act else s
+          gate = gate_in @ _weight("wsv", (self.so, self.vo), dtype) + _bias("bsv", self.vo,
+                                                                              dtype)
+          v = v * jax.nn.sigmoid(gate)[..., None, :]
+        elif self.vector_act:
+          v = v * self.vector_act(norm_no_nan(v, keepdims=True))
+    if self.scalar_act:
+      s = self.scalar_act(s)
+    return s, v
+
+  def __call__(self, s: jax.Array, v: jax.Array | None
+               ) -> tuple[jax.Array, jax.Array | None]:
+    """Args: s [..., si]; v [..., 3, vi] or None. Returns (s [..., so], v [..., 3, vo] or None)."""
+    si = s.shape[-1]
+    vi = 0 if v is None else v.shape[-1]
+    ws, bs = self._scalar_weights(si, vi, s.dtype)
+    vh = None
+    if vi:
+      vh = v @ _weight("wh", (vi, self._hidden(vi)), s.dtype)
+      s = jnp.concatenate([s, norm_no_nan(vh)], axis=-1)
+    return self._finish(s @ ws + bs, vh, s.shape[:-1], s.dtype)
+
+  def on_edges(self, node_s: jax.Array, node_v: jax.Array, edge_s: jax.Array,
+               edge_v: jax.Array | None, senders: jax.Array, receivers: jax.Array
+               ) -> tuple[jax.Array, jax.Array | None]:
+    """This GVP applied to the messages [(s_j, v_j), (e_s, e_v), (s_i, v_i)] of all edges
+    j -> i, without forming them (same parameters and result as `__call__` on the
+    concatenation).
+
+    Args:
+      node_s [N, ns], node_v [N, 3, nv], edge_s [E, es], edge_v [E, 3, ev] or None,
+      senders, receivers [E].
+    Returns:
+      (s [E, so], v [E, 3, vo] or None).
+    """
+    n, ns = node_s.shape
+    nv = node_v.shape[-1]
+    es = edge_s.shape[-1]
+    ev = 0 if edge_v is None else edge_v.shape[-1]
+    dtype = node_s.dtype
+    vi = 2 * nv + ev
+    h = self._hidden(vi)
+    ws, bs = self._scalar_weights(2 * ns + es, vi, dtype)
+    wh = _weight("wh", (vi, h), dtype)
+    # Rows of ws: [s_j | e_s | s_i | |vh|]; rows of wh: [v_j | e_v | v_i].
+    node_w = jnp.concatenate([ws[:ns], ws[ns + es:2 * ns + es]], axis=1)    # [ns, 2 so]
+    node_part = node_s @ node_w                                             # [N, 2 so]
+    vec_w = jnp.concatenate([wh[:nv], wh[nv + ev:]], axis=1)                # [nv, 2 h]
+    vec_part = node_v @ vec_w                                               # [N, 3, 2 h]
+    so = self.so
+    from_sender = jnp.concatenate(
+        [node_part[:, :so], vec_part[..., :h].reshape(n, 3 * h)], axis=-1)
+    from_receiver = jnp.concatenate(
+        [node_part[:, so:], vec_part[..., h:].reshape(n, 3 * h)], axis=-1)
+    gathered = (jnp.take(from_sender, senders, axis=0) +
+                jnp.take(from_receiver, receivers, axis=0))                 # [E, so + 3h]
+    e = senders.shape[0]
+    vh = gathered[:, so:].reshape(e, 3, h)
+    if ev:
+      vh = vh + edge_v @ wh[nv:nv + ev]
+    s = gathered[:, :so] + edge_s @ ws[ns:ns + es] + norm_no_nan(vh) @ ws[2 * ns + es:] + bs
+    return self._finish(s, vh, (e,), dtype)
+
+
+class TupleLayerNorm(hk.Module):
+  """LayerNorm of scalars; vectors divided by the root-mean-square of their channel norms."""
+
+  def __call__(self, s: jax.Array, v: jax.Array | None
+               ) -> tuple[jax.Array, jax.Array | None]:
+    s = hk.LayerNorm(axis=-1, create_scale=True, create_offset=True, name="scalar")(s)
+    if v is None:
+      return s, None
+    vn = norm_no_nan(v, keepdims=True, sqrt=False)                 # [..., 1, V]
+    vn = jnp.sqrt(jnp.mean(vn, axis=-1, keepdims=True))             # [..., 1, 1]
+    return s, v / vn
+
+
+def tuple_dropout(s: jax.Array, v: jax.Array | None, rate: float, is_training: bool
+                  ) -> tuple[jax.Array, jax.Array | None]:
+  """Dropout of scalars elementwise and of vectors by whole channel (all three components
+  together), each scaled by 1 / (1 - rate). Identity when not training."""
+  if not is_training or rate == 0.0:
+    return s, v
+  s = hk.dropout(hk.next_rng_key(), rate, s)
+  if v is not None:
+    keep = jax.random.bernoulli(hk.next_rng_key(), 1.0 - rate,
+                                v.shape[:-2] + (1, v.shape[-1]))
+    v = jnp.where(keep, v / (1.0 - rate), 0.0)
+  return s, v
+
+
+class GVPConv(hk.Module):
+  """Message passing: messages from `n_message` GVPs on [(s_j, v_j), e_ji, (s_i, v_i)],
+  averaged over the incoming edges of each node."""
+
+  def __init__(self, out_dims: tuple[int, int], n_message: int = 3,
+               activations: tuple[Activation, Activation] = DEFAULT_ACTIVATIONS,
+               vector_gate: bool = True, name: str | None = None):
+    super().__init__(name=name)
+    self.out_dims = out_dims
+    self.n_message = n_message
+    self.activations = activations
+    self.vector_gate = vector_gate
+
+  def __call__(self, s, v, edge_s, edge_v, senders, receivers, degree):
+    """Args: s [N, ns], v [N, 3, nv], edge_s [E, es], edge_v [E, 3, ev] or None, senders,
+    receivers [E] (sorted by receiver), degree [N] in-degrees.
+    Returns: (s [N, so], v [N, 3, vo]) mean incoming messages."""
+    none = (None, None)
+    last = self.n_message - 1
+    gvp = lambda i: GVP(self.out_dims, activations=none if i == last else self.activations,
+                        vector_gate=self.vector_gate, name=f"message_{i}")
+    ms, mv = gvp(0).on_edges(s, v, edge_s, edge_v, senders, receivers)
+    for i in range(1, self.n_message):
+      ms, mv = gvp(i)(ms, mv)
+    so, vo = self.out_dims
+    num_edges, num_nodes = ms.shape[0], s.shape[0]
+    packed = jnp.concatenate([ms, mv.reshape(num_edges, 3 * vo)], axis=-1)
+    agg = ops.mean_aggregate(packed, receivers, degree).astype(s.dtype)
+    return agg[:, :so], agg[:, so:].reshape(num_nodes, 3, vo)
+
+
+class GVPConvLayer(hk.Module):
+  """GVPConv + residual + LayerNorm, then a GVP feed-forward + residual + LayerNorm."""
+
+  def __init__(self, node_dims: tuple[int, int], n_message: int = 3, n_feedforward: int = 2,
+               dropout: float = 0.1,
+               activations: tuple[Activation, Activation] = DEFAULT_ACTIVATIONS,
+               vector_gate: bool = True, name: str | None = None):
+    super().__init__(name=name)
+    self.node_dims = node_dims
+    self.n_message = n_message
+    self.n_feedforward = n_feedforward
+    self.dropout = dropout
+    self.activations = activations
+    self.vector_gate = vector_gate
+
+  def __call__(self, s, v, edge_s, edge_v, senders, receivers, degree, is_training: bool):
+    """Args as `GVPConv`; returns updated (s [N, ns], v [N, 3, nv])."""
+    ds, dv = GVPConv(self.node_dims, self.n_message, self.activations, self.vector_gate,
+                     name="conv")(s, v, edge_s, edge_v, senders, receivers, degree)
+    ds, dv = tuple_dropout(ds, dv, self.dropout, is_training)
+    s, v = TupleLayerNorm(name="norm_0")(s + ds, v + dv)
+
+    ns, nv = self.node_dims
+    hidden = (4 * ns, 2 * nv)
+    fs, fv = s, v
+    for i in range(self.n_feedforward):
+      last = i == self.n_feedforward - 1
+      fs, fv = GVP(self.node_dims if last else hidden,
+                   activations=(None, None) if last else self.activations,
+                   vector_gate=self.vector_gate, name=f"ff_{i}")(fs, fv)
+    fs, fv = tuple_dropout(fs, fv, self.dropout, is_training)
+    return TupleLayerNorm(name="norm_1")(s + fs, v + fv)
+
+
+class GVPGNN(hk.Module):
+  """The GVP-GNN encoder: input GVPs on nodes and edges, `num_layers` GVPConvLayers
+  (stacked with `hk.layer_stack`), and an output GVP to scalars."""
+
+  def __init__(self, config: GVPConfig, name: str = "gvp_gnn"):
+    super().__init__(name=name)
+    self.config = config
+
+  def __call__(self, graph: jraph.GraphsTuple, node_inputs: jax.Array,
+               node_vectors: jax.Array | None, is_training: bool) -> jax.Array:
+    """Args:
+      graph: the batch (edges "s" [E, es], "v" [E, ev, 3], senders/receivers sorted by
+        receiver).
+      node_inputs: [N, F] invariant node inputs (fusion output, maybe ++ node scalars).
+      node_vectors: [N, V, 3] node vectors (graph layout) or None.
+      is_training: enables dropout.
+    Returns:
+      [N, node_dims[0]] invariant node embeddings.
+    """
+    c = self.config
+    dtype = node_inputs.dtype
+    to_channels_last = lambda x: None if x is None or x.shape[-2] == 0 else jnp.swapaxes(
+        x.astype(dtype), -1, -2)
+    none = (None, None)
+    s, v = TupleLayerNorm(name="node_in_norm")(node_inputs, to_channels_last(node_vectors))
+    s, v = GVP(c.node_dims, activations=none, vector_gate=c.vector_gate, name="node_in")(s, v)
+    es, ev = TupleLayerNorm(name="edge_in_norm")(graph.edges["s"].astype(dtype),
+                                                 to_channels_last(graph.edges.get("v")))
+    es, ev = GVP(c.edge_dims, activations=none, vector_gate=c.vector_gate, name="edge_in")(
+        es, ev)
+    senders, receivers = graph.senders, graph.receivers
+    degree = ops.in_degree(receivers, s.shape[0], ops.acc_dtype(dtype))
+
+    def layer(s, v):
+      return GVPConvLayer(c.node_dims, c.n_message, c.n_feedforward, c.dropout,
+                          vector_gate=c.vector_gate, name="conv_layer")(
+                              s, v, es, ev, senders, receivers, degree, is_training)
+
+    s, v = hk.layer_stack(c.num_layers, name="layers")(layer)(s, v)
+    s, v = TupleLayerNorm(name="out_norm")(s, v)
+    s, _ = GVP((c.node_dims[0], 0), activations=DEFAULT_ACTIVATIONS, vector_gate=c.vector_gate,
+               name="node_out")(s, v)
+    return s

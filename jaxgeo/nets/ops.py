@@ -1,0 +1,67 @@
+"""Graph operations shared by the networks: node-to-graph index, aggregation, activations.
+
+The networks never need padding masks: jraph's padding puts padding nodes and edges in a
+padding graph of their own, so aggregating over incoming edges, pooling over each graph's
+nodes and attending within each graph already keep real outputs independent of padding.
+Aggregations accumulate in at least float32 (float64 stays float64).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import jraph
+
+
+def acc_dtype(dtype) -> jnp.dtype:
+  """The accumulation dtype for `dtype`: float32, or wider when `dtype` is wider."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
+def num_nodes(graph: jraph.GraphsTuple) -> int:
+  """Static node count N of a (padded) batch."""
+  return int(graph.nodes["x"].shape[0])
+
+
+def node_graph_index(graph: jraph.GraphsTuple) -> jax.Array:
+  """[N] int32: the graph each node belongs to (padding nodes: the padding graph)."""
+  n_graph = graph.n_node.shape[0]
+  return jnp.repeat(jnp.arange(n_graph, dtype=jnp.int32), graph.n_node,
+                    total_repeat_length=num_nodes(graph))
+
+
+def segment_sum(data: jax.Array, segment_ids: jax.Array, num_segments: int,
+                sorted_ids: bool = False) -> jax.Array:
+  """Sum of `data` [E, ...] over `segment_ids` [E] -> [num_segments, ...], accumulated in
+  at least float32 and returned in that dtype."""
+  return jax.ops.segment_sum(data.astype(acc_dtype(data.dtype)), segment_ids, num_segments,
+                             indices_are_sorted=sorted_ids)
+
+
+def in_degree(receivers: jax.Array, num_nodes_: int, dtype=jnp.float32) -> jax.Array:
+  """[N] number of incoming edges of each node (receivers sorted)."""
+  ones = jnp.ones(receivers.shape, dtype)
+  return jax.ops.segment_sum(ones, receivers, num_nodes_, indices_are_sorted=True)
+
+
+def mean_aggregate(messages: jax.Array, receivers: jax.Array, degree: jax.Array) -> jax.Array:
+  """Mean of messages [E, ...] over incoming edges (receivers [E] sorted) -> [N, ...];
+  nodes without edges get 0."""
+  total = segment_sum(messages, receivers, degree.shape[0], sorted_ids=True)
+  scale = 1.0 / jnp.maximum(degree, 1.0).astype(total.dtype)
+  return total * scale.reshape(scale.shape + (1,) * (total.ndim - 1))
+
+
+def graph_mean(features: jax.Array, graph_index: jax.Array, n_node: jax.Array) -> jax.Array:
+  """Mean over each graph's nodes: features [N, F] -> [G, F] (accumulated in f32+).
+
+  Padding nodes belong to the padding graph only, so real graphs average real nodes.
+  """
+  total = segment_sum(features, graph_index, n_node.shape[0], sorted_ids=True)
+  count = jnp.maximum(n_node, 1).astype(total.dtype)[:, None]
+  return total / count
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+  return {"silu": jax.nn.silu, "relu": jax.nn.relu, "gelu": jax.nn.gelu}[name]

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# launch.sh: the entry for batch launches of jaxgeo experiments on GPU/TPU hosts.
+#
+#   ./launch.sh --list                 list the experiments (experiments/configs/*.py)
+#   ./launch.sh NAME [--set k=v ...]   check the environment, then train experiment NAME
+#
+# Environment: JAXGEO_DATA (default ../shared/data), JAXGEO_RUNS (default runs/),
+# JAXGEO_JAX_CACHE (persistent compilation cache, default .jax_cache/),
+# XLA_PYTHON_CLIENT_MEM_FRACTION (default 0.9).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+configs="$here/experiments/configs"
+
+list_experiments() {
+  find "$configs" -maxdepth 1 -name '*.py' ! -name '_*' -printf '%f\n' 2>/dev/null \
+    | sed 's/\.py$//' | sort
+}
+
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+
+if [ $# -eq 0 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then usage; exit 0; fi
+if [ "$1" = "--list" ]; then
+  found=$(list_experiments)
+  if [ -z "$found" ]; then echo "launch.sh: no experiments in $configs yet"; else echo "$found"; fi
+  exit 0
+fi
+
+name="$1"; shift
+config="$configs/$name.py"
+if [ ! -f "$config" ]; then
+  echo "launch.sh: unknown experiment '$name' (no $config)." >&2
+  echo "Known experiments: $(list_experiments | tr '\n' ' ')" >&2
+  echo "Run './launch.sh --list' to see them." >&2
+  exit 2
+fi
+
+export JAXGEO_JAX_CACHE="${JAXGEO_JAX_CACHE:-$here/.jax_cache}"
+export XLA_PYTHON_CLIENT_MEM_FRACTION="${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.9}"
+export JAXGEO_DATA="${JAXGEO_DATA:-$here/../shared/data}"
+mkdir -p "$JAXGEO_JAX_CACHE"
+
+python - <<'PY' || { echo "launch.sh: jax is not importable; install with: pip install -r requirements.txt -e ." >&2; exit 2; }
+import jax
+print(f"launch.sh: jax {jax.__version__}, devices: {', '.join(str(d) for d in jax.devices())}")
+PY
+
+exec python -m jaxgeo train --config "$config" --check-env "$@"
