@@ -20,6 +20,7 @@ import dataclasses
 import gzip
 import io
 import os
+import warnings
 import zlib
 from collections.abc import Iterable, Sequence
 
@@ -215,6 +216,13 @@ def _structure_format(path: str, text: str) -> str:
 
 
 def _pdb_records(path: str, text: str) -> list[_AtomRecord]:
+  with warnings.catch_warnings():
+    # mdtraj warns once per atom whose charge columns hold junk (common in docking decoys).
+    warnings.filterwarnings("ignore", message="Could not parse charge")
+    return _parse_pdb_lines(path, text)
+
+
+def _parse_pdb_lines(path: str, text: str) -> list[_AtomRecord]:
   from mdtraj.formats.pdb.pdbstructure import Atom
   records = []
   for line_number, line in enumerate(io.StringIO(text), start=1):
