@@ -222,29 +222,64 @@ def _pdb_records(path: str, text: str) -> list[_AtomRecord]:
     return _parse_pdb_lines(path, text)
 
 
-def _parse_pdb_lines(path: str, text: str) -> list[_AtomRecord]:
+def _guess_element(atom_name_with_spaces: str) -> str:
+  """Element from a PDB atom name when the element columns are blank (mdtraj's rule)."""
+  name = atom_name_with_spaces.strip()
+  if len(name) == 4 and name[0] == "H":
+    return "H"
+  return atom_name_with_spaces[0:2].strip().lstrip("0123456789")[:2]
+
+
+def _fast_record(line: str) -> _AtomRecord:
+  """Fixed-column parse of a standard ATOM/HETATM line (raises ValueError otherwise)."""
+  resname = line[17:20].strip()
+  if line[20] != " ":
+    resname += line[20]
+  occupancy = line[54:60].strip()
+  element = line[76:78].strip() if len(line) >= 78 else ""
+  if not element or not element.isalpha():
+    element = _guess_element(line[12:16])
+  return _AtomRecord(
+      hetero=line[:6] == "HETATM", name=line[12:16].strip(), altloc=line[16].strip(),
+      resname=resname, chain=line[21].strip(), resnum=int(line[22:26]),
+      icode=line[26].strip(),
+      position=(float(line[30:38]), float(line[38:46]), float(line[46:54])),
+      occupancy=float(occupancy) if occupancy else 1.0, element=element.capitalize())
+
+
+def _mdtraj_record(line: str) -> _AtomRecord:
+  """mdtraj's parser, for the lines the fixed-column parse rejects (hybrid-36 or hex
+  numbering, odd spacing)."""
   from mdtraj.formats.pdb.pdbstructure import Atom
+  atom = Atom(line)
+  (altloc, loc), = atom.locations.items()
+  element = atom.element.symbol if atom.element is not None else atom.element_symbol
+  return _AtomRecord(
+      hetero=atom.record_name == "HETATM", name=atom.name_with_spaces.strip(),
+      altloc=altloc.strip(), resname=atom.residue_name, chain=atom.chain_id.strip(),
+      resnum=int(atom.residue_number), icode=atom.insertion_code.strip(),
+      position=tuple(float(v) for v in loc.position), occupancy=float(loc.occupancy),
+      element=(element or "").capitalize())
+
+
+def _parse_pdb_lines(path: str, text: str) -> list[_AtomRecord]:
   records = []
-  for line_number, line in enumerate(io.StringIO(text), start=1):
+  for line_number, line in enumerate(text.splitlines(), start=1):
     if line.startswith(("ENDMDL", "END")) and not line.startswith("ENDROOT") and records:
       break  # first model only
     if not line.startswith(("ATOM  ", "HETATM")):
       continue
-    if len(line.rstrip("\r\n")) < 54:
+    if len(line) < 54:
       raise StructureError(
           f"{path}: truncated atom record at line {line_number}: {line.rstrip()!r}")
     try:
-      atom = Atom(line)
-    except (ValueError, IndexError, KeyError) as e:
-      raise StructureError(f"{path}: malformed atom record at line {line_number} ({e})") from None
-    (altloc, loc), = atom.locations.items()
-    element = atom.element.symbol if atom.element is not None else atom.element_symbol
-    records.append(_AtomRecord(
-        hetero=atom.record_name == "HETATM", name=atom.name_with_spaces.strip(),
-        altloc=altloc.strip(), resname=atom.residue_name, chain=atom.chain_id.strip(),
-        resnum=int(atom.residue_number), icode=atom.insertion_code.strip(),
-        position=tuple(float(v) for v in loc.position), occupancy=float(loc.occupancy),
-        element=element or ""))
+      records.append(_fast_record(line))
+    except ValueError:
+      try:
+        records.append(_mdtraj_record(line))
+      except (ValueError, IndexError, KeyError) as e:
+        raise StructureError(
+            f"{path}: malformed atom record at line {line_number} ({e})") from None
   return records
 
 

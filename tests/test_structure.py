@@ -162,3 +162,16 @@ def test_db55_complex(shared_data):
   # Consecutive residues of a chain are ~3.8 A apart except at breaks.
   gaps = np.linalg.norm(np.diff(receptor.ca, axis=0), axis=-1)
   assert np.median(gaps) == pytest.approx(3.8, abs=0.05)
+
+
+def test_fast_pdb_parse_agrees_with_mdtraj(shared_data):
+  import dataclasses
+  text = gzip.decompress((shared_data / "db5.5/structures/1A2K_r_b.pdb.gz").read_bytes()).decode()
+  text += (shared_data / "atom3d_fixture/pdb/117e.pdb").read_text()
+  lines = [l for l in text.splitlines() if l.startswith(("ATOM  ", "HETATM"))]
+  assert len(lines) > 3000
+  for line in lines:
+    fast = dataclasses.asdict(structure._fast_record(line))
+    slow = dataclasses.asdict(structure._mdtraj_record(line))
+    np.testing.assert_allclose(fast.pop("position"), slow.pop("position"), atol=1e-6)
+    assert fast == slow, line
