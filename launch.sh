@@ -5,8 +5,11 @@
 #   ./launch.sh NAME [--set k=v ...]   check the environment, then train experiment NAME
 #
 # Environment: JAXGEO_DATA (default ../shared/data), JAXGEO_RUNS (default runs/),
+# JAXGEO_STORE (embedding store, default embeddings/; or --set lm.store=...),
 # JAXGEO_JAX_CACHE (persistent compilation cache, default .jax_cache/),
 # XLA_PYTHON_CLIENT_MEM_FRACTION (default 0.9).
+# Before training, `jaxgeo train --check-env` checks the JAX devices, the config, the data
+# and the embedding store the experiment needs (one line each; exit 2 if a piece is missing).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 configs="$here/experiments/configs"
@@ -16,7 +19,7 @@ list_experiments() {
     | sed 's/\.py$//' | sort
 }
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 
 if [ $# -eq 0 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then usage; exit 0; fi
 if [ "$1" = "--list" ]; then

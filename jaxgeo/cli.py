@@ -16,6 +16,9 @@ from jaxgeo.errors import JaxgeoError
 # Modules that define sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = (
     "jaxgeo.commands.featurize",
+    "jaxgeo.lm.convert",
+    "jaxgeo.lm.embed",
+    "jaxgeo.commands.train",
 )
 
 

@@ -1,0 +1,235 @@
+"""`jaxgeo train` and `jaxgeo eval`: run an experiment config, re-evaluate a run folder.
+
+  jaxgeo train --config experiments/configs/NAME.py [--set key=value ...] [--run-dir DIR]
+  jaxgeo train --run-dir DIR                      resume a run with its saved config
+  jaxgeo train --config ... --check-env           check the environment first (launch.sh)
+  jaxgeo train --config ... --check-only          only check the environment
+  jaxgeo eval RUN_DIR [--checkpoint best|last] [--split val --split test]
+
+`--check-env` checks what the experiment needs (JAX devices, the config, the task's data
+files, the embedding store and its entries for the task's sequences, a writable run folder
+and compilation cache), prints one line per check and a clear message for each missing
+piece, and exits with status 2 when something is missing.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+
+
+def register(subparsers) -> None:
+  p = subparsers.add_parser(
+      "train", help="train an experiment config (resumes an existing run folder)",
+      description="Trains the experiment of a config file (experiments/configs/NAME.py) into "
+      "a run folder (default runs/NAME-<timestamp>): resolved config, per-epoch JSONL log, "
+      "best and last checkpoints, final test metrics. Re-running on an existing run folder "
+      "resumes it.")
+  p.add_argument("--config", default=None,
+                 help="experiment config file (.py with get_config(), or a run's config.json)")
+  p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                 help="override a config value, e.g. --set train.lr=3e-4 (repeatable)")
+  p.add_argument("--run-dir", default=None,
+                 help="run folder (default: $JAXGEO_RUNS or runs/, then NAME-<timestamp>); "
+                 "an existing one resumes")
+  p.add_argument("--check-env", action="store_true",
+                 help="check devices, data and embedding store first; exit 2 if a piece is "
+                 "missing")
+  p.add_argument("--check-only", action="store_true", help="only check the environment")
+  p.add_argument("--no-progress", action="store_true", help="no progress bars")
+  p.add_argument("--stop-after-epochs", type=int, default=None, help=argparse.SUPPRESS)
+  p.set_defaults(func=run_train)
+
+  e = subparsers.add_parser(
+      "eval", help="evaluate a run folder's best (or last) checkpoint",
+      description="Re-evaluates a run folder's checkpoint on its validation and test splits, "
+      "prints the metrics and writes RUN_DIR/eval_<checkpoint>.json.")
+  e.add_argument("run_dir", help="run folder written by `jaxgeo train`")
+  e.add_argument("--checkpoint", choices=("best", "last"), default="best")
+  e.add_argument("--split", dest="splits", action="append", default=None,
+                 choices=("train", "val", "test"), help="split to evaluate (repeatable; "
+                 "default: val and test)")
+  e.add_argument("--no-progress", action="store_true", help="no progress bars")
+  e.set_defaults(func=run_eval)
+
+
+def _load(args: argparse.Namespace):
+  from jaxgeo import config as config_lib
+  from jaxgeo.errors import ConfigError
+  if args.config is None:
+    if args.run_dir is None:
+      raise ConfigError("train: pass --config experiments/configs/NAME.py (or --run-dir of a "
+                        "run to resume)")
+    saved = pathlib.Path(args.run_dir) / "config.json"
+    if not saved.exists():
+      raise ConfigError(f"--run-dir {args.run_dir}: has no config.json; pass --config")
+    config = config_lib.from_json(saved)
+  else:
+    config = config_lib.load_config(args.config)
+  return config_lib.apply_overrides(config, args.overrides)
+
+
+def run_train(args: argparse.Namespace) -> int:
+  config = _load(args)
+  from jaxgeo import train
+  train.setup_jax()
+  run_dir = pathlib.Path(args.run_dir) if args.run_dir else train.default_run_dir(config)
+  if args.check_env or args.check_only:
+    missing = check_environment(config, run_dir)
+    if missing:
+      print(f"jaxgeo train: {len(missing)} missing piece(s) for {config.name}:",
+            file=sys.stderr)
+      for line in missing:
+        print(f"  - {line}", file=sys.stderr)
+      return 2
+    if args.check_only:
+      return 0
+  result = train.train(config, run_dir, progress=not args.no_progress,
+                       stop_after_epochs=args.stop_after_epochs,
+                       echo=None if not args.no_progress else print)
+  return 0 if result is not None or args.stop_after_epochs is not None else 1
+
+
+def run_eval(args: argparse.Namespace) -> int:
+  from jaxgeo import train
+  train.setup_jax()
+  out = train.evaluate_run(args.run_dir, which=args.checkpoint,
+                           splits=tuple(args.splits or ("val", "test")),
+                           progress=not args.no_progress)
+  print(f"{args.run_dir}: {args.checkpoint} checkpoint (epoch {out['epoch']})")
+  for split in args.splits or ("val", "test"):
+    res = out[split]
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(res["metrics"].items()))
+    print(f"  {split:5s} loss {res['loss']:.4f} ({res['count']} items): {metrics}")
+  print(f"  written to {pathlib.Path(args.run_dir) / ('eval_' + args.checkpoint + '.json')}")
+  return 0
+
+
+def _writable(folder: pathlib.Path) -> str | None:
+  """None when `folder` (or its nearest existing parent) is writable, else the reason."""
+  probe = folder
+  while not probe.exists() and probe != probe.parent:
+    probe = probe.parent
+  if not os.access(probe, os.W_OK):
+    return f"{probe} is not writable"
+  return None
+
+
+def check_environment(config, run_dir: pathlib.Path, echo=print) -> list[str]:
+  """Checks what the experiment needs; prints one line per check.
+  -> a message per missing piece (empty when all is well)."""
+  from jaxgeo import config as config_lib
+  from jaxgeo import tasks
+  from jaxgeo.errors import JaxgeoError
+  missing: list[str] = []
+
+  def report(ok: bool, what: str, detail: str = "") -> None:
+    echo(f"check-env: {'ok     ' if ok else 'MISSING'} {what}{': ' + detail if detail else ''}")
+
+  # JAX and its devices.
+  try:
+    import jax
+    devices = jax.devices()
+    kinds = sorted({d.platform for d in devices})
+    report(True, "jax devices", f"jax {jax.__version__}, {len(devices)} x {'/'.join(kinds)} "
+           f"({', '.join(str(d) for d in devices[:4])}{' ...' if len(devices) > 4 else ''})")
+    if kinds == ["cpu"]:
+      echo("check-env: note    no GPU/TPU visible: training runs on the CPU (install "
+           "jax[cuda12]==0.10.2 or jax[tpu] for an accelerator)")
+  except Exception as e:  # a broken install: say so, do not trace back
+    report(False, "jax devices", str(e))
+    missing.append(f"jax cannot list devices ({e}); reinstall with pip install -r "
+                   "requirements.txt -e .")
+
+  # The config and its task.
+  try:
+    task = tasks.get_task(str(config.task.name))
+    config_lib.validate(config, task)
+    report(True, "config", f"{config.name}: task {task.name}, model "
+           f"{config.model.network}/{config.model.fusion.mode}")
+  except JaxgeoError as e:
+    report(False, "config", str(e))
+    missing.append(f"config: {e}")
+    return missing
+
+  # The task's data.
+  paths = task.required_paths(config)
+  if not paths:
+    report(True, "data", "none needed (generated)" if task.name == "position" else
+           "the task lists no files")
+  for path, what in paths:
+    if pathlib.Path(path).exists():
+      report(True, f"data {what}", str(path))
+    else:
+      report(False, f"data {what}", str(path))
+      missing.append(f"data: {what} not found at {path} (data root "
+                     f"{config_lib.data_root(config)}; set JAXGEO_DATA or --set data.root=...)")
+
+  # The embedding store.
+  if config_lib.uses_lm(config):
+    missing += _check_store(config, task, run_dir, report)
+  else:
+    report(True, "embedding store", "not needed (fusion mode 'none')")
+
+  # Where the run and the compilation cache are written.
+  for folder, what in ((run_dir, "run folder"),
+                       (pathlib.Path(os.environ["JAXGEO_JAX_CACHE"])
+                        if os.environ.get("JAXGEO_JAX_CACHE") else None, "compilation cache")):
+    if folder is None:
+      echo("check-env: note    JAXGEO_JAX_CACHE is not set: no persistent compilation cache")
+      continue
+    reason = _writable(folder)
+    report(reason is None, what, str(folder) + (f" ({reason})" if reason else ""))
+    if reason:
+      missing.append(f"{what}: {reason}")
+  return missing
+
+
+def _check_store(config, task, run_dir: pathlib.Path, report) -> list[str]:
+  """The embedding-store part of `check_environment`. -> messages of missing pieces."""
+  from jaxgeo import config as config_lib
+  from jaxgeo import io
+  from jaxgeo.errors import JaxgeoError
+  store_dir = config_lib.store_path(config)
+  model, layer = str(config.lm.model), int(config.lm.layer)
+  how = (f"compute them with `jaxgeo embed --model {{source}} --store {store_dir} --layers "
+         f"{layer} {{inputs}}`, or point lm.store (or JAXGEO_STORE) at a filled store")
+  store, source = None, "MODEL_SOURCE"
+  if (store_dir / "index.sqlite").exists():
+    try:
+      from jaxgeo.lm.store import EmbeddingStore
+      store = EmbeddingStore(store_dir, create=False)
+      source = store.models().get(model, {}).get("source", source)
+    except JaxgeoError as e:
+      report(False, "embedding store", str(e))
+      return [f"embedding store: {e}"]
+  try:
+    sequences = task.sequences(config)
+  except JaxgeoError as e:
+    sequences = None
+    report(False, "task sequences", str(e))
+  if sequences is None:
+    count = 0 if store is None else len(store.entries(model))
+    report(count > 0, "embedding store", f"{store_dir}: {count} entries of {model}")
+    if count:
+      return []
+    return [f"embedding store: {store_dir} holds no {model} layer {layer} embeddings; "
+            + how.format(source=source, inputs="--structures DIR (the task's structures)")]
+  unique = sorted(set(sequences))
+  absent = [s for s in unique if store is None or not store.has(model, layer, s)]
+  if not absent:
+    report(True, "embedding store", f"{store_dir}: all {len(unique)} sequences have {model} "
+           f"layer {layer}")
+    return []
+  fasta = run_dir.parent / f"{config.name}.missing.fasta"
+  io.atomic_write_text(fasta, "".join(f">seq{i}\n{s}\n" for i, s in enumerate(absent)))
+  if store is None:
+    where = (f"{store_dir} does not exist; the task's {len(unique)} sequences need {model} "
+             f"layer {layer} embeddings")
+  else:
+    where = (f"{store_dir} lacks {model} layer {layer} embeddings of {len(absent)} of "
+             f"{len(unique)} sequences")
+  report(False, "embedding store", where)
+  return [f"embedding store: {where} (fusion mode {config.model.fusion.mode!r}); the missing "
+          f"sequences are in {fasta}: " + how.format(source=source, inputs=f"--fasta {fasta}")]

@@ -1,0 +1,326 @@
+"""Experiment configs: `experiments/configs/NAME.py` files whose `get_config()` returns an
+ml_collections ConfigDict, `--set a.b=value` overrides, validation, JSON round trips.
+
+Sections of an experiment config (see `base_config()` for every key and its default):
+
+  name      the experiment name (the config file's stem; names the run folder)
+  task      name: a registered task (`jaxgeo.tasks.get_task`), plus that task's own options
+  data      root (""= $JAXGEO_DATA or ../shared/data), graph options: edges, k, radius,
+            max_neighbors
+  model     a `jaxgeo.nets.ModelConfig` as a dict (network, head, out_dim, fusion {mode,
+            lm_dim, embed_dim, ...}, gvp / egnn / molformer, node_features, head_hidden,
+            head_dropout); `model_config(config)` builds the frozen dataclass
+  train     lr, epochs, batch_graphs, max_buckets, patience (early stopping, epochs), monitor
+            ("loss": validation loss as in the paper, or "metric": the task's primary metric),
+            plateau {factor, patience, rtol, min_lr, cooldown} (reduce-on-plateau of the
+            learning rate on the monitored value), seed, prefetch
+  lm        store (""= $JAXGEO_STORE or embeddings/), model (store model name), layer
+
+`experiment(task, network, fusion)` builds a config with the paper's model and schedule;
+config files usually call it and change a few values.
+
+Overrides: `apply_overrides(config, ["train.lr=3e-4", "model.gvp.node_dims=(64,8)"])` parses
+each value as a Python literal (falling back to the raw string for string options) and
+checks it against the type of the value it replaces; an unknown key raises ConfigError
+naming it (and the keys of its section).
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import importlib.util
+import json
+import os
+import pathlib
+from collections.abc import Sequence
+from typing import Any
+
+import ml_collections
+
+from jaxgeo import io
+from jaxgeo.errors import ConfigError
+from jaxgeo.nets import config as nets_config
+
+MONITORS = ("loss", "metric")
+DEFAULT_DATA = os.path.join("..", "shared", "data")
+DEFAULT_STORE = "embeddings"
+# Keys that may differ between a run folder's saved config and the config a resumed run
+# is started with (they do not change what the run computes up to that point).
+RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.prefetch")
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every section and key with its default (the paper's schedule: Adam lr 1e-4,
+  reduce-on-plateau x0.6 after 5 epochs (PyTorch semantics; 6 here, see below) down to 5e-7,
+  early stopping after 8 epochs without improvement of the validation loss)."""
+  model = nets_config.paper_config("gvp", fusion="none").to_dict()
+  return ml_collections.ConfigDict({
+      "name": "experiment",
+      "task": {"name": "position"},
+      "data": {"root": "", "edges": "knn", "k": 30, "radius": 8.0, "max_neighbors": 32},
+      "model": model,
+      "train": {
+          "lr": 1e-4,
+          "epochs": 200,
+          "batch_graphs": 32,
+          "max_buckets": 4,
+          "patience": 8,
+          "monitor": "loss",
+          # optax.contrib.reduce_on_plateau counts epochs without improvement and reduces when
+          # the count reaches `patience`; PyTorch's ReduceLROnPlateau(patience=5) of the paper
+          # reduces when it exceeds 5, i.e. at 6.
+          "plateau": {"factor": 0.6, "patience": 6, "rtol": 1e-4, "min_lr": 5e-7,
+                      "cooldown": 0},
+          "seed": 0,
+          "prefetch": 2,
+      },
+      "lm": {"store": "", "model": "esm2_t33_650M", "layer": 33},
+  })
+
+
+def experiment(task: str, network: str, fusion: str = "none", *, head: str = "graph",
+               out_dim: int = 1, lm_dim: int = nets_config.PAPER_LM_DIM,
+               name: str | None = None) -> ml_collections.ConfigDict:
+  """A config with the paper's model for (network, fusion) and the paper's schedule.
+
+  `head` / `out_dim` must match the task's (validate() checks them).
+  """
+  config = base_config()
+  config.name = name or f"{task}_{network}_{fusion}"
+  config.task.name = task
+  config.model = ml_collections.ConfigDict(nets_config.paper_config(
+      network, fusion=fusion, head=head, out_dim=out_dim, lm_dim=lm_dim).to_dict())
+  return config
+
+
+# --- files ----------------------------------------------------------------------------------
+
+def load_config(path: str | os.PathLike) -> ml_collections.ConfigDict:
+  """Runs `get_config()` of a config file. -> ConfigDict with `name` set to the file stem.
+  Raises ConfigError naming the file."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise ConfigError(f"--config {path}: no such file")
+  if path.suffix == ".json":
+    return from_json(path)
+  spec = importlib.util.spec_from_file_location(f"jaxgeo_config_{path.stem}", path)
+  if spec is None or spec.loader is None:
+    raise ConfigError(f"--config {path}: not a Python file")
+  module = importlib.util.module_from_spec(spec)
+  try:
+    spec.loader.exec_module(module)
+  except ConfigError:
+    raise
+  except Exception as e:  # a broken config file is a user error
+    raise ConfigError(f"--config {path}: cannot be run ({type(e).__name__}: {e})") from None
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"--config {path}: has no get_config() function")
+  config = module.get_config()
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f"--config {path}: get_config() returned {type(config).__name__}, "
+                      "expected an ml_collections.ConfigDict")
+  with config.unlocked():
+    config.name = path.stem   # the file names the experiment (and its table row)
+  return config
+
+
+def to_dict(config: ml_collections.ConfigDict) -> dict:
+  """Plain JSON-ready dict (tuples become lists)."""
+  return json.loads(config.to_json())
+
+
+def write_json(config: ml_collections.ConfigDict, path: str | os.PathLike) -> None:
+  io.atomic_write_json(path, to_dict(config))
+
+
+def from_json(path: str | os.PathLike) -> ml_collections.ConfigDict:
+  try:
+    with open(path) as f:
+      data = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ConfigError(f"{path}: cannot read the config ({e})") from None
+  return ml_collections.ConfigDict(data)
+
+
+# --- overrides ------------------------------------------------------------------------------
+
+def _parse_literal(text: str) -> Any:
+  lowered = text.strip().lower()
+  if lowered in ("true", "false"):
+    return lowered == "true"
+  if lowered in ("none", "null"):
+    return None
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def _coerce(key: str, old: Any, text: str) -> Any:
+  """The override value for `key`, checked against the type of the value it replaces."""
+  value = _parse_literal(text)
+  expected = type(old).__name__
+  if isinstance(old, ml_collections.ConfigDict):
+    raise ConfigError(f"--set {key}={text}: {key} is a section; set one of its keys "
+                      f"({', '.join(sorted(old.keys()))})")
+  if old is None:
+    return value
+  if isinstance(old, bool):
+    if isinstance(value, bool):
+      return value
+  elif isinstance(old, int):
+    if isinstance(value, int) and not isinstance(value, bool):
+      return value
+  elif isinstance(old, float):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+      return float(value)
+  elif isinstance(old, str):
+    return text if not isinstance(value, str) else value
+  elif isinstance(old, (tuple, list)):
+    if isinstance(value, (tuple, list)):
+      if old and len(value) != len(old) and isinstance(old, tuple):
+        raise ConfigError(f"--set {key}={text}: expected {len(old)} values like {old}")
+      for item, ref in zip(value, old):
+        if isinstance(ref, (int, float)) and not isinstance(item, (int, float)):
+          raise ConfigError(f"--set {key}={text}: expected numbers like {tuple(old)}")
+      return type(old)(value)
+  else:
+    return value
+  raise ConfigError(f"--set {key}={text}: expected a value of type {expected} "
+                    f"(the current value is {old!r})")
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]
+                    ) -> ml_collections.ConfigDict:
+  """Applies `a.b.c=value` overrides in order (on a copy). Raises ConfigError for a
+  malformed override, an unknown key or a value of the wrong type."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  for item in overrides:
+    if "=" not in item:
+      raise ConfigError(f"--set {item}: expected key=value, e.g. --set train.lr=3e-4")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    parts = key.split(".")
+    node = config
+    for depth, part in enumerate(parts):
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        section = ".".join(parts[:depth]) or "the config"
+        known = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+        close = difflib.get_close_matches(part, known, n=1)
+        hint = f"; did you mean {'.'.join(parts[:depth] + close)}?" if close else ""
+        raise ConfigError(f"--set {key}: unknown key {part!r} in {section} (known: "
+                          f"{', '.join(known) or 'none'}){hint}")
+      if depth < len(parts) - 1:
+        node = node[part]
+    old = node[parts[-1]]
+    value = _coerce(key, old, text)
+    with node.unlocked():
+      if old is None or value is None:
+        # ConfigDict keeps a field's type; a None field may take any type and vice versa.
+        del node[parts[-1]]
+      node[parts[-1]] = value
+  return config
+
+
+# --- validation ------------------------------------------------------------------------------
+
+def _dataclass_from_dict(cls, data: Any, where: str):
+  if isinstance(data, ml_collections.ConfigDict):
+    data = data.to_dict()
+  if not isinstance(data, dict):
+    raise ConfigError(f"{where}: expected a section, got {data!r}")
+  defaults = cls()
+  names = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(data) - names)
+  if unknown:
+    raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (known: "
+                      f"{', '.join(sorted(names))})")
+  kwargs = {}
+  for name, value in data.items():
+    default = getattr(defaults, name)
+    if dataclasses.is_dataclass(default):
+      value = _dataclass_from_dict(type(default), value, f"{where}.{name}")
+    elif isinstance(default, tuple) and isinstance(value, (list, tuple)):
+      value = tuple(value)
+    kwargs[name] = value
+  return cls(**kwargs)
+
+
+def model_config(config: ml_collections.ConfigDict) -> nets_config.ModelConfig:
+  """The frozen `nets.ModelConfig` of the config's `model` section (validated)."""
+  model = _dataclass_from_dict(nets_config.ModelConfig, config.model, "model")
+  return nets_config.validate(model)
+
+
+def data_root(config: ml_collections.ConfigDict) -> pathlib.Path:
+  """The data folder: `data.root`, else $JAXGEO_DATA, else ../shared/data."""
+  root = str(config.data.get("root", "") or "") or os.environ.get("JAXGEO_DATA", "") or (
+      DEFAULT_DATA)
+  return pathlib.Path(root).expanduser()
+
+
+def store_path(config: ml_collections.ConfigDict) -> pathlib.Path:
+  """The embedding store folder: `lm.store`, else $JAXGEO_STORE, else embeddings/."""
+  path = str(config.lm.get("store", "") or "") or os.environ.get("JAXGEO_STORE", "") or (
+      DEFAULT_STORE)
+  return pathlib.Path(path).expanduser()
+
+
+def uses_lm(config: ml_collections.ConfigDict) -> bool:
+  return str(config.model.fusion.mode) != "none"
+
+
+def _require(config: ml_collections.ConfigDict, keys: Sequence[str]) -> None:
+  for key in keys:
+    node = config
+    for part in key.split("."):
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        raise ConfigError(f"config {config.get('name', '?')}: missing {key}")
+      node = node[part]
+
+
+def validate(config: ml_collections.ConfigDict, task=None) -> ml_collections.ConfigDict:
+  """Checks the sections the trainer reads; with `task`, that the model's head and out_dim
+  are the task's. Raises ConfigError naming the option."""
+  _require(config, ("name", "task.name", "data", "model", "train.lr", "train.epochs",
+                    "train.batch_graphs", "train.max_buckets", "train.patience",
+                    "train.monitor", "train.plateau.factor", "train.plateau.patience",
+                    "train.plateau.rtol", "train.plateau.min_lr", "train.plateau.cooldown",
+                    "train.seed", "lm.store", "lm.model", "lm.layer"))
+  t = config.train
+  if not t.lr > 0:
+    raise ConfigError(f"train.lr={t.lr}: must be positive")
+  for key in ("epochs", "batch_graphs", "max_buckets"):
+    if int(t[key]) < 1:
+      raise ConfigError(f"train.{key}={t[key]}: must be at least 1")
+  if int(t.patience) < 0:
+    raise ConfigError(f"train.patience={t.patience}: must be >= 0 (0: no early stopping)")
+  if t.monitor not in MONITORS:
+    raise ConfigError(f"train.monitor={t.monitor!r}: expected one of {MONITORS}")
+  p = t.plateau
+  if not 0.0 < p.factor < 1.0:
+    raise ConfigError(f"train.plateau.factor={p.factor}: must be in (0, 1)")
+  if int(p.patience) < 1 or int(p.cooldown) < 0 or p.rtol < 0 or p.min_lr < 0:
+    raise ConfigError("train.plateau: patience must be >= 1 and cooldown, rtol, min_lr >= 0")
+  model = model_config(config)
+  if task is not None:
+    if model.head != task.head or model.out_dim != task.out_dim:
+      raise ConfigError(
+          f"model.head={model.head!r}, model.out_dim={model.out_dim}: task {task.name!r} "
+          f"needs head={task.head!r}, out_dim={task.out_dim}")
+  return config
+
+
+def diff(a: ml_collections.ConfigDict, b: ml_collections.ConfigDict) -> list[str]:
+  """Dotted keys whose values differ between two configs (JSON view)."""
+  def flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+      if isinstance(v, dict):
+        out.update(flat(v, f"{prefix}{k}."))
+      else:
+        out[f"{prefix}{k}"] = v
+    return out
+  fa, fb = flat(to_dict(a)), flat(to_dict(b))
+  return sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))

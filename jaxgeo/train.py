@@ -1,0 +1,524 @@
+"""The training loop: optax Adam + reduce-on-plateau, jitted steps, early stopping, run
+folders that resume.
+
+    result = train.train(config, "runs/position_gvp_none-20250101-120000")
+
+What a run does (the paper's schedule, `jaxgeo.config.base_config`):
+- Adam (lr `train.lr`); after every epoch the monitored validation value (`train.monitor`:
+  the loss, as in the paper, or the task's primary metric) feeds
+  `optax.contrib.reduce_on_plateau`, whose scale multiplies Adam's updates (factor 0.6,
+  patience, down to `plateau.min_lr`); early stopping after `train.patience` epochs without
+  improvement; the best epoch's parameters are evaluated on the test split at the end.
+- The optimizer is `optax.chain(adam, reduce_on_plateau)` (its state is the chain's
+  (adam_state, plateau_state) tuple); the train step applies Adam and multiplies by the
+  plateau state's scale without feeding it a value, and the epoch end feeds the plateau
+  transform the validation value with `accumulation_size=1` (optax's recipe for a
+  validation metric).
+- Batches come from `batching.batches` over a few buckets chosen from all splits, so the
+  train step compiles once per bucket and the eval step likewise; masks keep padding out of
+  every loss and metric (the task's `loss` / `predictions`). The next batch is put on the
+  device while the current step runs (`train.prefetch`).
+- The train step is jitted with the params and optimizer state donated; `is_training` is
+  static. Dropout keys are `fold_in(fold_in(key(seed), epoch), step)` and the data order
+  of epoch e comes from `np.random.default_rng([seed, e])`, so a run is a pure function of its
+  config and an interrupted run that resumes from its last checkpoint ends with the same
+  numbers as an uninterrupted one.
+
+The run folder:
+  config.json        the resolved experiment config;  model.json: the nets.ModelConfig
+  log.jsonl          one line per epoch: train/val loss, val metrics, learning rate, seconds,
+                     compilations so far, padding efficiency, best epoch, bad epochs
+  checkpoints/last/  orbax checkpoint of the end of the newest epoch (params, optimizer
+                     state, key, epoch, best value, early-stopping counters, data seed)
+  checkpoints/best/  the best epoch so far
+  test_metrics.json  final: test (and val) metrics of the best epoch, epochs run, timings
+Training again on a folder that has a checkpoint resumes it (with the saved config; only
+`config.RESUMABLE_CHANGES` may differ, e.g. more epochs for a run that was killed); on a
+finished folder (test_metrics.json present) it prints the summary again.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import logging
+import math
+import os
+import pathlib
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jraph
+import ml_collections
+import numpy as np
+import optax
+
+from jaxgeo import batching, io, nets
+from jaxgeo import config as config_lib
+from jaxgeo import tasks as tasks_lib
+from jaxgeo.checkpoint import Checkpointer
+from jaxgeo.errors import CheckpointError, ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.json"
+LOG_FILE = "log.jsonl"
+RESULT_FILE = "test_metrics.json"
+
+
+# --- environment ------------------------------------------------------------------------------
+
+def setup_jax(cache_dir: str | None = None) -> str | None:
+  """Turns on the persistent compilation cache at `cache_dir` or $JAXGEO_JAX_CACHE (if set).
+  -> the folder used, or None."""
+  cache_dir = cache_dir or os.environ.get("JAXGEO_JAX_CACHE") or None
+  if cache_dir:
+    os.makedirs(cache_dir, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  return cache_dir
+
+
+class CompileCounter:
+  """Counts XLA backend compilations while active (a jax.monitoring listener)."""
+  _EVENT = "/jax/core/compile/backend_compile_duration"
+
+  def __init__(self):
+    self.count = 0
+
+  def _listener(self, event: str, duration: float, **kwargs) -> None:
+    del duration, kwargs
+    if event == self._EVENT:
+      self.count += 1
+
+  def __enter__(self) -> "CompileCounter":
+    jax.monitoring.register_event_duration_secs_listener(self._listener)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    try:
+      jax.monitoring.unregister_event_duration_listener(self._listener)
+    except (AttributeError, ValueError, AssertionError):
+      pass
+
+
+def prefetch(items: Iterable[tuple[jraph.GraphsTuple, Any]], size: int = 2
+             ) -> Iterator[tuple[jraph.GraphsTuple, jraph.GraphsTuple, Any]]:
+  """(host batch, extra) -> (host batch, device batch, extra), keeping up to `size` batches
+  in flight (jax.device_put is asynchronous, so the copy overlaps the running step)."""
+  queue: collections.deque = collections.deque()
+  for batch, extra in items:
+    queue.append((batch, jax.device_put(batch), extra))
+    if len(queue) > max(size, 0):
+      yield queue.popleft()
+  while queue:
+    yield queue.popleft()
+
+
+# --- the pieces of a run ---------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Setup:
+  """Everything a run computes from its config before the first step."""
+  config: ml_collections.ConfigDict
+  task: tasks_lib.Task
+  model_config: nets.ModelConfig
+  splits: tasks_lib.Splits
+  buckets: list
+  model: Any               # hk.Transformed
+  adam: optax.GradientTransformation
+  plateau: optax.GradientTransformationExtraArgs
+  optimizer: optax.GradientTransformation   # optax.chain(adam, plateau)
+  train_step: Callable
+  eval_step: Callable
+  plateau_step: Callable
+
+
+def open_store(config: ml_collections.ConfigDict):
+  """The embedding store the config needs (None without LM fusion)."""
+  if not config_lib.uses_lm(config):
+    return None
+  from jaxgeo.lm.store import EmbeddingStore
+  path = config_lib.store_path(config)
+  if not path.is_dir():
+    raise DataError(f"lm.store={str(path)!r}: no such folder; model.fusion.mode="
+                    f"{config.model.fusion.mode!r} needs embeddings of {config.lm.model} "
+                    f"(layer {config.lm.layer}): compute them with `jaxgeo embed --model "
+                    f"{config.lm.model} --store {path} ...`, or set lm.store")
+  return EmbeddingStore(path, create=False)
+
+
+def make_optimizer(config: ml_collections.ConfigDict):
+  """-> (adam, plateau, optax.chain(adam, plateau))."""
+  t = config.train
+  adam = optax.adam(float(t.lr))
+  plateau = optax.contrib.reduce_on_plateau(
+      factor=float(t.plateau.factor), patience=int(t.plateau.patience),
+      rtol=float(t.plateau.rtol), atol=0.0 if float(t.plateau.rtol) > 0 else 1e-12,
+      cooldown=int(t.plateau.cooldown), accumulation_size=1,
+      min_scale=float(t.plateau.min_lr) / float(t.lr))
+  return adam, plateau, optax.chain(adam, plateau)
+
+
+def make_steps(model, task: tasks_lib.Task, adam: optax.GradientTransformation,
+               plateau: optax.GradientTransformationExtraArgs):
+  """-> (train_step, eval_step, plateau_step), all jitted.
+
+  train_step(params, opt_state, batch, key, epoch, step) -> (params, opt_state, loss):
+    params and opt_state are donated; key: [2] uint32 key data; epoch, step: int32 scalars.
+  eval_step(params, batch) -> (outputs, loss).
+  plateau_step(plateau_state, value) -> plateau_state: feeds the epoch's validation value
+    (lower is better) to reduce_on_plateau; its `update` ignores the (empty) updates.
+  """
+
+  def train_step(params, opt_state, batch, key, epoch, step):
+    rng = jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(key), epoch), step)
+
+    def loss_fn(p):
+      outputs = model.apply(p, rng, batch, is_training=True)
+      return task.loss(outputs, batch)
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    adam_state, plateau_state = opt_state
+    updates, adam_state = adam.update(grads, adam_state, params)
+    updates = jax.tree_util.tree_map(lambda u: plateau_state.scale * u, updates)
+    params = optax.apply_updates(params, updates)
+    return params, (adam_state, plateau_state), loss
+
+  def eval_step(params, batch):
+    outputs = model.apply(params, None, batch, is_training=False)
+    return outputs, task.loss(outputs, batch)
+
+  def plateau_step(plateau_state, value):
+    return plateau.update({}, plateau_state, value=value)[1]
+
+  return (jax.jit(train_step, donate_argnums=(0, 1)), jax.jit(eval_step),
+          jax.jit(plateau_step))
+
+
+def prepare(config: ml_collections.ConfigDict, store=None) -> Setup:
+  """Validates the config, loads the task's data, chooses buckets, builds the model and the
+  jitted steps."""
+  task = tasks_lib.get_task(str(config.task.name))
+  config_lib.validate(config, task)
+  model_config = config_lib.model_config(config)
+  if store is None:
+    store = open_store(config)
+  splits = task.load(config, store)
+  t = config.train
+  everything = list(splits.train) + list(splits.val) + list(splits.test)
+  buckets = batching.choose_buckets(everything, batch_graphs=int(t.batch_graphs),
+                                    max_buckets=int(t.max_buckets), seed=int(t.seed))
+  model = nets.make_model(model_config)
+  adam, plateau, optimizer = make_optimizer(config)
+  train_step, eval_step, plateau_step = make_steps(model, task, adam, plateau)
+  return Setup(config, task, model_config, splits, buckets, model, adam, plateau, optimizer,
+               train_step, eval_step, plateau_step)
+
+
+def init_state(setup: Setup) -> dict:
+  """Fresh {"params", "opt_state", "key"} from train.seed."""
+  seed = int(setup.config.train.seed)
+  init_key, train_key = jax.random.split(jax.random.key(seed))
+  example = next(batching.batches(setup.splits.train[:1], setup.buckets,
+                                  int(setup.config.train.batch_graphs)))
+  params = setup.model.init(init_key, example, is_training=True)
+  return {"params": params, "opt_state": setup.optimizer.init(params),
+          "key": jax.random.key_data(train_key)}
+
+
+def evaluate(setup: Setup, params, graphs: Sequence[jraph.GraphsTuple],
+             progress: bool = False, desc: str = "eval") -> dict[str, Any]:
+  """Loss (mean over the labelled items) and the task's metrics on `graphs`.
+  -> {"loss": float, "metrics": {...}, "count": int, "predictions": (y_true, y_pred, group)}"""
+  from tqdm.auto import tqdm
+  batch_graphs = int(setup.config.train.batch_graphs)
+  parts, loss_sum, count = [], 0.0, 0
+  plan = batching.batches(graphs, setup.buckets, batch_graphs, rng=None)
+  total = math.ceil(len(graphs) / batch_graphs)
+  bar = tqdm(prefetch(((b, None) for b in plan), int(setup.config.train.get("prefetch", 2))),
+             total=total, desc=desc, leave=False, disable=not progress, unit="batch")
+  for host_batch, device_batch, _ in bar:
+    outputs, loss = setup.eval_step(params, device_batch)
+    part = setup.task.predictions(jax.device_get(outputs), host_batch)
+    n = int(len(part[0]))
+    loss_sum += float(loss) * n
+    count += n
+    parts.append(part)
+  y_true, y_pred, group = tasks_lib.base.concatenate_predictions(parts)
+  metrics = {k: float(v) for k, v in setup.task.metrics(y_true, y_pred, group).items()}
+  return {"loss": loss_sum / max(count, 1), "metrics": metrics, "count": count,
+          "predictions": (y_true, y_pred, group)}
+
+
+# --- run folders -----------------------------------------------------------------------------
+
+def default_run_dir(config: ml_collections.ConfigDict, root: str | None = None) -> pathlib.Path:
+  """runs/NAME-YYYYmmdd-HHMMSS (root: $JAXGEO_RUNS or runs/)."""
+  root = root or os.environ.get("JAXGEO_RUNS") or "runs"
+  return pathlib.Path(root) / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def read_log(run_dir: str | os.PathLike) -> list[dict]:
+  path = pathlib.Path(run_dir) / LOG_FILE
+  if not path.exists():
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _write_log(run_dir: pathlib.Path, records: list[dict]) -> None:
+  io.atomic_write_text(run_dir / LOG_FILE,
+                       "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+
+
+def resolve_run_config(config: ml_collections.ConfigDict | None,
+                       run_dir: pathlib.Path) -> ml_collections.ConfigDict:
+  """The config of a run: a new folder takes `config`; an existing one keeps its saved
+  config (a given config may differ only in config.RESUMABLE_CHANGES)."""
+  saved_path = run_dir / CONFIG_FILE
+  if not saved_path.exists():
+    if config is None:
+      raise ConfigError(f"--run-dir {run_dir}: has no {CONFIG_FILE}; pass --config")
+    return config
+  saved = config_lib.from_json(saved_path)
+  if config is None:
+    return saved
+  changed = [k for k in config_lib.diff(saved, config)
+             if k not in config_lib.RESUMABLE_CHANGES]
+  if changed:
+    raise ConfigError(f"--run-dir {run_dir}: holds a run of a different config (differs in "
+                      f"{', '.join(changed)}); choose another --run-dir to start a new run")
+  merged = config_lib.from_json(saved_path)
+  for key in config_lib.RESUMABLE_CHANGES:
+    section, name = key.split(".")
+    if name in config[section]:
+      merged[section][name] = config[section][name]
+  return merged
+
+
+def _uncommitted(tree):
+  """Restored checkpoint arrays are committed to a device, fresh ones are not, and jit
+  caches the two separately: a host round trip keeps one compilation per bucket."""
+  return jax.tree_util.tree_map(lambda x: jax.device_put(np.asarray(x)), tree)
+
+
+def _improved(value: float, best: float | None, higher_is_better: bool) -> bool:
+  if not math.isfinite(value):
+    return False
+  if best is None:
+    return True
+  return value > best if higher_is_better else value < best
+
+
+def early_stopping(meta: dict, epoch: int, value: float, higher_is_better: bool,
+                   patience: int) -> tuple[dict, bool]:
+  """The early-stopping bookkeeping after `epoch` (1-based) with monitored value `value`.
+  -> (new meta, improved). An epoch improves when its value is strictly better than the
+  best so far (NaN never does); `stopped` once `patience` (> 0) epochs in a row did not.
+  (The paper's code never resets its counter; here it resets on improvement.)"""
+  meta = dict(meta)
+  improved = _improved(value, meta["best_value"], higher_is_better)
+  if improved:
+    meta.update(best_value=float(value), best_epoch=epoch, bad_epochs=0)
+  else:
+    meta["bad_epochs"] = int(meta["bad_epochs"]) + 1
+  meta["epoch"] = epoch
+  meta["stopped"] = bool(patience and meta["bad_epochs"] >= patience)
+  return meta, improved
+
+
+def _jsonable(x: float) -> float | None:
+  return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+def train(config: ml_collections.ConfigDict | None, run_dir: str | os.PathLike, *,
+          store=None, progress: bool = True, stop_after_epochs: int | None = None,
+          echo: Callable[[str], None] | None = None) -> dict | None:
+  """Trains (or resumes) the run in `run_dir`. -> the final result (also written to
+  test_metrics.json), or None when stopped by `stop_after_epochs` (simulated interruption:
+  the run ends after that many epochs in total, as if killed after its checkpoint)."""
+  from tqdm.auto import tqdm
+  run_dir = pathlib.Path(run_dir)
+  config = resolve_run_config(config, run_dir)
+  say = echo or (lambda msg: tqdm.write(msg) if progress else logger.info(msg))
+  result_path = run_dir / RESULT_FILE
+  if result_path.exists():
+    with open(result_path) as f:
+      result = json.load(f)
+    say(f"{run_dir}: finished earlier; nothing to do")
+    say(summary(result))
+    return result
+
+  started = time.time()
+  setup = prepare(config, store)
+  run_dir.mkdir(parents=True, exist_ok=True)
+  config_lib.write_json(config, run_dir / CONFIG_FILE)
+  io.atomic_write_json(run_dir / MODEL_FILE, setup.model_config.to_dict())
+  t = config.train
+  epochs, patience = int(t.epochs), int(t.patience)
+  batch_graphs, seed = int(t.batch_graphs), int(t.seed)
+  monitor_metric = t.monitor == "metric"
+  higher = setup.task.higher_is_better if monitor_metric else False
+  last = Checkpointer(run_dir / "checkpoints" / "last")
+  best = Checkpointer(run_dir / "checkpoints" / "best")
+
+  state = init_state(setup)
+  meta = {"epoch": 0, "best_value": None, "best_epoch": None, "bad_epochs": 0,
+          "stopped": False, "seed": seed, "data_order": "np.random.default_rng([seed, epoch])"}
+  if last.latest_step() is not None:
+    state, meta, _ = last.restore(state)
+    state = _uncommitted(state)
+    say(f"{run_dir}: resuming after epoch {meta['epoch']}")
+  records = [r for r in read_log(run_dir) if r["epoch"] <= meta["epoch"]]
+  _write_log(run_dir, records)
+
+  counter = CompileCounter()
+  train_nodes, train_edges = batching.graph_sizes(setup.splits.train)
+  say(f"{config.name}: task {setup.task.name}, {setup.model_config.network} / fusion "
+      f"{setup.model_config.fusion.mode}, {nets.param_count(state['params']):,} parameters, "
+      f"splits {setup.splits.sizes()}, buckets "
+      f"{[(b.n_node, b.n_edge, b.n_graph) for b in setup.buckets]}")
+  key = jnp.asarray(state["key"])
+  params, opt_state = state["params"], state["opt_state"]
+  epoch_bar = tqdm(range(meta["epoch"], epochs), initial=meta["epoch"], total=epochs,
+                   desc=str(config.name), disable=not progress, unit="epoch")
+  with counter:
+    for epoch in epoch_bar:
+      if meta["stopped"]:
+        break
+      tick = time.time()
+      rng = np.random.default_rng([seed, epoch])
+      plan = batching.batches(setup.splits.train, setup.buckets, batch_graphs, rng=rng,
+                              return_indices=True)
+      losses, real_nodes, padded_nodes, real_edges, padded_edges = [], 0, 0, 0, 0
+      bar = tqdm(prefetch(plan, int(t.get("prefetch", 2))), leave=False, unit="batch",
+                 desc=f"epoch {epoch + 1}", disable=not progress,
+                 total=math.ceil(len(setup.splits.train) / batch_graphs))
+      for step, (host_batch, device_batch, index) in enumerate(bar):
+        params, opt_state, loss = setup.train_step(
+            params, opt_state, device_batch, key, jnp.int32(epoch), jnp.int32(step))
+        losses.append(loss)
+        real_nodes += int(train_nodes[index].sum())
+        real_edges += int(train_edges[index].sum())
+        padded_nodes += int(host_batch.n_node.sum())
+        padded_edges += int(host_batch.n_edge.sum())
+        if progress and step % 10 == 0:
+          bar.set_postfix(loss=f"{float(loss):.4f}")
+      train_loss = float(np.mean(jax.device_get(losses))) if losses else float("nan")
+      val = evaluate(setup, params, setup.splits.val, progress, desc="val")
+      value = val["metrics"][setup.task.primary_metric] if monitor_metric else val["loss"]
+      # The plateau transform minimises: feed it the value with the sign that makes lower
+      # better.
+      adam_state, plateau_state = opt_state
+      plateau_state = setup.plateau_step(
+          plateau_state, np.float32(-value if higher else value))
+      opt_state = (adam_state, plateau_state)
+      meta, improved = early_stopping(meta, epoch + 1, value, higher, patience)
+      lr = float(t.lr) * float(plateau_state.scale)
+      record = {
+          "epoch": epoch + 1, "train_loss": train_loss, "val_loss": val["loss"],
+          "val": val["metrics"], "monitor": _jsonable(value), "lr": lr,
+          "seconds": time.time() - tick,
+          "compilations": int(setup.train_step._cache_size() + setup.eval_step._cache_size()),
+          "backend_compiles": counter.count,
+          "padding_efficiency": {"nodes": real_nodes / max(padded_nodes, 1),
+                                 "edges": real_edges / max(padded_edges, 1)},
+          "best_epoch": meta["best_epoch"], "bad_epochs": meta["bad_epochs"],
+      }
+      records.append(record)
+      _write_log(run_dir, records)
+      saved = {"params": params, "opt_state": opt_state, "key": key}
+      if improved:
+        best.save(epoch + 1, saved, dict(meta))
+      last.save(epoch + 1, saved, dict(meta))
+      epoch_bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val['loss']:.4f}",
+                            **{setup.task.primary_metric:
+                               f"{val['metrics'][setup.task.primary_metric]:.4f}"})
+      if stop_after_epochs is not None and epoch + 1 >= stop_after_epochs and (
+          epoch + 1 < epochs and not meta["stopped"]):
+        say(f"{run_dir}: stopping after epoch {epoch + 1} (stop_after_epochs)")
+        return None
+    epoch_bar.close()
+
+    if best.latest_step() is None:
+      raise CheckpointError(f"{run_dir}: no best checkpoint (every validation value was "
+                            "NaN?)")
+    best_state, _, best_step = best.restore(
+        {"params": params, "opt_state": opt_state, "key": key})
+    best_state = _uncommitted(best_state)
+    val = evaluate(setup, best_state["params"], setup.splits.val, progress, desc="val")
+    test = evaluate(setup, best_state["params"], setup.splits.test, progress, desc="test")
+  result = {
+      "name": str(config.name), "task": setup.task.name,
+      "network": setup.model_config.network, "fusion": setup.model_config.fusion.mode,
+      "primary_metric": setup.task.primary_metric,
+      "higher_is_better": setup.task.higher_is_better,
+      "test": test["metrics"], "test_loss": test["loss"], "test_count": test["count"],
+      "val": val["metrics"], "val_loss": val["loss"],
+      "best_epoch": best_step, "epochs_run": meta["epoch"], "stopped_early": meta["stopped"],
+      "parameters": nets.param_count(best_state["params"]),
+      "compilations": int(setup.train_step._cache_size() + setup.eval_step._cache_size()),
+      "buckets": [dataclasses.astuple(b) for b in setup.buckets],
+      "seconds_this_session": time.time() - started,
+      "train_seconds_total": float(sum(r["seconds"] for r in records)),
+  }
+  io.atomic_write_json(result_path, result)
+  last.close()
+  best.close()
+  say(summary(result, run_dir))
+  return result
+
+
+def summary(result: dict, run_dir: str | os.PathLike | None = None) -> str:
+  """A few lines for the end of a run."""
+  primary = result["primary_metric"]
+  arrow = "higher" if result.get("higher_is_better") else "lower"
+  lines = [
+      f"== {result['name']} ({result['task']}, {result['network']}, fusion "
+      f"{result['fusion']}) ==",
+      f"epochs: {result['epochs_run']}{' (stopped early)' if result['stopped_early'] else ''}"
+      f", best epoch {result['best_epoch']}, {result['parameters']:,} parameters, "
+      f"{result['compilations']} compilations",
+      f"val  {primary} = {result['val'][primary]:.4f} ({arrow} is better), loss "
+      f"{result['val_loss']:.4f}",
+      f"test {primary} = {result['test'][primary]:.4f}; " + ", ".join(
+          f"{k} {v:.4f}" for k, v in sorted(result["test"].items()) if k != primary),
+  ]
+  if run_dir is not None:
+    lines.append(f"run folder: {run_dir}")
+  return "\n".join(lines)
+
+
+def evaluate_run(run_dir: str | os.PathLike, which: str = "best",
+                 splits: Sequence[str] = ("val", "test"), progress: bool = True,
+                 store=None) -> dict:
+  """Re-evaluates a run folder's best (or last) checkpoint on `splits`.
+  -> {split: {"loss", "metrics", "count"}, "epoch": checkpoint step}; also written to
+  eval_{which}.json in the run folder."""
+  run_dir = pathlib.Path(run_dir)
+  if not (run_dir / CONFIG_FILE).exists():
+    raise ConfigError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
+  if which not in ("best", "last"):
+    raise ConfigError(f"--checkpoint {which!r}: expected 'best' or 'last'")
+  config = config_lib.from_json(run_dir / CONFIG_FILE)
+  setup = prepare(config, store)
+  checkpointer = Checkpointer(run_dir / "checkpoints" / which)
+  if checkpointer.latest_step() is None:
+    raise CheckpointError(f"{run_dir}/checkpoints/{which}: no checkpoint yet")
+  state, _, step = checkpointer.restore(init_state(setup))
+  state = _uncommitted(state)
+  out: dict[str, Any] = {"checkpoint": which, "epoch": step}
+  for split in splits:
+    graphs = getattr(setup.splits, split, None)
+    if graphs is None:
+      raise ConfigError(f"--split {split!r}: expected train, val or test")
+    res = evaluate(setup, state["params"], graphs, progress, desc=split)
+    out[split] = {"loss": res["loss"], "metrics": res["metrics"], "count": res["count"]}
+  io.atomic_write_json(run_dir / f"eval_{which}.json", out)
+  checkpointer.close()
+  return out

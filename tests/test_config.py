@@ -1,0 +1,121 @@
+"""Experiment configs: loading, --set overrides with type checks, validation, JSON."""
+import pathlib
+
+import pytest
+
+from jaxgeo import config as config_lib
+from jaxgeo import tasks
+from jaxgeo.errors import ConfigError
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+CONFIGS = sorted((REPO / "experiments" / "configs").glob("[!_]*.py"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_experiment_config_loads_and_validates(path):
+  config = config_lib.load_config(path)
+  assert config.name == path.stem
+  task = tasks.get_task(config.task.name)
+  config_lib.validate(config, task)
+  model = config_lib.model_config(config)
+  assert model.head == task.head and model.out_dim == task.out_dim
+  # The file name says (task, network, fusion) so that tables can be regenerated.
+  if path.stem != "position_demo":
+    task_name, network, fusion = path.stem.rsplit("_", 2)
+    assert (config.task.name, model.network, model.fusion.mode) == (task_name, network, fusion)
+
+
+def test_base_config_is_the_papers_schedule():
+  t = config_lib.base_config().train
+  assert t.lr == 1e-4 and t.patience == 8 and t.monitor == "loss"
+  assert t.plateau.factor == 0.6 and t.plateau.min_lr == 5e-7
+
+
+def test_overrides_parse_and_check_types():
+  config = config_lib.experiment("position", "gvp", "none", head="node")
+  out = config_lib.apply_overrides(config, [
+      "train.lr=3e-4", "train.epochs=5", "train.plateau.factor=0.5", "lm.model=unirep64",
+      "model.gvp.node_dims=(16, 4)", "model.head_hidden=8", "model.node_features=false",
+      "data.radius=10", "task.name=position"])
+  assert out.train.lr == 3e-4 and out.train.epochs == 5 and out.train.plateau.factor == 0.5
+  assert out.lm.model == "unirep64" and out.model.gvp.node_dims == (16, 4)
+  assert out.model.head_hidden == 8 and out.model.node_features is False
+  assert isinstance(out.data.radius, float) and out.data.radius == 10.0
+  assert config.train.lr == 1e-4, "overrides must not change the input config"
+  assert config_lib.model_config(out).gvp.node_dims == (16, 4)
+
+
+@pytest.mark.parametrize("override, words", [
+    ("train.lrr=1", ["train.lrr", "did you mean train.lr"]),
+    ("nope.x=1", ["nope"]),
+    ("train.epochs=1.5", ["train.epochs", "int"]),
+    ("train.epochs=ten", ["train.epochs", "int"]),
+    ("model.node_features=3", ["model.node_features", "bool"]),
+    ("model.gvp.node_dims=(1,2,3)", ["model.gvp.node_dims", "2 values"]),
+    ("train=3", ["train", "section"]),
+    ("train.lr", ["key=value"]),
+])
+def test_bad_overrides_name_the_key(override, words):
+  config = config_lib.experiment("position", "gvp", "none", head="node")
+  with pytest.raises(ConfigError) as e:
+    config_lib.apply_overrides(config, [override])
+  for word in words:
+    assert word in str(e.value)
+
+
+@pytest.mark.parametrize("override, words", [
+    ("train.lr=0", ["train.lr"]),
+    ("train.monitor=accuracy", ["train.monitor"]),
+    ("train.plateau.factor=1.5", ["train.plateau.factor"]),
+    ("model.head=graph", ["model.head", "position"]),
+    ("model.network=resnet", ["model.network"]),
+])
+def test_validation_names_the_option(override, words):
+  config = config_lib.apply_overrides(
+      config_lib.experiment("position", "gvp", "none", head="node"), [override])
+  with pytest.raises(ConfigError) as e:
+    config_lib.validate(config, tasks.get_task("position"))
+  for word in words:
+    assert word in str(e.value)
+
+
+def test_unknown_task_lists_the_known_ones():
+  with pytest.raises(ConfigError) as e:
+    tasks.get_task("toy")
+  assert "toy" in str(e.value) and "position" in str(e.value)
+
+
+def test_json_round_trip_and_diff(tmp_path):
+  config = config_lib.apply_overrides(
+      config_lib.experiment("position", "egnn", "none", head="node"), ["train.epochs=3"])
+  config_lib.write_json(config, tmp_path / "config.json")
+  back = config_lib.from_json(tmp_path / "config.json")
+  assert config_lib.diff(config, back) == []
+  assert config_lib.model_config(back) == config_lib.model_config(config)
+  other = config_lib.apply_overrides(back, ["train.lr=1e-3"])
+  assert config_lib.diff(back, other) == ["train.lr"]
+
+
+def test_load_config_errors_name_the_file(tmp_path):
+  with pytest.raises(ConfigError, match="no such file"):
+    config_lib.load_config(tmp_path / "missing.py")
+  bad = tmp_path / "bad.py"
+  bad.write_text("def get_config():\n  return 3\n")
+  with pytest.raises(ConfigError, match="bad.py"):
+    config_lib.load_config(bad)
+  broken = tmp_path / "broken.py"
+  broken.write_text("import nonexistent_module_xyz\n")
+  with pytest.raises(ConfigError, match="broken.py"):
+    config_lib.load_config(broken)
+
+
+def test_data_root_and_store_path(monkeypatch):
+  config = config_lib.experiment("position", "gvp", "none", head="node")
+  monkeypatch.setenv("JAXGEO_DATA", "/data/x")
+  monkeypatch.setenv("JAXGEO_STORE", "/emb/y")
+  assert str(config_lib.data_root(config)) == "/data/x"
+  assert str(config_lib.store_path(config)) == "/emb/y"
+  config.data.root = "/elsewhere"
+  config.lm.store = "/store"
+  assert str(config_lib.data_root(config)) == "/elsewhere"
+  assert str(config_lib.store_path(config)) == "/store"

@@ -1,0 +1,282 @@
+"""Training: the position task, masking, the optimizer schedule, checkpoints, end-to-end
+runs through the CLI, resume, eval and the environment check.
+
+The end-to-end runs use a tiny EGNN on 24 generated proteins of 20-60 residues (a few
+seconds of compilation, then milliseconds per epoch).
+"""
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgeo import batching, cli
+from jaxgeo import config as config_lib
+from jaxgeo import tasks, train
+from jaxgeo.checkpoint import Checkpointer
+from jaxgeo.errors import CheckpointError, ConfigError
+from jaxgeo.tasks import base, position
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+DEMO = REPO / "experiments" / "configs" / "position_demo.py"
+TINY = ["task.num_train=16", "task.num_val=4", "task.num_test=4", "task.min_length=20",
+        "task.max_length=60", "model.egnn.hidden=16", "model.fusion.embed_dim=16",
+        "train.epochs=6", "train.batch_graphs=4", "train.max_buckets=1", "train.lr=3e-3",
+        "train.patience=0"]
+
+
+def tiny_config(*extra):
+  return config_lib.apply_overrides(config_lib.load_config(DEMO), TINY + list(extra))
+
+
+# --- the task ----------------------------------------------------------------------------------
+
+def test_position_labels_follow_the_paper():
+  # GGNN_Meets_PLM TOYDataset, label 'dist': min(i, L - i) for i in 0..L-1.
+  np.testing.assert_array_equal(position.position_labels(5, "dist"), [0, 1, 2, 2, 1])
+  np.testing.assert_allclose(position.position_labels(5, "relative"), [0, .25, .5, .75, 1])
+  with pytest.raises(ConfigError, match="task.target"):
+    position.position_labels(5, "id")
+
+
+def test_position_task_loads_deterministic_splits():
+  config = tiny_config()
+  task = tasks.get_task("position")
+  assert (task.head, task.primary_metric, task.higher_is_better) == ("node", "rmse", False)
+  splits = task.load(config, None)
+  assert splits.sizes() == {"train": 16, "val": 4, "test": 4}
+  g = splits.val[1]
+  n = int(g.n_node[0])
+  assert 20 <= n <= 60
+  np.testing.assert_allclose(g.nodes["label"], position.position_labels(n, "relative"))
+  assert g.globals["group"].tolist() == [17]  # proteins are numbered across the splits
+  again = task.load(config, None)
+  np.testing.assert_array_equal(again.test[0].nodes["x"], splits.test[0].nodes["x"])
+  bad = config_lib.apply_overrides(config, ["task.min_length=70"])
+  with pytest.raises(ConfigError, match="min_length"):
+    task.load(bad, None)
+
+
+def test_position_with_lm_fusion_needs_the_store():
+  config = config_lib.apply_overrides(tiny_config(), ["model.fusion.mode=project",
+                                                      "model.fusion.lm_dim=8"])
+  with pytest.raises(Exception, match="embed"):
+    tasks.get_task("position").load(config, None)
+
+
+def test_padding_never_counts_in_loss_or_predictions():
+  task = tasks.get_task("position")
+  splits = task.load(tiny_config(), None)
+  graphs = splits.train[:3]
+  buckets = batching.choose_buckets(graphs, batch_graphs=3, max_buckets=1)
+  batch = next(batching.batches(graphs, buckets, batch_graphs=3))
+  n_real = sum(int(g.n_node[0]) for g in graphs)
+  # Garbage in the padding rows must not change anything.
+  pred = np.random.default_rng(0).normal(size=(batch.n_node.sum(), 1)).astype(np.float32)
+  pred_garbage = pred.copy()
+  pred_garbage[n_real:] = 1e6
+  labels = batch.nodes["label"]
+  want = float(np.mean((pred[:n_real, 0] - labels[:n_real]) ** 2))
+  for p in (pred, pred_garbage):
+    loss = jax.jit(task.loss)({"node": jnp.asarray(p)}, jax.device_put(batch))
+    assert float(loss) == pytest.approx(want, rel=1e-5)
+    y_true, y_pred, group = task.predictions({"node": p}, batch)
+    assert y_true.shape == (n_real,) and np.all(np.abs(y_pred) < 1e5)
+  # Groups follow the graphs; an optional label mask drops unlabelled nodes.
+  np.testing.assert_array_equal(np.unique(group),
+                                sorted(int(g.globals["group"][0]) for g in graphs))
+  mask = np.ones(batch.n_node.sum(), bool)
+  mask[:5] = False
+  masked = batch._replace(nodes={**batch.nodes, "label_mask": mask})
+  y_true, _, _ = task.predictions({"node": pred}, masked)
+  assert y_true.shape == (n_real - 5,)
+  want_masked = float(np.mean((pred[5:n_real, 0] - labels[5:n_real]) ** 2))
+  assert float(task.loss({"node": jnp.asarray(pred)}, masked)) == pytest.approx(want_masked,
+                                                                              rel=1e-5)
+
+
+def test_graph_helpers_mask_the_padding_graph():
+  graphs = tasks.get_task("position").load(tiny_config(), None).train[:2]
+  graphs = [g._replace(globals={**g.globals, "label": np.array([float(i + 1)], np.float32)})
+            for i, g in enumerate(graphs)]
+  buckets = batching.choose_buckets(graphs, batch_graphs=2, max_buckets=1)
+  batch = next(batching.batches(graphs, buckets, batch_graphs=2))
+  pred = batch.globals["label"].reshape(-1, 1) + 0.5
+  pred[-1] = 99.0  # the padding graph
+  out = {"graph": pred}
+  y_true, y_pred, group = base.graph_predictions(out, batch)
+  np.testing.assert_allclose(sorted(y_true), [1.0, 2.0])
+  np.testing.assert_allclose(y_pred - y_true, [0.5, 0.5])
+  assert sorted(group) == [0, 1]
+  mask = base.graph_label_mask(jax.device_put(batch))
+  loss = base.masked_mse(jnp.asarray(pred), jnp.asarray(batch.globals["label"]), mask)
+  assert float(loss) == pytest.approx(0.25)
+
+
+# --- optimizer and checkpoints -----------------------------------------------------------------
+
+def test_reduce_on_plateau_follows_the_validation_value():
+  config = config_lib.apply_overrides(config_lib.base_config(), [
+      "train.plateau.patience=2", "train.plateau.factor=0.5", "train.lr=1e-3",
+      "train.plateau.min_lr=2e-4"])
+  adam, plateau, optimizer = train.make_optimizer(config)
+  params = {"w": jnp.ones(3)}
+  _, plateau_state = optimizer.init(params)
+  step = jax.jit(lambda s, v: plateau.update({}, s, value=v)[1])
+  scales = []
+  for value in [1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9]:
+    plateau_state = step(plateau_state, np.float32(value))
+    scales.append(float(plateau_state.scale))
+  # Improvement at 2; two bad epochs -> x0.5; two more -> x0.25 = 2e-4 / 1e-3 floor... 0.2.
+  assert scales[:3] == [1.0, 1.0, 1.0]
+  assert scales[3] == 0.5 and scales[5] == 0.25 and scales[-1] == pytest.approx(0.2)
+
+
+def test_early_stopping_bookkeeping():
+  meta = {"epoch": 0, "best_value": None, "best_epoch": None, "bad_epochs": 0,
+          "stopped": False}
+  flags = []
+  for epoch, value in enumerate([3.0, 2.0, 2.5, float("nan"), 1.0, 1.0, 1.5], start=1):
+    meta, improved = train.early_stopping(meta, epoch, value, False, patience=3)
+    flags.append((improved, meta["bad_epochs"], meta["stopped"]))
+  assert flags == [(True, 0, False), (True, 0, False), (False, 1, False), (False, 2, False),
+                   (True, 0, False), (False, 1, False), (False, 2, False)]
+  assert meta["best_epoch"] == 5 and meta["best_value"] == 1.0 and meta["epoch"] == 7
+  meta, _ = train.early_stopping(meta, 8, 1.5, False, patience=3)
+  assert meta["stopped"] and meta["bad_epochs"] == 3
+  meta = {"epoch": 0, "best_value": 0.5, "best_epoch": 1, "bad_epochs": 0, "stopped": False}
+  for epoch in range(2, 5):
+    meta, improved = train.early_stopping(meta, epoch, 0.4, True, patience=3)
+    assert not improved
+  assert meta["stopped"] and meta["bad_epochs"] == 3
+  meta, improved = train.early_stopping(meta, 5, 0.6, True, patience=0)
+  assert improved and not meta["stopped"]
+
+
+def test_checkpoint_round_trip_keeps_optimizer_types(tmp_path):
+  config = config_lib.base_config()
+  _, _, optimizer = train.make_optimizer(config)
+  params = {"layer": {"w": jnp.arange(6.0).reshape(2, 3), "b": jnp.zeros(3)}}
+  state = {"params": params, "opt_state": optimizer.init(params),
+           "key": jax.random.key_data(jax.random.key(3))}
+  ckpt = Checkpointer(tmp_path / "last")
+  with pytest.raises(CheckpointError):
+    ckpt.restore(state)
+  ckpt.save(1, state, {"epoch": 1, "best_value": None})
+  ckpt.save(2, jax.tree_util.tree_map(lambda x: x + 1, state), {"epoch": 2, "best_value": 0.5})
+  assert ckpt.latest_step() == 2 and not (tmp_path / "last" / "1").exists()
+  restored, meta, step = ckpt.restore(state)
+  assert step == 2 and meta == {"epoch": 2, "best_value": 0.5}
+  assert type(restored["opt_state"][1]) is type(state["opt_state"][1])
+  np.testing.assert_array_equal(restored["params"]["layer"]["w"], params["layer"]["w"] + 1)
+  assert jax.tree_util.tree_structure(restored) == jax.tree_util.tree_structure(state)
+
+
+# --- end to end ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+  """An uninterrupted tiny run through `jaxgeo train`."""
+  run_dir = tmp_path_factory.mktemp("runs") / "full"
+  args = ["train", "--config", str(DEMO), "--run-dir", str(run_dir), "--no-progress"]
+  for item in TINY:
+    args += ["--set", item]
+  assert cli.main(args) == 0
+  return run_dir
+
+
+@pytest.mark.slow
+def test_train_end_to_end_improves_and_writes_the_run_folder(cli_run):
+  for name in ("config.json", "model.json", "log.jsonl", "test_metrics.json"):
+    assert (cli_run / name).is_file(), name
+  assert (cli_run / "checkpoints" / "last" / "6").is_dir()
+  assert not list(cli_run.rglob("*.pkl")) and not list(cli_run.rglob("*.pickle"))
+  log = train.read_log(cli_run)
+  assert [r["epoch"] for r in log] == list(range(1, 7))
+  for record in log:
+    for key in ("train_loss", "val_loss", "val", "lr", "seconds", "compilations",
+                "padding_efficiency", "best_epoch"):
+      assert key in record, key
+    assert 0 < record["padding_efficiency"]["nodes"] <= 1
+  # One bucket: the train and eval steps compile once each, whatever the epoch count.
+  assert log[0]["compilations"] == log[-1]["compilations"] == 2
+  # The validation metric improves.
+  rmse = [r["val"]["rmse"] for r in log]
+  assert min(rmse[1:]) < rmse[0]
+  result = json.loads((cli_run / "test_metrics.json").read_text())
+  assert result["best_epoch"] == 1 + int(np.argmin([r["val_loss"] for r in log]))
+  assert np.isfinite(result["test"]["rmse"]) and result["test_count"] > 0
+  assert result["compilations"] == 2
+  saved = config_lib.from_json(cli_run / "config.json")
+  assert saved.name == "position_demo" and saved.train.epochs == 6
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_to_the_same_result(cli_run, tmp_path):
+  config = tiny_config()
+  run_dir = tmp_path / "resumed"
+  assert train.train(config, run_dir, progress=False, stop_after_epochs=3) is None
+  assert len(train.read_log(run_dir)) == 3 and not (run_dir / "test_metrics.json").exists()
+  # A log line written after the last checkpoint (killed in between) is dropped on resume.
+  with open(run_dir / "log.jsonl", "a") as f:
+    f.write(json.dumps({"epoch": 4, "partial": True}) + "\n")
+  with pytest.raises(ConfigError, match="train.lr"):
+    train.train(config_lib.apply_overrides(config, ["train.lr=1e-2"]), run_dir,
+                progress=False)
+  result = train.train(None, run_dir, progress=False)
+  full = json.loads((cli_run / "test_metrics.json").read_text())
+  assert result["best_epoch"] == full["best_epoch"]
+  for split in ("test", "val"):
+    for key, value in full[split].items():
+      assert result[split][key] == pytest.approx(value, rel=1e-6, abs=1e-6), (split, key)
+  log, full_log = train.read_log(run_dir), train.read_log(cli_run)
+  assert [r["epoch"] for r in log] == list(range(1, 7))
+  for a, b in zip(log, full_log):
+    assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6)
+  # Training a finished run again does nothing and returns the same result.
+  assert train.train(None, run_dir, progress=False)["test"] == result["test"]
+
+
+@pytest.mark.slow
+def test_eval_command_reproduces_the_test_metrics(cli_run, capsys):
+  assert cli.main(["eval", str(cli_run), "--no-progress"]) == 0
+  out = json.loads((cli_run / "eval_best.json").read_text())
+  full = json.loads((cli_run / "test_metrics.json").read_text())
+  assert out["epoch"] == full["best_epoch"]
+  for key, value in full["test"].items():
+    assert out["test"]["metrics"][key] == pytest.approx(value, rel=1e-6, abs=1e-6)
+  assert "test" in capsys.readouterr().out
+
+
+# --- the CLI's errors and the environment check ----------------------------------------------
+
+def test_check_env_reports_a_missing_embedding_store(tmp_path, capsys, monkeypatch):
+  monkeypatch.delenv("JAXGEO_STORE", raising=False)
+  args = ["train", "--config", str(DEMO), "--check-only", "--run-dir", str(tmp_path / "r"),
+          "--set", "model.fusion.mode=project", "--set", "model.fusion.lm_dim=8",
+          "--set", f"lm.store={tmp_path / 'no_store'}", "--set", "task.num_train=3",
+          "--set", "task.num_val=1", "--set", "task.num_test=1"]
+  assert cli.main(args) == 2
+  captured = capsys.readouterr()
+  assert "MISSING embedding store" in captured.out
+  assert "jaxgeo embed" in captured.err and "no_store" in captured.err
+  fasta = tmp_path / "position_demo.missing.fasta"
+  assert fasta.read_text().count(">") == 5
+  # Without LM fusion everything is there.
+  assert cli.main(["train", "--config", str(DEMO), "--check-only", "--run-dir",
+                   str(tmp_path / "r")]) == 0
+  assert "ok      jax devices" in capsys.readouterr().out
+
+
+def test_train_command_errors_are_one_line(tmp_path, capsys):
+  assert cli.main(["train", "--config", str(DEMO), "--set", "train.nope=1",
+                   "--run-dir", str(tmp_path / "r")]) == 2
+  assert "train.nope" in capsys.readouterr().err
+  assert cli.main(["train", "--config", str(tmp_path / "none.py")]) == 2
+  assert "none.py" in capsys.readouterr().err
+  assert cli.main(["eval", str(tmp_path)]) == 2
+  assert "not a run folder" in capsys.readouterr().err
+  assert cli.main(["train"]) == 2
+  assert "--config" in capsys.readouterr().err
