@@ -7,6 +7,10 @@ import os
 import tempfile
 from typing import Any, Iterator
 
+# Read once (os.umask can only be read by setting it, which is not thread-safe).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
@@ -20,6 +24,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
   os.close(fd)
   try:
     yield tmp
+    # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+    os.chmod(tmp, 0o666 & ~_UMASK)
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):

@@ -170,7 +170,8 @@ def virtual_cb(n: np.ndarray, ca: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass
-class _AtomRecord:
+class AtomRecord:
+  """One atom as read from a file (PDB line, mmCIF row, ATOM3D table row)."""
   hetero: bool
   name: str
   altloc: str
@@ -215,7 +216,7 @@ def _structure_format(path: str, text: str) -> str:
   return "cif" if head.startswith("data_") else "pdb"
 
 
-def _pdb_records(path: str, text: str) -> list[_AtomRecord]:
+def _pdb_records(path: str, text: str) -> list[AtomRecord]:
   with warnings.catch_warnings():
     # mdtraj warns once per atom whose charge columns hold junk (common in docking decoys).
     warnings.filterwarnings("ignore", message="Could not parse charge")
@@ -230,7 +231,7 @@ def _guess_element(atom_name_with_spaces: str) -> str:
   return atom_name_with_spaces[0:2].strip().lstrip("0123456789")[:2]
 
 
-def _fast_record(line: str) -> _AtomRecord:
+def _fast_record(line: str) -> AtomRecord:
   """Fixed-column parse of a standard ATOM/HETATM line (raises ValueError otherwise)."""
   resname = line[17:20].strip()
   if line[20] != " ":
@@ -239,7 +240,7 @@ def _fast_record(line: str) -> _AtomRecord:
   element = line[76:78].strip() if len(line) >= 78 else ""
   if not element or not element.isalpha():
     element = _guess_element(line[12:16])
-  return _AtomRecord(
+  return AtomRecord(
       hetero=line[:6] == "HETATM", name=line[12:16].strip(), altloc=line[16].strip(),
       resname=resname, chain=line[21].strip(), resnum=int(line[22:26]),
       icode=line[26].strip(),
@@ -247,14 +248,14 @@ def _fast_record(line: str) -> _AtomRecord:
       occupancy=float(occupancy) if occupancy else 1.0, element=element.capitalize())
 
 
-def _mdtraj_record(line: str) -> _AtomRecord:
+def _mdtraj_record(line: str) -> AtomRecord:
   """mdtraj's parser, for the lines the fixed-column parse rejects (hybrid-36 or hex
   numbering, odd spacing)."""
   from mdtraj.formats.pdb.pdbstructure import Atom
   atom = Atom(line)
   (altloc, loc), = atom.locations.items()
   element = atom.element.symbol if atom.element is not None else atom.element_symbol
-  return _AtomRecord(
+  return AtomRecord(
       hetero=atom.record_name == "HETATM", name=atom.name_with_spaces.strip(),
       altloc=altloc.strip(), resname=atom.residue_name, chain=atom.chain_id.strip(),
       resnum=int(atom.residue_number), icode=atom.insertion_code.strip(),
@@ -262,7 +263,7 @@ def _mdtraj_record(line: str) -> _AtomRecord:
       element=(element or "").capitalize())
 
 
-def _parse_pdb_lines(path: str, text: str) -> list[_AtomRecord]:
+def _parse_pdb_lines(path: str, text: str) -> list[AtomRecord]:
   records = []
   for line_number, line in enumerate(text.splitlines(), start=1):
     if line.startswith(("ENDMDL", "END")) and not line.startswith("ENDROOT") and records:
@@ -283,7 +284,7 @@ def _parse_pdb_lines(path: str, text: str) -> list[_AtomRecord]:
   return records
 
 
-def _cif_records(path: str, text: str) -> list[_AtomRecord]:
+def _cif_records(path: str, text: str) -> list[AtomRecord]:
   from mdtraj.formats.pdbx.PdbxReader import PdbxReader
   data = []
   try:
@@ -328,7 +329,7 @@ def _cif_records(path: str, text: str) -> list[_AtomRecord]:
       elif row[c_model] != first_model:
         break
     try:
-      records.append(_AtomRecord(
+      records.append(AtomRecord(
           hetero=row[c_group] == "HETATM", name=row[c_name].strip('"'),
           altloc=blank(row[c_alt]) if c_alt is not None else "", resname=row[c_res],
           chain=blank(row[c_chain]), resnum=int(row[c_num]),
@@ -341,20 +342,24 @@ def _cif_records(path: str, text: str) -> list[_AtomRecord]:
   return records
 
 
-def _best_altloc(records: Iterable[_AtomRecord]) -> _AtomRecord:
+def _best_altloc(records: Iterable[AtomRecord]) -> AtomRecord:
   return min(records, key=lambda r: (-r.occupancy, r.altloc))
 
 
-def _is_hydrogen(record: _AtomRecord) -> bool:
+def _is_hydrogen(record: AtomRecord) -> bool:
   element = record.element.strip().upper()
   if element:
     return element in ("H", "D")
   return record.name.lstrip("0123456789").startswith(("H", "D"))
 
 
-def _assemble(path: str, records: list[_AtomRecord]) -> Protein:
-  """Groups atom records into residues and ligands (see the module docstring)."""
-  groups: dict[tuple[str, int, str], list[_AtomRecord]] = {}
+def protein_from_records(path: str, records: list[AtomRecord]) -> Protein:
+  """Groups atom records into residues and ligands (see the module docstring).
+
+  This is load_protein's assembly step, public so that other readers (ATOM3D tables) build
+  Proteins the same way. `path` names the source in error messages.
+  """
+  groups: dict[tuple[str, int, str], list[AtomRecord]] = {}
   for record in records:
     groups.setdefault((record.chain, record.resnum, record.icode), []).append(record)
 
@@ -371,7 +376,7 @@ def _assemble(path: str, records: list[_AtomRecord]) -> Protein:
     if resname in residues.WATER_NAMES:
       continue
     hetero = all(r.hetero for r in group)
-    atoms: dict[str, list[_AtomRecord]] = {}
+    atoms: dict[str, list[AtomRecord]] = {}
     for r in group:
       if not _is_hydrogen(r):
         atoms.setdefault(r.name, []).append(r)
@@ -446,7 +451,7 @@ def load_protein(path: str | os.PathLike, chains: str | Sequence[str] | None = N
   records = _cif_records(path, text) if fmt == "cif" else _pdb_records(path, text)
   if not records:
     raise StructureError(f"{path}: no ATOM/HETATM records: not a PDB or mmCIF structure")
-  protein = _assemble(path, records)
+  protein = protein_from_records(path, records)
   if chains is not None:
     protein = protein.select_chains(chains)
   return protein

@@ -1,0 +1,507 @@
+"""Docking model quality: regress the DockQ of a docked complex from its structure.
+
+A graph task: both partners of a docked model in one residue graph (`graph.complex_graph`:
+receptor nodes partner 0, ligand nodes partner 1, inter-partner edges flagged), label the
+model's DockQ against the crystal structure (`jaxgeo.metrics.docking`: fnat, CAPRI interface
+and ligand RMSD, DockQ), `globals["group"]` the complex.
+
+Decoys:
+- train / val: rigid-body perturbations of the bound DB5.5 complexes of the train / val
+  splits. The receptor stays in place; the ligand is rotated about its CA centroid by an
+  angle of `ROTATION_DEG_PER_A` degrees per Angstrom of a translation of length m (random axis
+  and direction). For each decoy a target DockQ is drawn stratified over `bins` equal bins
+  of [0, 1] (each bin used equally often, a uniform draw inside it) and m is searched along
+  that decoy's direction (bracketing on log(1 + m), at most `max_evals` DockQ evaluations, the
+  first guess interpolated from the complex's earlier evaluations) until the DockQ falls
+  within half a bin of the target; the closest evaluation is kept. The label is always the
+  DockQ of the decoy kept, computed by `metrics.docking.dockq`. Everything is seeded per
+  complex (`task.seed`, the complex id), so the decoys do not depend on the order or subset of
+  complexes loaded.
+- test: the real models of six docking methods for the 25 DB5.5 test complexes
+  (`<docking_dir>/decoys/<method>/`); ligand-only methods are paired with the ground-truth
+  receptor. Residues paired with the ground truth by `metrics.docking.match_residues`.
+  (`task.test_decoys="perturbed"` uses perturbations of the DB5.5 test complexes instead.)
+
+Labels can be cached (`task.cache_dir`): one JSON file per generation setting holding each
+decoy's rotation vector, translation and scores, written atomically after each complex, so a
+second load re-applies the motions without re-scoring (and an interrupted one resumes).
+
+Config (`config.task`, see `DEFAULTS`): data_dir (DB5.5, default <data root>/db5.5),
+docking_dir (default <data root>/db5_docking), splits_dir, decoys_per_complex (train, 10),
+val_decoys_per_complex (0: as train), bins (10), max_evals (5), seed (0), methods (default
+all six), test_decoys ("methods" | "perturbed"), cache_dir ("": no cache), limit.
+Metrics: Spearman over all decoys (primary), Pearson, Kendall, RMSE, and per-complex means of
+Spearman / Pearson / Kendall.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import pathlib
+import zlib
+from typing import Any
+
+import jraph
+import numpy as np
+
+from jaxgeo import graph as graph_lib
+from jaxgeo.errors import ConfigError, DataError
+from jaxgeo.io import atomic_write_json
+from jaxgeo.metrics import docking
+from jaxgeo.structure import Protein
+from jaxgeo.tasks import base
+from jaxgeo.tasks import docking_data as dd
+
+logger = logging.getLogger(__name__)
+
+# Options of `config.task` ("" / 0: the default noted).
+DEFAULTS = {
+    "data_dir": "",                 # DB5.5 folder; "": <data root>/db5.5
+    "docking_dir": "",              # docking results; "": <data root>/db5_docking
+    "splits_dir": "",               # "": <data_dir>/splits
+    "decoys_per_complex": 10,       # train decoys per complex
+    "val_decoys_per_complex": 0,    # val (and perturbed test) decoys; 0: decoys_per_complex
+    "bins": 10,                     # DockQ bins the targets are stratified over
+    "max_evals": 5,                 # DockQ evaluations per decoy at most
+    "seed": 0,                      # decoy generator seed
+    "methods": ",".join(dd.DOCKING_METHODS),   # test-set docking methods
+    "test_decoys": "methods",       # "methods" (real models) or "perturbed"
+    "cache_dir": "",                # folder for the decoy-label JSON cache; "": no cache
+    "limit": 0,                     # first N complexes of each split; 0: all
+}
+ROTATION_DEG_PER_A = 2.0
+MAX_MAGNITUDE = 80.0
+GENERATOR_VERSION = 1
+
+
+# ------------------------------------------------------------------ rigid motions
+
+
+def rotation_matrix(rotvec: np.ndarray) -> np.ndarray:
+  """Rotation [3, 3] of a rotation vector [3] (axis * angle in radians; Rodrigues)."""
+  rotvec = np.asarray(rotvec, np.float64)
+  angle = float(np.linalg.norm(rotvec))
+  if angle < 1e-12:
+    return np.eye(3)
+  k = rotvec / angle
+  kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+  return np.eye(3) + math.sin(angle) * kx + (1.0 - math.cos(angle)) * kx @ kx
+
+
+def rigid_move(protein: Protein, rotation: np.ndarray, translation: np.ndarray,
+               centre: np.ndarray | None = None) -> Protein:
+  """The protein moved rigidly: x -> R (x - c) + c + t for every coordinate.
+
+  Args:
+    protein: L residues.
+    rotation: [3, 3]; translation: [3]; centre: [3] (default the origin).
+  Returns:
+    A Protein with moved atom37 positions, backbone, CB and ligands (masked atoms stay 0).
+  """
+  rotation = np.asarray(rotation, np.float64)
+  translation = np.asarray(translation, np.float64)
+  centre = np.zeros(3) if centre is None else np.asarray(centre, np.float64)
+
+  def move(x, mask=None):
+    y = (np.asarray(x, np.float64) - centre) @ rotation.T + centre + translation
+    if mask is not None:
+      y = np.where(mask[..., None], y, 0.0)
+    return y.astype(np.float32)
+
+  ligands = tuple(dataclasses.replace(l, positions=move(l.positions)) for l in protein.ligands)
+  return dataclasses.replace(
+      protein, atom_positions=move(protein.atom_positions, protein.atom_mask),
+      backbone=move(protein.backbone, protein.backbone_mask), cb=move(protein.cb),
+      ligands=ligands)
+
+
+def ligand_centre(ligand: Protein) -> np.ndarray:
+  """[3] CA centroid of a partner."""
+  return ligand.ca.astype(np.float64).mean(axis=0)
+
+
+def perturb(ligand: Protein, rotvec: np.ndarray, translation: np.ndarray) -> Protein:
+  """The ligand rotated about its CA centroid by `rotvec` [3] then shifted by `translation` [3]."""
+  return rigid_move(ligand, rotation_matrix(rotvec), translation, ligand_centre(ligand))
+
+
+def _motion(magnitude: float, axis: np.ndarray, direction: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+  angle = min(math.pi, math.radians(ROTATION_DEG_PER_A) * magnitude)
+  return axis * angle, direction * magnitude
+
+
+def _unit_vector(rng: np.random.Generator) -> np.ndarray:
+  v = rng.standard_normal(3)
+  return v / np.linalg.norm(v)
+
+
+# ------------------------------------------------------------------ decoy generation
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoy:
+  """One rigid-body decoy of a complex and its scores against the native.
+
+  Attributes:
+    rotvec: [3] rotation vector (radians) of the ligand about its CA centroid.
+    translation: [3] shift of the ligand (Angstrom), applied after the rotation.
+    dockq, fnat, irmsd, lrmsd: `metrics.docking.dockq` of the decoy.
+  """
+  rotvec: tuple[float, float, float]
+  translation: tuple[float, float, float]
+  dockq: float
+  fnat: float
+  irmsd: float
+  lrmsd: float
+
+  def as_list(self) -> list[float]:
+    return [*self.rotvec, *self.translation, self.dockq, self.fnat, self.irmsd, self.lrmsd]
+
+  @classmethod
+  def from_list(cls, values: list[float]) -> "Decoy":
+    if len(values) != 10:
+      raise ValueError(f"expected 10 numbers, got {len(values)}")
+    v = [float(x) for x in values]
+    return cls(tuple(v[0:3]), tuple(v[3:6]), v[6], v[7], v[8], v[9])
+
+
+def score_decoy(receptor: Protein, ligand: Protein, rotvec, translation) -> Decoy:
+  """DockQ of the ligand moved by (rotvec, translation) against the native complex."""
+  moved = perturb(ligand, rotvec, translation)
+  q = docking.dockq(moved, receptor, ligand, receptor)
+  return Decoy(tuple(float(x) for x in rotvec), tuple(float(x) for x in translation),
+               float(q.dockq), float(q.fnat), float(q.irmsd), float(q.lrmsd))
+
+
+def stratified_targets(n: int, bins: int, rng: np.random.Generator) -> np.ndarray:
+  """[n] target DockQ values: bins used round-robin in a shuffled order, uniform inside."""
+  if bins < 1:
+    raise ConfigError(f"task.bins={bins}: must be at least 1")
+  order = np.concatenate([rng.permutation(bins) for _ in range(-(-n // bins))])[:n]
+  return (order + rng.uniform(size=n)) / bins
+
+
+def _first_guess(target: float, seen: list[tuple[float, float]]) -> float:
+  """Magnitude expected to give `target`, from (magnitude, dockq) pairs seen so far."""
+  if len(seen) >= 3:
+    m = np.array([s[0] for s in seen])
+    q = np.array([s[1] for s in seen])
+    order = np.argsort(m)
+    m, q = m[order], np.minimum.accumulate(q[order])  # a non-increasing envelope
+    if q[-1] <= target <= q[0]:
+      return float(np.interp(-target, -q, m))
+  # Before anything is seen: the heuristic DockQ(m) ~ 1 / (1 + (m / 4)^2).
+  target = min(max(target, 1e-3), 0.999)
+  return float(4.0 * math.sqrt(1.0 / target - 1.0))
+
+
+def generate_decoys(receptor: Protein, ligand: Protein, n: int, rng: np.random.Generator,
+                    bins: int = 10, max_evals: int = 5, name: str = "complex") -> list[Decoy]:
+  """`n` rigid-body decoys of a bound complex spanning DockQ 0..1 (see the module notes).
+
+  Args:
+    receptor, ligand: the native (bound) partners.
+    n: decoys to make.
+    rng: the complex's generator (deterministic).
+    bins: DockQ bins the targets are stratified over.
+    max_evals: DockQ evaluations per decoy at most.
+    name: complex name for errors.
+  Returns:
+    `n` Decoys with their scores.
+  Raises:
+    DataError naming the complex when the native partners have no contact.
+  """
+  native = docking.dockq(ligand, receptor, ligand, receptor)
+  if native.n_native_contacts == 0:
+    raise DataError(f"complex {name} ({receptor.source} + {ligand.source}): the partners do "
+                    "not touch (no heavy-atom contact within 5 A); DockQ is undefined")
+  tolerance = 0.5 / bins
+  seen: list[tuple[float, float]] = [(0.0, 1.0)]
+  decoys = []
+  for target in stratified_targets(n, bins, rng):
+    axis, direction = _unit_vector(rng), _unit_vector(rng)
+    lo, hi = 0.0, MAX_MAGNITUDE
+    m = min(_first_guess(float(target), seen), MAX_MAGNITUDE)
+    best = None
+    for _ in range(max_evals):
+      decoy = score_decoy(receptor, ligand, *_motion(m, axis, direction))
+      seen.append((m, decoy.dockq))
+      if best is None or abs(decoy.dockq - target) < abs(best.dockq - target):
+        best = decoy
+      if abs(decoy.dockq - target) <= tolerance:
+        break
+      if decoy.dockq > target:
+        lo = m
+      else:
+        hi = m
+      # Bisect on log(1 + m): DockQ falls fast at first, then slowly.
+      m = math.expm1(0.5 * (math.log1p(lo) + math.log1p(hi)))
+    decoys.append(best)
+  return decoys
+
+
+# ------------------------------------------------------------------ label cache
+
+
+class LabelCache:
+  """Decoy motions and scores in one JSON file, written atomically after each update.
+
+  Keys are "split/complex" (perturbations) or "method/complex" (real decoys). `path` None:
+  an in-memory cache only.
+  """
+
+  def __init__(self, path: pathlib.Path | None, settings: dict):
+    self.path = path
+    self.settings = settings
+    self.entries: dict[str, Any] = {}
+    if path is not None and path.is_file():
+      try:
+        data = json.loads(path.read_text())
+        if data.get("settings") != settings:
+          raise ValueError("settings differ")
+        self.entries = dict(data["entries"])
+      except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise DataError(f"{path}: unreadable decoy-label cache ({e}); delete it to regenerate")
+
+  def get(self, key: str):
+    return self.entries.get(key)
+
+  def put(self, key: str, value) -> None:
+    self.entries[key] = value
+    if self.path is not None:
+      atomic_write_json(self.path, {"settings": self.settings, "entries": self.entries})
+
+
+def _cache_path(cache_dir, settings: dict) -> pathlib.Path | None:
+  if not cache_dir:
+    return None
+  digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+  return pathlib.Path(cache_dir) / f"quality_labels_{digest}.json"
+
+
+# ------------------------------------------------------------------ graphs
+
+
+def decoy_graph(receptor: Protein, ligand: Protein, dockq: float, group: int,
+                graph_options: dict | None = None,
+                lm: tuple[np.ndarray, np.ndarray] | None = None) -> jraph.GraphsTuple:
+  """One labelled complex graph: receptor (partner 0) + ligand (partner 1).
+
+  Returns a single graph with `globals["label"] [1]` (DockQ) and `globals["group"] [1]`.
+  """
+  g = graph_lib.complex_graph(receptor, ligand, **(graph_options or {}))
+  g = graph_lib.with_globals(g, label=np.float32(dockq), group=np.int32(group))
+  if lm is not None:
+    g = dd.attach_rows(g, np.concatenate(lm, axis=0))
+  return g
+
+
+def _rows_for_model(model: Protein, native: Protein, native_rows: np.ndarray | None,
+                    config, store) -> np.ndarray | None:
+  """LM rows of a decoy partner: the native's rows of the paired residues (so decoy files
+  whose chain ids differ still find the native's store entries); looked up from the model's
+  own chains when some residue has no native partner."""
+  if native_rows is None:
+    return None
+  match = docking.match_residues(model, native)
+  if match.n_matched == len(model):
+    rows = np.zeros((len(model), native_rows.shape[1]), np.float32)
+    rows[match.model_index] = native_rows[match.native_index]
+    return rows
+  return dd.lm_rows(model, config, store)
+
+
+def dockq_summary(values: np.ndarray, bins: int = 10) -> dict:
+  """Histogram over `bins` bins of [0, 1], mean, and CAPRI classes of DockQ values."""
+  values = np.asarray(values, np.float64)
+  hist = np.histogram(values, bins=bins, range=(0.0, 1.0))[0]
+  return {
+      "n": int(values.size), "mean": float(values.mean()) if values.size else float("nan"),
+      "histogram": hist.tolist(),
+      "high": int(np.sum(values >= 0.80)),
+      "medium": int(np.sum((values >= 0.49) & (values < 0.80))),
+      "acceptable": int(np.sum((values >= 0.23) & (values < 0.49))),
+      "incorrect": int(np.sum(values < 0.23)),
+  }
+
+
+class QualityTask(base.Task):
+  """DockQ regression of docked complexes (graph task)."""
+  name = "quality"
+  head = "graph"
+  out_dim = 1
+  primary_metric = "spearman"
+  higher_is_better = True
+
+  def __init__(self):
+    self.info: dict[str, Any] = {}
+
+  def _settings(self, config) -> dict:
+    o = dd.task_options(config, DEFAULTS, self.name)
+    data_dir = dd.data_folder(config, o["data_dir"], "db5.5")
+    methods = dd.name_list(o["methods"], "task.methods")
+    for m in methods:
+      if m not in dd.DOCKING_METHODS:
+        raise ConfigError(f"task.methods: unknown docking method {m!r}; choose from "
+                          f"{', '.join(dd.DOCKING_METHODS)}")
+    test_decoys = str(o["test_decoys"])
+    if test_decoys not in ("methods", "perturbed"):
+      raise ConfigError(f"task.test_decoys={test_decoys!r}: expected 'methods' or 'perturbed'")
+    n_train = int(o["decoys_per_complex"])
+    n_val = int(o["val_decoys_per_complex"]) or n_train
+    if n_train < 1:
+      raise ConfigError(f"task.decoys_per_complex={n_train}: must be at least 1")
+    if int(o["bins"]) < 1 or int(o["max_evals"]) < 1:
+      raise ConfigError(f"task.bins={o['bins']}, task.max_evals={o['max_evals']}: must be >= 1")
+    return {
+        "data_dir": data_dir,
+        "docking_dir": dd.data_folder(config, o["docking_dir"], "db5_docking"),
+        "splits_dir": dd.data_folder(config, o["splits_dir"], "") if o["splits_dir"]
+        else data_dir / "splits",
+        "n": {"train": n_train, "val": n_val, "test": n_val},
+        "bins": int(o["bins"]),
+        "max_evals": int(o["max_evals"]),
+        "seed": int(o["seed"]),
+        "methods": methods,
+        "test_decoys": test_decoys,
+        "cache_dir": str(o["cache_dir"]),
+        "limit": int(o["limit"]),
+    }
+
+  def split_ids(self, config) -> dict[str, list[str]]:
+    s = self._settings(config)
+    ids = {split: dd.limit_ids(dd.read_split(s["data_dir"], split, s["splits_dir"]), s["limit"])
+           for split in ("train", "val")}
+    if s["test_decoys"] == "methods":
+      ids["test"] = dd.limit_ids(dd.docking_complex_ids(s["docking_dir"]), s["limit"])
+    else:
+      ids["test"] = dd.limit_ids(dd.read_split(s["data_dir"], "test", s["splits_dir"]),
+                                 s["limit"])
+    return ids
+
+  def required_paths(self, config) -> list[tuple[str, str]]:
+    s = self._settings(config)
+    paths = [(str(s["data_dir"] / "structures"), "DB5.5 structures"),
+             (str(s["splits_dir"]), "DB5.5 split files")]
+    if s["test_decoys"] == "methods":
+      paths.append((str(s["docking_dir"]), "DB5.5 docking results (ground truth and decoys)"))
+    return paths
+
+  def sequences(self, config) -> list[str]:
+    """Chain sequences of the natives (decoys reuse their natives' embeddings)."""
+    from jaxgeo.lm.embed import chain_segments
+    s = self._settings(config)
+    out = []
+    for split, ids in self.split_ids(config).items():
+      for pdb_id in ids:
+        if split == "test" and s["test_decoys"] == "methods":
+          proteins = [_load(p) for p in dd.ground_truth_files(s["docking_dir"], pdb_id)]
+        else:
+          proteins = dd.load_complex(s["data_dir"], pdb_id)
+        for protein in proteins:
+          out.extend(seq for _, seq in chain_segments(protein))
+    return sorted(set(out))
+
+  def _generation_settings(self, s: dict) -> dict:
+    return {"version": GENERATOR_VERSION, "seed": s["seed"], "bins": s["bins"],
+            "max_evals": s["max_evals"], "rotation_deg_per_a": ROTATION_DEG_PER_A,
+            "max_magnitude": MAX_MAGNITUDE}
+
+  def _perturbed(self, split: str, names: list[str], s: dict, groups: dict, cache: LabelCache,
+                 opts: dict, config, store) -> tuple[list, list[float]]:
+    graphs, labels = [], []
+    n = s["n"][split]
+    for pdb_id in names:
+      receptor, ligand = dd.load_complex(s["data_dir"], pdb_id, bound=True)
+      key = f"perturbed/{pdb_id}/{n}"
+      cached = cache.get(key)
+      if cached is not None:
+        try:
+          decoys = [Decoy.from_list(v) for v in cached]
+        except (TypeError, ValueError) as e:
+          raise DataError(f"{cache.path}: bad cached decoys of {pdb_id} ({e}); delete the file "
+                          "to regenerate") from None
+      else:
+        rng = np.random.default_rng([s["seed"], zlib.crc32(pdb_id.encode())])
+        decoys = generate_decoys(receptor, ligand, n, rng, s["bins"], s["max_evals"], pdb_id)
+        cache.put(key, [d.as_list() for d in decoys])
+      lm = None
+      if dd.fusion_mode(config) != "none":
+        lm = (dd.lm_rows(receptor, config, store), dd.lm_rows(ligand, config, store))
+      for d in decoys:
+        moved = perturb(ligand, np.array(d.rotvec), np.array(d.translation))
+        graphs.append(decoy_graph(receptor, moved, d.dockq, groups[pdb_id], opts, lm))
+        labels.append(d.dockq)
+    return graphs, labels
+
+  def _real(self, names: list[str], s: dict, groups: dict, cache: LabelCache, opts: dict,
+            config, store) -> tuple[list, list[float], dict]:
+    graphs, labels, per_method = [], [], {}
+    for pdb_id in names:
+      rec_path, lig_path = dd.ground_truth_files(s["docking_dir"], pdb_id)
+      native_rec, native_lig = _load(rec_path), _load(lig_path)
+      native_rows = None
+      if dd.fusion_mode(config) != "none":
+        native_rows = (dd.lm_rows(native_rec, config, store), dd.lm_rows(native_lig, config, store))
+      for method in s["methods"]:
+        model_rec_path, model_lig_path = dd.decoy_files(s["docking_dir"], method, pdb_id)
+        model_lig = _load(model_lig_path)
+        model_rec = _load(model_rec_path) if model_rec_path is not None else native_rec
+        key = f"{method}/{pdb_id}"
+        score = cache.get(key)
+        if score is None:
+          q = docking.dockq_proteins(model_lig, model_rec, native_lig, native_rec)
+          if not np.isfinite(q.dockq):
+            raise DataError(f"complex {pdb_id} ({rec_path.name} + {lig_path.name}): the "
+                            "partners do not touch; DockQ is undefined")
+          score = {"dockq": q.dockq, "fnat": q.fnat, "irmsd": q.irmsd, "lrmsd": q.lrmsd}
+          cache.put(key, score)
+        lm = None
+        if native_rows is not None:
+          lm = (_rows_for_model(model_rec, native_rec, native_rows[0], config, store),
+                _rows_for_model(model_lig, native_lig, native_rows[1], config, store))
+        graphs.append(decoy_graph(model_rec, model_lig, score["dockq"], groups[pdb_id], opts, lm))
+        labels.append(score["dockq"])
+        per_method.setdefault(method, []).append(score["dockq"])
+    return graphs, labels, per_method
+
+  def load(self, config, store) -> base.Splits:
+    s = self._settings(config)
+    opts = dd.graph_options(config)
+    ids = self.split_ids(config)
+    groups = dd.complex_group_ids(*ids.values())
+    settings = self._generation_settings(s)
+    cache = LabelCache(_cache_path(s["cache_dir"], settings), settings)
+    out, info = {}, {"splits": {}}
+    for split in dd.SPLITS:
+      if split == "test" and s["test_decoys"] == "methods":
+        graphs, labels, per_method = self._real(ids[split], s, groups, cache, opts, config, store)
+        info["test_methods"] = {m: dockq_summary(v, s["bins"]) for m, v in per_method.items()}
+      else:
+        graphs, labels = self._perturbed(split, ids[split], s, groups, cache, opts, config,
+                                         store)
+      out[split] = graphs
+      info["splits"][split] = {"complexes": len(ids[split]), "graphs": len(graphs),
+                               "dockq": dockq_summary(labels, s["bins"])}
+    self.info = info
+    logger.info("quality task: %s", info["splits"])
+    return base.check_splits(base.Splits(out["train"], out["val"], out["test"]), self.name)
+
+  def loss(self, outputs, batch):
+    return base.masked_mse(outputs["graph"], batch.globals["label"],
+                           base.graph_label_mask(batch))
+
+  def metrics(self, y_true, y_pred, group) -> dict[str, float]:
+    return dd.regression_metrics(y_true, y_pred, group)
+
+
+def _load(path) -> Protein:
+  import warnings
+  from jaxgeo import structure
+  with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Could not parse charge")
+    return structure.load_protein(path)
