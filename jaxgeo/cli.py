@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "jaxgeo.lm.convert",
     "jaxgeo.lm.embed",
     "jaxgeo.commands.train",
+    "jaxgeo.nets.commands",
 )
 
 

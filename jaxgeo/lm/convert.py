@@ -256,7 +256,15 @@ _FAIR_RULES = (
 
 
 def _canonical_name(name: str) -> str:
-  """Source name -> transformers `EsmModel` name (no `esm.` prefix)."""
+  """Source name -> transformers `EsmModel` name (no `esm.` prefix).
+
+  LayerNorm `gamma`/`beta` (the legacy names transformers still writes in some versions) read
+  as `weight`/`bias`.
+  """
+  if name.endswith(".gamma"):
+    name = name[:-len(".gamma")] + ".weight"
+  elif name.endswith(".beta"):
+    name = name[:-len(".beta")] + ".bias"
   if name.startswith("esm."):
     return name[4:]
   for prefix in ("encoder.sentence_encoder.", "sentence_encoder."):
@@ -328,8 +336,8 @@ def hf_to_params(config, tensors: Mapping[str, np.ndarray], where: str
         "attn_ln_scale": get(pre + "attention.LayerNorm.weight", (d,)),
         "attn_ln_offset": get(pre + "attention.LayerNorm.bias", (d,)),
         # torch Linear stores [out, in]; we use [in, out]. q, k, v fused along the output.
-        "qkv_w": None if None in (q, k, v) else np.concatenate([q.T, k.T, v.T], axis=1),
-        "qkv_b": None if None in (qb, kb, vb) else np.concatenate([qb, kb, vb]),
+        "qkv_w": None if any(a is None for a in (q, k, v)) else np.concatenate([q.T, k.T, v.T], axis=1),
+        "qkv_b": None if any(a is None for a in (qb, kb, vb)) else np.concatenate([qb, kb, vb]),
         "out_w": _t(lin("attention.output.dense", d, d)),
         "out_b": bias("attention.output.dense", d),
         "mlp_ln_scale": get(pre + "LayerNorm.weight", (d,)),

@@ -24,8 +24,8 @@ weights stacked on a leading [num_layers] axis) and `config.json` (the HuggingFa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import math
 import os
 import pathlib
 from typing import Any, Mapping, Sequence
@@ -146,16 +146,12 @@ def _hk():
 
 def _layer_norm(x, scale, offset, eps):
   """LayerNorm over the last axis in float32. x: [..., D] -> float32 [..., D]."""
+  import jax
   import jax.numpy as jnp
   x = x.astype(jnp.float32)
   mean = jnp.mean(x, axis=-1, keepdims=True)
   var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-  return (x - mean) * (jax_rsqrt(var + eps) * scale) + offset
-
-
-def jax_rsqrt(x):
-  import jax
-  return jax.lax.rsqrt(x)
+  return (x - mean) * (jax.lax.rsqrt(var + eps) * scale) + offset
 
 
 def _dense(x, w, b, dtype):
@@ -190,6 +186,42 @@ def apply_rotary(x, cos, sin):
   return jnp.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], axis=-1)
 
 
+def _attention_core(q, k, v, bias):
+  """Softmax attention. q, k, v: [..., T, Dh]; bias: [..., 1, T] -> float32 [..., T, Dh].
+
+  The softmax is normalised after the value product ([T, Dh] divisions, not [T, T]).
+  """
+  import jax.numpy as jnp
+  logits = jnp.einsum("...qd,...kd->...qk", q, k, preferred_element_type=jnp.float32) + bias
+  e = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
+  out = jnp.einsum("...qk,...kd->...qd", e.astype(v.dtype), v, preferred_element_type=jnp.float32)
+  return out / jnp.sum(e, axis=-1, keepdims=True)
+
+
+# Attention logits of this many bytes or fewer are computed at once; larger ones in a loop over
+# groups of (batch, head) pairs, so that the [T, T] blocks stay in cache and the same buffers
+# are reused (on CPU, materialising B x H x T x T floats is slower than the matmuls around it).
+ATTENTION_CHUNK_BYTES = 4 << 20
+
+
+def attention(q, k, v, bias):
+  """q, k, v: [B, H, T, Dh]; bias: float32 [B, 1, 1, T] (0 or -1e9). -> float32 [B, H, T, Dh]."""
+  import jax
+  import jax.numpy as jnp
+  b, h, t, dh = q.shape
+  per_head = t * t * 4
+  if b * h * per_head <= ATTENTION_CHUNK_BYTES:
+    return _attention_core(q, k, v, bias)
+  n = max(1, min(b * h, ATTENTION_CHUNK_BYTES // per_head))
+  while (b * h) % n:
+    n -= 1
+  g = (b * h) // n
+  group = lambda a: a.reshape((g, n) + a.shape[2:])
+  bias = jnp.broadcast_to(bias, (b, h, 1, t))
+  out = jax.lax.map(lambda xs: _attention_core(*xs), (group(q), group(k), group(v), group(bias)))
+  return out.reshape(b, h, t, dh)
+
+
 class _Block:
   """One pre-LayerNorm transformer block (a plain function over Haiku parameters)."""
 
@@ -199,7 +231,6 @@ class _Block:
 
   def __call__(self, x, bias, cos, sin):
     """x: float32 [B, T, D]; bias: float32 [B, 1, 1, T] (0 or -1e9) -> float32 [B, T, D]."""
-    import jax
     import jax.numpy as jnp
     hk = _hk()
     c = self.config
@@ -213,15 +244,11 @@ class _Block:
     qkv = _dense(y, p("qkv_w", [d, 3 * d], w_init), p("qkv_b", [3 * d], zeros), self.dtype)
     b, t = x.shape[0], x.shape[1]
     qkv = qkv.reshape(b, t, 3, h, dh)
-    q = qkv[:, :, 0] * (dh ** -0.5)
-    k = qkv[:, :, 1]
-    v = qkv[:, :, 2]
-    q = apply_rotary(q, cos, sin).astype(self.dtype)
-    k = apply_rotary(k, cos, sin).astype(self.dtype)
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) + bias
-    probs = jax.nn.softmax(logits, axis=-1)
-    attn = jnp.einsum("bhqk,bkhd->bqhd", probs.astype(self.dtype), v.astype(self.dtype),
-                      preferred_element_type=jnp.float32).reshape(b, t, d)
+    q = apply_rotary(qkv[:, :, 0] * (dh ** -0.5), cos, sin)
+    k = apply_rotary(qkv[:, :, 1], cos, sin)
+    heads_first = lambda a: jnp.transpose(a.astype(self.dtype), (0, 2, 1, 3))  # [B, H, T, Dh]
+    attn = attention(heads_first(q), heads_first(k), heads_first(qkv[:, :, 2]), bias)
+    attn = jnp.transpose(attn, (0, 2, 1, 3)).reshape(b, t, d)
     x = x + _dense(attn, p("out_w", [d, d], w_init), p("out_b", [d], zeros), self.dtype)
 
     y = _layer_norm(x, p("mlp_ln_scale", [d], ones), p("mlp_ln_offset", [d], zeros),
@@ -230,6 +257,7 @@ class _Block:
     return x + _dense(y, p("fc2_w", [f, d], w_init), p("fc2_b", [d], zeros), self.dtype)
 
 
+@functools.lru_cache(maxsize=None)
 def _esm2_module_class():
   hk = _hk()
 
@@ -307,6 +335,14 @@ def _esm2_module_class():
       return out
 
   return ESM2
+
+
+def __getattr__(name: str):
+  # `esm2.ESM2` is the Haiku module; built on first use so that importing this file does not
+  # import Haiku/JAX.
+  if name == "ESM2":
+    return _esm2_module_class()
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def default_inv_freq(config: ESM2Config) -> np.ndarray:

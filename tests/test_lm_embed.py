@@ -1,0 +1,247 @@
+"""`jaxgeo embed`: buckets, windows for long sequences, FASTA/structures input, resume."""
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import types
+
+import numpy as np
+import pytest
+
+from jaxgeo.cli import main as cli_main
+from jaxgeo.errors import ConfigError, DataError
+from jaxgeo.lm import embed, esm2, tokenizer
+from jaxgeo.lm.store import EmbeddingStore
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+TINY = esm2.ESM2Config(num_layers=2, hidden_size=32, num_heads=4, intermediate_size=64,
+                       name="esm2_tiny_test")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+  """A converted ESM-2 folder with random weights (no torch needed)."""
+  params = esm2.init_params(TINY, seed=1)
+  rng = np.random.default_rng(0)
+  flat = esm2.flatten_params(params)
+  for k, v in flat.items():
+    if "ln_scale" in k:
+      flat[k] = (1.0 + 0.2 * rng.normal(size=v.shape)).astype(np.float32)
+    elif k != "esm2/rotary_inv_freq":
+      flat[k] = (0.2 * rng.normal(size=v.shape)).astype(np.float32)
+  out = tmp_path_factory.mktemp("tiny_esm2")
+  esm2.save_converted(out, TINY, flat)
+  return out
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny_model):
+  return embed.get_embedder(str(tiny_model))
+
+
+def _direct(embedder, sequence, layers=(2,)):
+  """Embedding of one sequence run alone, unpadded. -> {layer: [L, D]}."""
+  import jax
+  fwd = esm2.make_forward(embedder.config, layers)
+  out = jax.jit(fwd.apply)(embedder.params, tokenizer.encode(sequence)[None])
+  return {l: np.asarray(v)[0, 1:-1] for l, v in out.items()}
+
+
+def _random_sequences(n, lo, hi, seed=0):
+  rng = np.random.default_rng(seed)
+  letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+  return ["".join(rng.choice(letters, size=int(rng.integers(lo, hi + 1)))) for _ in range(n)]
+
+
+def test_windows():
+  assert embed.windows(10, 16, 4) == [(0, 10)]
+  assert embed.windows(16, 16, 4) == [(0, 16)]
+  w = embed.windows(40, 16, 6)
+  assert w == [(0, 16), (10, 26), (20, 36), (24, 40)]
+  for (s0, e0), (s1, e1) in zip(w, w[1:]):
+    assert e0 - s1 >= 6
+  w = embed.windows(3000, 1022, 256)
+  assert w[0][0] == 0 and w[-1][1] == 3000 and all(e - s == 1022 for s, e in w)
+  with pytest.raises(ConfigError, match="overlap"):
+    embed.windows(40, 16, 16)
+
+
+def test_bucket_lengths():
+  assert [embed.bucket_length(n) for n in (3, 32, 33, 200, 1024, 1025, 1600)] == \
+      [32, 32, 64, 256, 1024, 1536, 2048]
+
+
+def test_buckets_compile_a_few_times_and_match_unpadded(tmp_path, embedder):
+  seqs = _random_sequences(30, 5, 120, seed=1)
+  store = EmbeddingStore(tmp_path)
+  result = embed.embed_sequences(embedder, [(f"s{i}", s) for i, s in enumerate(seqs)], store,
+                                 layers=[0, 1, 2], max_tokens=512, progress=False)
+  lengths = {len(s) for s in seqs}
+  assert result.computed == len(set(seqs)) and result.skipped == 0
+  assert result.compilations == len(result.shapes) <= 8 < len(lengths)
+  assert result.residues == sum(len(s) for s in set(seqs))
+  for s in seqs[:4]:
+    ref = _direct(embedder, s, layers=(0, 1, 2))
+    for l in (0, 1, 2):
+      got = store.get("esm2_tiny_test", l, s)
+      assert got.shape == (len(s), 32)
+      np.testing.assert_allclose(got, ref[l], atol=1e-5)
+  # Re-running computes nothing.
+  again = embed.embed_sequences(embedder, [(f"s{i}", s) for i, s in enumerate(seqs)], store,
+                                layers=[0, 1, 2], max_tokens=512, progress=False)
+  assert again.computed == 0 and again.skipped == len(set(seqs))
+  # A new layer for the same sequences is computed, the stored layers are not rewritten.
+  more = embed.embed_sequences(embedder, [("a", seqs[0])], store, layers=[1, 2], progress=False)
+  assert more.computed == 0
+  assert store.writes("esm2_tiny_test", 2, seqs[0]) == 1
+
+
+def test_long_sequences_average_overlapping_windows(tmp_path, embedder):
+  seq = _random_sequences(1, 40, 40, seed=3)[0]
+  short = _random_sequences(1, 12, 12, seed=4)[0]
+  store = EmbeddingStore(tmp_path)
+  embed.embed_sequences(embedder, [("long", seq), ("short", short)], store, layers=[1, 2],
+                        max_residues=16, overlap=6, progress=False)
+  spans = embed.windows(40, 16, 6)
+  for layer in (1, 2):
+    total = np.zeros((40, 32))
+    count = np.zeros(40)
+    for s, e in spans:
+      total[s:e] += _direct(embedder, seq[s:e], layers=(layer,))[layer]
+      count[s:e] += 1
+    assert count.max() >= 2 and count.min() == 1
+    np.testing.assert_allclose(store.get("esm2_tiny_test", layer, seq), total / count[:, None],
+                               atol=1e-5)
+    # A sequence that fits is one window: the plain embedding.
+    np.testing.assert_allclose(store.get("esm2_tiny_test", layer, short),
+                               _direct(embedder, short, layers=(layer,))[layer], atol=1e-5)
+  # With the default context (1022 residues) the 40-residue sequence is one window, which
+  # differs from the averaged windows.
+  other = EmbeddingStore(tmp_path / "other")
+  embed.embed_sequences(embedder, [("long", seq)], other, progress=False)
+  np.testing.assert_allclose(other.get("esm2_tiny_test", 2, seq), _direct(embedder, seq)[2],
+                             atol=1e-5)
+
+
+def test_read_fasta(tmp_path):
+  f = tmp_path / "a.fasta"
+  f.write_text(">one first protein\nMKTA\nYIAK*\n\n>two\nacde\n>three\n M K \n")
+  assert embed.read_fasta(f) == [("one", "MKTAYIAK"), ("two", "acde"), ("three", "MK")]
+  f.write_text("MKT\n>x\nAA\n")
+  with pytest.raises(DataError, match="before any '>' header"):
+    embed.read_fasta(f)
+  f.write_text(">x\n>y\nAA\n")
+  with pytest.raises(DataError, match="'x' has no sequence"):
+    embed.read_fasta(f)
+  with pytest.raises(DataError, match="cannot be read"):
+    embed.read_fasta(tmp_path / "missing.fasta")
+
+
+def test_invalid_sequence_is_named(tmp_path, embedder):
+  with pytest.raises(DataError, match="'bad_one'.*'J'"):
+    embed.embed_sequences(embedder, [("ok", "MKT"), ("bad_one", "MKJT")],
+                          EmbeddingStore(tmp_path), progress=False)
+
+
+def test_chain_segments():
+  p = types.SimpleNamespace(sequence="AAABBC", chain_id=np.array(list("AAABBC")))
+  assert embed.chain_segments(p) == [("A", "AAA"), ("B", "BB"), ("C", "C")]
+
+
+def _write_fasta(path, seqs):
+  path.write_text("".join(f">seq{i}\n{s}\n" for i, s in enumerate(seqs)))
+
+
+def test_cli_embed_and_resume_after_interruption(tmp_path, tiny_model):
+  seqs = _random_sequences(6, 20, 60, seed=5)
+  fasta = tmp_path / "seqs.fasta"
+  _write_fasta(fasta, seqs)
+  store_dir = tmp_path / "store"
+  cmd = [sys.executable, "-m", "jaxgeo", "embed", "--model", str(tiny_model), "--fasta",
+         str(fasta), "--store", str(store_dir), "--layers", "1", "2", "--max-tokens", "64"]
+  env = {**os.environ, embed._FAIL_AFTER_ENV: "3"}
+  # Killed half way: exits abruptly (os._exit) after 3 sequences were written.
+  first = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert first.returncode == 3, first.stderr
+  store = EmbeddingStore(store_dir)
+  done = [s for s in seqs if store.has("esm2_tiny_test", 2, s)]
+  assert len(done) == 3
+  mtimes = {s: store.entry_path("esm2_tiny_test", 2, s).stat().st_mtime_ns for s in done}
+  env.pop(embed._FAIL_AFTER_ENV)
+  second = subprocess.run(cmd + ["--no-progress"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+  assert second.returncode == 0, second.stderr
+  assert "computed 3 sequences" in second.stdout and "3 already in the store" in second.stdout
+  assert "compilation" in second.stdout
+  for s in seqs:
+    for layer in (1, 2):
+      assert store.writes("esm2_tiny_test", layer, s) == 1
+  for s in done:
+    assert store.entry_path("esm2_tiny_test", 2, s).stat().st_mtime_ns == mtimes[s]
+  assert store.verify() == []
+  assert store.models()["esm2_tiny_test"]["source"] == str(tiny_model)
+
+
+def test_resume_after_sigkill(tmp_path, tiny_model):
+  """A real kill: the run stops after 2 sequences (test hook), is SIGKILLed, and re-run."""
+  seqs = _random_sequences(5, 20, 60, seed=6)
+  fasta = tmp_path / "seqs.fasta"
+  _write_fasta(fasta, seqs)
+  store_dir = tmp_path / "store"
+  cmd = [sys.executable, "-m", "jaxgeo", "embed", "--model", str(tiny_model), "--fasta",
+         str(fasta), "--store", str(store_dir), "--max-tokens", "64", "--no-progress"]
+  proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, embed._HANG_AFTER_ENV: "2"},
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+      if (store_dir / "index.sqlite").exists() and len(EmbeddingStore(store_dir)) >= 2:
+        break
+      time.sleep(0.2)
+  finally:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+  assert proc.returncode == -signal.SIGKILL
+  store = EmbeddingStore(store_dir)
+  done = [s for s in seqs if store.has("esm2_tiny_test", 2, s)]
+  assert len(done) == 2
+  second = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert second.returncode == 0, second.stderr
+  assert "computed 3 sequences" in second.stdout and "2 already in the store" in second.stdout
+  assert all(store.writes("esm2_tiny_test", 2, s) == 1 for s in seqs)
+  assert store.verify() == []
+
+
+def test_cli_embed_structures_each_chain(tmp_path, tiny_model, capsys):
+  examples = sorted((REPO / "examples" / "structures").glob("*.pdb.gz"))[:2]
+  if len(examples) < 2:
+    pytest.skip("examples/structures absent")
+  from jaxgeo import structure
+  folder = tmp_path / "structures"
+  folder.mkdir()
+  for f in examples:
+    shutil.copy(f, folder / f.name)
+  assert cli_main(["embed", "--model", str(tiny_model), "--structures", str(folder), "--store",
+                   str(tmp_path / "st"), "--no-progress", "--store-dtype", "float16"]) == 0
+  assert "computed" in capsys.readouterr().out
+  store = EmbeddingStore(tmp_path / "st")
+  for f in examples:
+    protein = structure.load_protein(f)
+    emb = embed.protein_embedding(store, "esm2_tiny_test", 2, protein)
+    assert emb.shape == (len(protein.sequence), 32) and emb.dtype == np.float32
+    for _, seq in embed.chain_segments(protein):
+      assert store.get("esm2_tiny_test", 2, seq).dtype == np.float16
+
+
+def test_cli_embed_errors(tmp_path, tiny_model, capsys):
+  fasta = tmp_path / "a.fasta"
+  _write_fasta(fasta, ["MKT"])
+  assert cli_main(["embed", "--model", str(tmp_path / "nope"), "--fasta", str(fasta),
+                   "--store", str(tmp_path / "s")]) == 2
+  assert "convert-esm" in capsys.readouterr().err
+  assert cli_main(["embed", "--model", str(tiny_model), "--fasta", str(fasta), "--store",
+                   str(tmp_path / "s"), "--layers", "7"]) == 2
+  assert "layers 0..2" in capsys.readouterr().err
