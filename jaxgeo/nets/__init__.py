@@ -13,65 +13,20 @@ Python bool (a static argument under jax.jit); dropout needs an rng when it is T
 """
 from __future__ import annotations
 
-import haiku as hk
-import jax
-import jax.numpy as jnp
-import jraph
+import importlib
 
-from jaxgeo.nets import ops
 from jaxgeo.nets.config import (EGNNConfig, FusionConfig, GVPConfig, ModelConfig,
                                 MolformerConfig, encoder_width, paper_config, validate)
 
 __all__ = ["EGNNConfig", "FusionConfig", "GVPConfig", "ModelConfig", "MolformerConfig",
            "make_model", "paper_config", "param_count", "validate", "encoder_width"]
 
-
-def _forward(config: ModelConfig, graph: jraph.GraphsTuple, is_training: bool = False
-             ) -> dict[str, jax.Array]:
-  # Imported here so that `import jaxgeo.nets` (configs only) stays light.
-  from jaxgeo.nets import egnn, fusion, gvp, heads, molformer
-  dtype = jnp.result_type(graph.nodes["x"].dtype, jnp.float32)
-  nodes = graph.nodes
-  inputs = fusion.Fusion(config.fusion)(nodes, dtype)                      # [N, F]
-  if config.node_features:
-    inputs = jnp.concatenate([inputs, nodes["s"].astype(dtype)], axis=-1)
-  out = {}
-  if config.network == "gvp":
-    vectors = nodes["v"] if config.node_features else None
-    features = gvp.GVPGNN(config.gvp)(graph, inputs, vectors, is_training)
-  elif config.network == "egnn":
-    features, x = egnn.EGNN(config.egnn)(graph, inputs)
-    if config.egnn.update_coords:
-      out["x"] = x
-  else:
-    features = molformer.Molformer(config.molformer)(graph, inputs, is_training)
-  width = encoder_width(config)
-  hidden = config.head_hidden or (width if config.network == "molformer" else 2 * width)
-  if config.head == "node":
-    out["node"] = heads.node_head(features, config.out_dim, hidden, config.head_dropout,
-                                  is_training)
-  else:
-    out["graph"] = heads.graph_head(features, ops.node_graph_index(graph), graph.n_node,
-                                    config.out_dim, hidden, config.head_dropout, is_training)
-  return out
+# JAX and Haiku load on first use of these, so that `import jaxgeo.nets` (e.g. by the CLI
+# to register `jaxgeo params`) stays cheap.
+_LAZY = {"make_model": "jaxgeo.nets.model", "param_count": "jaxgeo.nets.model"}
 
 
-def make_model(config: ModelConfig) -> hk.Transformed:
-  """The network of `config` as a pure (init, apply) pair.
-
-  init(rng, batch) -> params (a plain nested dict of arrays);
-  apply(params, rng, batch, is_training) -> {"node" [N, out] | "graph" [G, out], ("x" [N, 3])}.
-  Raises ConfigError for an invalid config (and DataError at trace time when the batch lacks
-  what the config needs, e.g. nodes["lm"]).
-  """
-  validate(config)
-
-  def forward(graph: jraph.GraphsTuple, is_training: bool = False) -> dict[str, jax.Array]:
-    return _forward(config, graph, is_training)
-
-  return hk.transform(forward)
-
-
-def param_count(params) -> int:
-  """Number of scalars in a parameter pytree."""
-  return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
+def __getattr__(name):
+  if name in _LAZY:
+    return getattr(importlib.import_module(_LAZY[name]), name)
+  raise AttributeError(f"module 'jaxgeo.nets' has no attribute {name!r}")

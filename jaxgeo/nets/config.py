@@ -64,6 +64,11 @@ class GVPConfig:
     n_message: GVPs in the message function.
     n_feedforward: GVPs in the node feed-forward.
     vector_gate: gate vectors by a sigmoid of the scalars (Jing et al. 2021b).
+    unroll: layers unrolled per iteration of the layer scan (`hk.layer_stack`; 1 keeps
+      compile time independent of depth).
+    remat: recompute each layer's activations in the backward pass instead of storing them
+      (faster on CPU: the stored per-edge activations of a scan cost more to move than to
+      recompute; less memory everywhere).
   """
   node_dims: tuple[int, int] = (100, 16)
   edge_dims: tuple[int, int] = (32, 1)
@@ -72,6 +77,8 @@ class GVPConfig:
   n_message: int = 3
   n_feedforward: int = 2
   vector_gate: bool = True
+  unroll: int = 1
+  remat: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,21 +89,27 @@ class EGNNConfig:
     hidden: width of node features and messages.
     num_layers: E_GCL layers.
     activation: "silu" (paper), "relu" or "gelu".
-    update_coords: update coordinates in each layer (returned as "x").
+    update_coords: update coordinates in each layer (they enter the next layer's distances).
+    return_coords: return the final coordinates as "x"; when False (the papers' networks,
+      whose outputs are the node features) the last layer skips its coordinate update.
     normalize: divide x_i - x_j by its length in the coordinate update.
     coord_gain: xavier-uniform gain of the last layer of the coordinate MLP.
     attention: gate messages by a sigmoid of a linear function of themselves.
     input_linear: map the fused node inputs to `hidden` with a linear layer; when False
       (the paper's code) the fused width must equal `hidden`.
+    unroll, remat: as in `GVPConfig`.
   """
   hidden: int = 32
   num_layers: int = 4
   activation: str = "silu"
   update_coords: bool = True
+  return_coords: bool = True
   normalize: bool = True
   coord_gain: float = 0.001
   attention: bool = False
   input_linear: bool = True
+  unroll: int = 1
+  remat: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +129,8 @@ class MolformerConfig:
     key_block: keys per block; blocks of keys that hold no node of the queries' graphs are
       skipped.
     input_linear: as in `EGNNConfig`.
+    unroll, remat: as in `GVPConfig` (remat is off by default: the attention already keeps
+      only its inputs, outputs and log-sum-exp for its backward pass).
   """
   width: int = 32
   num_layers: int = 2
@@ -126,6 +141,8 @@ class MolformerConfig:
   query_block: int = 128
   key_block: int = 128
   input_linear: bool = True
+  unroll: int = 1
+  remat: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,6 +227,8 @@ def validate(config: ModelConfig) -> ModelConfig:
                       f"{m.num_heads}")
   if m.query_block < 1 or m.key_block < 1:
     raise ConfigError("model.molformer: query_block and key_block must be >= 1")
+  if min(g.unroll, e.unroll, m.unroll) < 1:
+    raise ConfigError("model: unroll must be >= 1 (gvp, egnn, molformer)")
   for name, rate in (("gvp.dropout", g.dropout), ("molformer.dropout", m.dropout),
                      ("head_dropout", config.head_dropout)):
     if not 0.0 <= rate < 1.0:
@@ -254,7 +273,8 @@ def paper_config(network: str, fusion: str = "none", head: str = "graph", out_di
     input_linear = fusion == "concat"
     if network == "egnn":
       config = ModelConfig(network="egnn", fusion=fusion_config,
-                           egnn=EGNNConfig(hidden=width, input_linear=input_linear))
+                           egnn=EGNNConfig(hidden=width, input_linear=input_linear,
+                                           return_coords=False))
     else:
       heads = 4
       config = ModelConfig(network="molformer", fusion=fusion_config,

@@ -41,11 +41,14 @@ class EGCL(hk.Module):
     self.config = config
 
   def __call__(self, h: jax.Array, x: jax.Array, edge_attr: jax.Array, senders: jax.Array,
-               receivers: jax.Array, degree: jax.Array) -> tuple[jax.Array, jax.Array]:
+               receivers: jax.Array, degree: jax.Array, skip_coords: jax.Array | None = None
+               ) -> tuple[jax.Array, jax.Array]:
     """Args:
       h: [N, hidden] node features; x: [N, 3] coordinates.
       edge_attr: [E, A] edge features; senders, receivers: [E] (sorted by receiver).
       degree: [N] in-degrees.
+      skip_coords: optional bool scalar: leave x as it is (the coordinate MLP is skipped,
+        not computed and discarded; its parameters exist all the same).
     Returns:
       (h [N, hidden], x [N, 3]).
     """
@@ -72,17 +75,43 @@ class EGCL(hk.Module):
       m = m * jax.nn.sigmoid(hk.Linear(1, name="attention")(m))
 
     if c.update_coords:
-      phi = act(hk.Linear(hidden, name="coord_mlp_0")(m))
-      phi = hk.Linear(1, with_bias=False, w_init=_small_gain_init(c.coord_gain),
-                      name="coord_mlp_1")(phi)                                 # [E, 1]
-      if c.normalize:
-        diff = diff / (jnp.sqrt(radial + 1e-8) + 1e-6)
-      x = x + ops.mean_aggregate(diff * phi, receivers, degree).astype(x.dtype)
+      p = CoordMLP(c, name="coord_mlp")(dtype)
+
+      def update(operands):
+        m, diff, radial, x = operands
+        phi = act(m @ p["w0"] + p["b0"]) @ p["w1"]                             # [E, 1]
+        if c.normalize:
+          diff = diff / (jnp.sqrt(radial + 1e-8) + 1e-6)
+        return x + ops.mean_aggregate(diff * phi, receivers, degree).astype(x.dtype)
+
+      operands = (m, diff, radial, x)
+      if skip_coords is None:
+        x = update(operands)
+      else:
+        x = jax.lax.cond(skip_coords, lambda o: o[3], update, operands)
 
     agg = ops.segment_sum(m, receivers, n, sorted_ids=True).astype(dtype)     # [N, H]
     out = act(hk.Linear(hidden, name="node_mlp_0")(jnp.concatenate([h, agg], axis=-1)))
     h = h + hk.Linear(hidden, name="node_mlp_1")(out)
     return h, x
+
+
+class CoordMLP(hk.Module):
+  """Parameters of phi_x: Linear(hidden) -> act -> Linear(1, no bias, small-gain init)."""
+
+  def __init__(self, config: EGNNConfig, name: str | None = None):
+    super().__init__(name=name)
+    self.config = config
+
+  def __call__(self, dtype) -> dict[str, jax.Array]:
+    hidden = self.config.hidden
+    return {
+        "w0": hk.get_parameter("w0", (hidden, hidden), dtype,
+                               init=hk.initializers.TruncatedNormal(1.0 / math.sqrt(hidden))),
+        "b0": hk.get_parameter("b0", (hidden,), dtype, init=jnp.zeros),
+        "w1": hk.get_parameter("w1", (hidden, 1), dtype,
+                               init=_small_gain_init(self.config.coord_gain)),
+    }
 
 
 class EGNN(hk.Module):
@@ -100,7 +129,9 @@ class EGNN(hk.Module):
         receiver).
       node_inputs: [N, F] invariant node inputs.
     Returns:
-      (h [N, hidden] invariant features, x [N, 3] updated coordinates).
+      (h [N, hidden] invariant features, x [N, 3] updated coordinates; with
+      `return_coords=False` the last layer's coordinate update is skipped, as nothing uses
+      it).
     """
     c = self.config
     dtype = node_inputs.dtype
@@ -112,7 +143,15 @@ class EGNN(hk.Module):
     senders, receivers = graph.senders, graph.receivers
     degree = ops.in_degree(receivers, h.shape[0], ops.acc_dtype(dtype))
 
-    def layer(h, x):
-      return EGCL(c, name="gcl")(h, x, edge_attr, senders, receivers, degree)
+    skip_last = c.update_coords and not c.return_coords
 
-    return hk.layer_stack(c.num_layers, name="layers")(layer)(h, x)
+    def layer(carry, is_last):
+      h, x = carry
+      skip = is_last if skip_last else None
+      return EGCL(c, name="gcl")(h, x, edge_attr, senders, receivers, degree, skip), None
+
+    is_last = jnp.arange(c.num_layers) == c.num_layers - 1
+    (h, x), _ = hk.layer_stack(c.num_layers, with_per_layer_inputs=True, unroll=c.unroll,
+                               name="layers")(hk.remat(layer) if c.remat else layer)(
+                                   (h, x), is_last)
+    return h, x

@@ -42,12 +42,24 @@ def norm_no_nan(v: jax.Array, axis: int = -2, keepdims: bool = False, eps: float
 
 
 def _weight(name: str, shape: tuple[int, int], dtype) -> jax.Array:
-  init = hk.initializers.TruncatedNormal(stddev=1.0 / math.sqrt(max(shape[0], 1)))
+  bound = 1.0 / math.sqrt(max(shape[0], 1))
+  init = hk.initializers.RandomUniform(-bound, bound)
   return hk.get_parameter(name, shape, dtype=dtype, init=init)
 
 
 def _bias(name: str, size: int, dtype) -> jax.Array:
   return hk.get_parameter(name, (size,), dtype=dtype, init=jnp.zeros)
+
+
+def _channel_map(v: jax.Array, w: jax.Array) -> jax.Array:
+  """Linear map of vector channels: v [..., 3, c] @ w [c, d] -> [..., 3, d].
+
+  A single input channel is a broadcast product, whose weight gradient is a plain
+  reduction (XLA CPU otherwise transposes the whole [E, 3, d] gradient for a 1 x d matmul).
+  """
+  if w.shape[0] == 1:
+    return v * w[0]
+  return v @ w
 
 
 class GVP(hk.Module):
@@ -105,7 +117,7 @@ class GVP(hk.Module):
     ws, bs = self._scalar_weights(si, vi, s.dtype)
     vh = None
     if vi:
-      vh = v @ _weight("wh", (vi, self._hidden(vi)), s.dtype)
+      vh = _channel_map(v, _weight("wh", (vi, self._hidden(vi)), s.dtype))
       s = jnp.concatenate([s, norm_no_nan(vh)], axis=-1)
     return self._finish(s @ ws + bs, vh, s.shape[:-1], s.dtype)
 
@@ -146,7 +158,7 @@ class GVP(hk.Module):
     e = senders.shape[0]
     vh = gathered[:, so:].reshape(e, 3, h)
     if ev:
-      vh = vh + edge_v @ wh[nv:nv + ev]
+      vh = vh + _channel_map(edge_v, wh[nv:nv + ev])
     s = gathered[:, :so] + edge_s @ ws[ns:ns + es] + norm_no_nan(vh) @ ws[2 * ns + es:] + bs
     return self._finish(s, vh, (e,), dtype)
 
@@ -281,7 +293,8 @@ class GVPGNN(hk.Module):
                           vector_gate=c.vector_gate, name="conv_layer")(
                               s, v, es, ev, senders, receivers, degree, is_training)
 
-    s, v = hk.layer_stack(c.num_layers, name="layers")(layer)(s, v)
+    s, v = hk.layer_stack(c.num_layers, unroll=c.unroll, name="layers")(
+        hk.remat(layer) if c.remat else layer)(s, v)
     s, v = TupleLayerNorm(name="out_norm")(s, v)
     s, _ = GVP((c.node_dims[0], 0), activations=DEFAULT_ACTIVATIONS, vector_gate=c.vector_gate,
                name="node_out")(s, v)

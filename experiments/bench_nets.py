@@ -1,0 +1,434 @@
+"""Speed of the geometric networks on DB5.5-sized graphs (CPU or whatever JAX runs on).
+
+For each network at its paper configuration: forward (evaluation) and training-step
+(forward + backward + Adam, jitted, params and optimiser state donated) throughput in
+graphs/s over padded batches of 8 bound chains of DB5.5 (CA radius graph, 8 A, at most 32
+neighbours), compile time excluded; the number of compilations (one per bucket shape); and
+the parameter count.
+
+    python experiments/bench_nets.py                       # all networks, 12 batches each
+    python experiments/bench_nets.py --networks egnn --batches 30
+    python experiments/bench_nets.py --out experiments/results/bench_nets.md
+
+Networks: gvp, egnn, molformer (paper configs, residue-type embedding), egnn_1280 and
+molformer_1280 (the paper's "replace" configs: hidden width = ESM-2 650M width, with random
+1280-d vectors standing in for the language-model embeddings).
+Reference (PyTorch implementations, 2 CPU threads, same kind of batches): GVP-GNN 5.7
+graphs/s train, 15 eval; EGNN (hidden 32) 35-49 train, 150 eval; EGNN 1280 0.16 train.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import glob
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+REFERENCE = {  # graphs/s of the PyTorch implementations (train, eval)
+    "gvp": (5.7, 15.0), "egnn": (35.0, 150.0), "egnn_1280": (0.16, None),
+    "molformer": (None, None), "molformer_1280": (None, None),
+}
+NETWORKS = ("gvp", "egnn", "molformer", "egnn_1280", "molformer_1280")
+
+
+def load_db55(data_dir: pathlib.Path, limit: int | None = None):
+  """The bound chains (`*_[lr]_b.pdb.gz`) of DB5.5 as residue graphs."""
+  from jaxgeo import graph, structure
+  files = sorted(glob.glob(str(data_dir / "structures" / "*_[lr]_b.pdb.gz")))[:limit]
+  if not files:
+    raise SystemExit(f"no DB5.5 bound chains under {data_dir}/structures")
+  graphs = []
+  for f in files:
+    protein = structure.load_protein(f)
+    g = graph.residue_graph(protein, edges="radius", radius=8.0, max_neighbors=32)
+    graphs.append(graph.with_nodes(g, element=np.zeros(int(g.n_node[0]), np.int32)))
+  return graphs
+
+
+def network_config(name: str):
+  from jaxgeo import nets
+  if name.endswith("_1280"):
+    return nets.paper_config(name[:-5], fusion="replace", head="graph")
+  return nets.paper_config(name, fusion="none", head="graph")
+
+
+def with_lm(batch, lm_dim: int, rng: np.random.Generator):
+  nodes = dict(batch.nodes)
+  nodes["lm"] = rng.normal(size=(batch.nodes["x"].shape[0], lm_dim)).astype(np.float32)
+  return batch._replace(nodes=nodes)
+
+
+def with_labels(batch, rng: np.random.Generator):
+  globals_ = {"label": rng.normal(size=(batch.n_node.shape[0], 1)).astype(np.float32)}
+  return batch._replace(globals=globals_)
+
+
+def _time(fn, batches, repeats: int) -> float:
+  """Best-of-`repeats` seconds for one pass over `batches` (fn returns arrays to wait on)."""
+  import jax
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    for b in batches:
+      jax.block_until_ready(fn(b))
+    best = min(best, time.perf_counter() - start)
+  return best
+
+
+def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeats: int,
+                  seed: int = 0) -> dict:
+  import jax
+  import jax.numpy as jnp
+  import optax
+  from jaxgeo import batching, nets
+
+  config = network_config(name)
+  model = nets.make_model(config)
+  rng = np.random.default_rng(seed)
+  buckets = batching.choose_buckets(graphs, batch_graphs=batch_graphs, max_buckets=4)
+  all_batches = list(batching.batches(graphs, buckets, batch_graphs, rng=rng))
+  chosen = [all_batches[i] for i in rng.permutation(len(all_batches))[:num_batches]]
+  chosen = [with_labels(b, rng) for b in chosen]
+  if config.fusion.mode != "none":
+    chosen = [with_lm(b, config.fusion.lm_dim, rng) for b in chosen]
+  chosen = [jax.device_put(b) for b in chosen]
+  real_graphs = sum(int(b.n_node.shape[0]) - 1 for b in chosen)
+
+  params = model.init(jax.random.PRNGKey(seed), chosen[0])
+  n_params = nets.param_count(params)
+  optimizer = optax.adam(1e-3)
+  opt_state = optimizer.init(params)
+
+  forward = jax.jit(lambda p, b: model.apply(p, None, b, False)["graph"])
+
+  def loss_fn(p, key, b):
+    pred = model.apply(p, key, b, True)["graph"]
+    mask = jnp.arange(pred.shape[0]) < pred.shape[0] - 1
+    err = jnp.where(mask[:, None], pred - b.globals["label"], 0.0)
+    return jnp.sum(err ** 2) / jnp.maximum(jnp.sum(mask), 1)
+
+  @functools.partial(jax.jit, donate_argnums=(0, 1))
+  def train_step(p, state, key, b):
+    loss, grads = jax.value_and_grad(loss_fn)(p, key, b)
+    updates, state = optimizer.update(grads, state, p)
+    return optax.apply_updates(p, updates), state, loss
+
+  shapes = {}
+  for b in chosen:  # one batch per bucket shape: compile outside the timed region
+    shapes.setdefault(int(b.nodes["x"].shape[0]), b)
+  t0 = time.perf_counter()
+  for b in shapes.values():
+    jax.block_until_ready(forward(params, b))
+  compile_eval = time.perf_counter() - t0
+  eval_time = _time(lambda b: forward(params, b), chosen, repeats)
+
+  state = {"p": params, "o": opt_state, "k": jax.random.PRNGKey(seed + 1)}
+
+  def run_step(b):
+    state["k"], key = jax.random.split(state["k"])
+    state["p"], state["o"], loss = train_step(state["p"], state["o"], key, b)
+    return loss
+
+  t0 = time.perf_counter()
+  for b in shapes.values():
+    run_step(b)
+  jax.block_until_ready(state["p"])
+  compile_train = time.perf_counter() - t0
+  train_time = _time(run_step, chosen, repeats)
+  return {
+      "network": name, "params": n_params, "batches": len(chosen), "graphs": real_graphs,
+      "nodes_per_batch": float(np.mean([int(b.n_node[:-1].sum()) for b in chosen])),
+      "padded_nodes_per_batch": float(np.mean([b.nodes["x"].shape[0] for b in chosen])),
+      "eval_graphs_s": real_graphs / eval_time, "train_graphs_s": real_graphs / train_time,
+      "compiles_eval": forward._cache_size(), "compiles_train": train_step._cache_size(),
+      "compile_s_eval": compile_eval, "compile_s_train": compile_train,
+      "buckets": len(buckets),
+  }
+
+
+# --- PyTorch reference models (--torch) -------------------------------------------------
+# The published architectures in PyTorch, message passing with index_add_ (as torch_scatter
+# does), on the same batches without padding: timed interleaved with the JAX models so that
+# both see the same machine load. Paper configurations, residue-type embedding.
+
+def torch_reference(name: str):
+  """A PyTorch GVP-GNN or EGNN (paper configuration, graph head) for `name`."""
+  import torch
+  from torch import nn
+  F = nn.functional
+
+  def norm(x, dim=-1, keepdim=False, sqrt=True):
+    out = torch.clamp(torch.sum(x * x, dim, keepdim), min=1e-8)
+    return torch.sqrt(out) if sqrt else out
+
+  class GVP(nn.Module):
+    def __init__(self, i, o, act=True):
+      super().__init__()
+      (self.si, self.vi), (self.so, self.vo) = i, o
+      self.act = act
+      if self.vi:
+        h = max(self.vi, self.vo)
+        self.wh = nn.Linear(self.vi, h, bias=False)
+        self.ws = nn.Linear(h + self.si, self.so)
+        if self.vo:
+          self.wv = nn.Linear(h, self.vo, bias=False)
+          self.wsv = nn.Linear(self.so, self.vo)
+      else:
+        self.ws = nn.Linear(self.si, self.so)
+
+    def forward(self, s, v):
+      if self.vi:
+        vh = self.wh(v.transpose(-1, -2))
+        s = self.ws(torch.cat([s, norm(vh, dim=-2)], -1))
+        if self.vo:
+          v = self.wv(vh).transpose(-1, -2) * torch.sigmoid(self.wsv(s)).unsqueeze(-1)
+      else:
+        s = self.ws(s)
+        if self.vo:
+          v = torch.zeros(s.shape[0], self.vo, 3)
+      return (F.relu(s) if self.act else s), (v if self.vo else None)
+
+  class TupleNorm(nn.Module):
+    def __init__(self, dims):
+      super().__init__()
+      self.scalar = nn.LayerNorm(dims[0])
+
+    def forward(self, s, v):
+      if v is None:
+        return self.scalar(s), None
+      vn = torch.sqrt(torch.mean(norm(v, keepdim=True, sqrt=False), dim=-2, keepdim=True))
+      return self.scalar(s), v / vn
+
+  def dropout(s, v, p, training):
+    if not training:
+      return s, v
+    mask = torch.bernoulli(torch.full(v.shape[:-1], 1 - p)).unsqueeze(-1) / (1 - p)
+    return F.dropout(s, p, True), v * mask
+
+  def mean_at(messages, index, n):
+    out = torch.zeros((n,) + messages.shape[1:]).index_add_(0, index, messages)
+    count = torch.zeros(n).index_add_(0, index, torch.ones(index.shape[0])).clamp(min=1)
+    return out / count.view((n,) + (1,) * (messages.ndim - 1))
+
+  class GVPLayer(nn.Module):
+    def __init__(self, node, edge):
+      super().__init__()
+      msg_in = (2 * node[0] + edge[0], 2 * node[1] + edge[1])
+      self.message = nn.ModuleList([GVP(msg_in, node), GVP(node, node),
+                                    GVP(node, node, act=False)])
+      hidden = (4 * node[0], 2 * node[1])
+      self.ff = nn.ModuleList([GVP(node, hidden), GVP(hidden, node, act=False)])
+      self.norm = nn.ModuleList([TupleNorm(node), TupleNorm(node)])
+
+    def forward(self, s, v, es, ev, src, dst):
+      ms = torch.cat([s[src], es, s[dst]], -1)
+      mv = torch.cat([v[src], ev, v[dst]], -2)
+      for layer in self.message:
+        ms, mv = layer(ms, mv)
+      ds, dv = dropout(mean_at(ms, dst, s.shape[0]), mean_at(mv, dst, s.shape[0]), 0.1,
+                       self.training)
+      s, v = self.norm[0](s + ds, v + dv)
+      fs, fv = s, v
+      for layer in self.ff:
+        fs, fv = layer(fs, fv)
+      fs, fv = dropout(fs, fv, 0.1, self.training)
+      return self.norm[1](s + fs, v + fv)
+
+  class GVPGNN(nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.embed = nn.Embedding(22, 32)
+      self.node_norm, self.node_in = TupleNorm((32, 0)), GVP((32, 0), (100, 16), act=False)
+      self.edge_norm, self.edge_in = TupleNorm((36, 1)), GVP((36, 1), (32, 1), act=False)
+      self.layers = nn.ModuleList([GVPLayer((100, 16), (32, 1)) for _ in range(5)])
+      self.out_norm, self.out = TupleNorm((100, 16)), GVP((100, 16), (100, 0))
+      self.dense = nn.Sequential(nn.Linear(100, 200), nn.ReLU(), nn.Dropout(0.1),
+                                 nn.Linear(200, 1))
+
+    def forward(self, b):
+      s, v = self.node_in(*self.node_norm(self.embed(b["aatype"]), None))
+      es, ev = self.edge_in(*self.edge_norm(b["edge_s"], b["edge_v"]))
+      for layer in self.layers:
+        s, v = layer(s, v, es, ev, b["senders"], b["receivers"])
+      s, _ = self.out(*self.out_norm(s, v))
+      return self.dense(mean_at(s, b["graph"], b["n_graph"]))
+
+  class EGCL(nn.Module):
+    def __init__(self, hidden, edge_dim):
+      super().__init__()
+      self.edge_mlp = nn.Sequential(nn.Linear(2 * hidden + 1 + edge_dim, hidden), nn.SiLU(),
+                                    nn.Linear(hidden, hidden), nn.SiLU())
+      self.node_mlp = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(),
+                                    nn.Linear(hidden, hidden))
+      last = nn.Linear(hidden, 1, bias=False)
+      nn.init.xavier_uniform_(last.weight, gain=0.001)
+      self.coord_mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), last)
+
+    def forward(self, h, x, edge_attr, src, dst):
+      diff = x[dst] - x[src]
+      radial = torch.sum(diff ** 2, 1, keepdim=True)
+      m = self.edge_mlp(torch.cat([h[dst], h[src], radial, edge_attr], 1))
+      diff = diff / (torch.sqrt(radial) + 1e-6)
+      x = x + mean_at(diff * self.coord_mlp(m), dst, x.shape[0])
+      agg = torch.zeros(h.shape[0], m.shape[1]).index_add_(0, dst, m)
+      return h + self.node_mlp(torch.cat([h, agg], 1)), x
+
+  class EGNN(nn.Module):
+    def __init__(self, hidden):
+      super().__init__()
+      self.embed = nn.Embedding(22, hidden)
+      self.layers = nn.ModuleList([EGCL(hidden, 36) for _ in range(4)])
+      self.dense = nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.ReLU(), nn.Dropout(0.1),
+                                 nn.Linear(2 * hidden, 1))
+
+    def forward(self, b):
+      h, x = (b["lm"] if "lm" in b else self.embed(b["aatype"])), b["x"]
+      for layer in self.layers:
+        h, x = layer(h, x, b["edge_s"], b["senders"], b["receivers"])
+      return self.dense(mean_at(h, b["graph"], b["n_graph"]))
+
+  if name == "gvp":
+    return GVPGNN()
+  if name == "egnn":
+    return EGNN(32)
+  if name == "egnn_1280":
+    model = EGNN(1280)
+    del model.embed
+    return model
+  return None
+
+
+def torch_batch(graphs, lm_dim: int = 0, rng=None):
+  """Real graphs batched without padding, as torch tensors."""
+  import jraph
+  import torch
+  b = jraph.batch_np(list(graphs))
+  n_node = np.asarray(b.n_node)
+  out = {
+      "aatype": torch.from_numpy(np.clip(b.nodes["aatype"], 0, 21).astype(np.int64)),
+      "x": torch.from_numpy(b.nodes["x"]), "edge_s": torch.from_numpy(b.edges["s"]),
+      "edge_v": torch.from_numpy(b.edges["v"]),
+      "senders": torch.from_numpy(b.senders.astype(np.int64)),
+      "receivers": torch.from_numpy(b.receivers.astype(np.int64)),
+      "graph": torch.from_numpy(np.repeat(np.arange(len(n_node)), n_node)),
+      "n_graph": len(n_node), "label": torch.from_numpy(
+          rng.normal(size=(len(n_node), 1)).astype(np.float32)),
+  }
+  if lm_dim:
+    out["lm"] = torch.from_numpy(rng.normal(size=(int(n_node.sum()), lm_dim)).astype(
+        np.float32))
+  return out
+
+
+def bench_torch(name: str, graph_lists, lm_dim: int, repeats: int) -> dict | None:
+  import torch
+  torch.set_num_threads(os.cpu_count() or 1)
+  model = torch_reference(name)
+  if model is None:
+    return None
+  rng = np.random.default_rng(0)
+  batches = [torch_batch(g, lm_dim, rng) for g in graph_lists]
+  optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+  graphs = sum(len(g) for g in graph_lists)
+
+  def evaluate(b):
+    with torch.no_grad():
+      model(b)
+
+  def train(b):
+    optimizer.zero_grad()
+    loss = torch.mean((model(b) - b["label"]) ** 2)
+    loss.backward()
+    optimizer.step()
+
+  model.eval()
+  evaluate(batches[0])
+  eval_time = min(_time_torch(evaluate, batches) for _ in range(repeats))
+  model.train()
+  train(batches[0])
+  train_time = min(_time_torch(train, batches) for _ in range(repeats))
+  return {"params": sum(p.numel() for p in model.parameters()),
+          "eval_graphs_s": graphs / eval_time, "train_graphs_s": graphs / train_time}
+
+
+def _time_torch(fn, batches) -> float:
+  start = time.perf_counter()
+  for b in batches:
+    fn(b)
+  return time.perf_counter() - start
+
+
+def fmt_rate(value: float | None) -> str:
+  if value is None:
+    return "-"
+  return f"{value:.3g}" if value < 10 else f"{value:.1f}"
+
+
+def table(rows: list[dict]) -> str:
+  lines = [
+      "| network | params | eval graphs/s | train graphs/s | reference eval / train | "
+      "speed-up eval / train | compiles (eval, train) | compile s (eval, train) |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|",
+  ]
+  for r in rows:
+    ref_train, ref_eval = REFERENCE.get(r["network"], (None, None))
+    up_e = f"{r['eval_graphs_s'] / ref_eval:.1f}x" if ref_eval else "-"
+    up_t = f"{r['train_graphs_s'] / ref_train:.1f}x" if ref_train else "-"
+    lines.append(
+        f"| {r['network']} | {r['params']:,} | {fmt_rate(r['eval_graphs_s'])} | "
+        f"{fmt_rate(r['train_graphs_s'])} | {fmt_rate(ref_eval)} / {fmt_rate(ref_train)} | "
+        f"{up_e} / {up_t} | {r['compiles_eval']}, {r['compiles_train']} | "
+        f"{r['compile_s_eval']:.0f}, {r['compile_s_train']:.0f} |")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--data", type=pathlib.Path,
+                      default=pathlib.Path(os.environ.get(
+                          "JAXGEO_SHARED_DATA", REPO.parent / "shared" / "data")) / "db5.5")
+  parser.add_argument("--networks", nargs="+", default=list(NETWORKS[:4]), choices=NETWORKS)
+  parser.add_argument("--batches", type=int, default=12,
+                      help="batches timed per network (the 1280-wide ones use a third)")
+  parser.add_argument("--batch-graphs", type=int, default=8)
+  parser.add_argument("--repeats", type=int, default=2, help="best of this many passes")
+  parser.add_argument("--out", type=pathlib.Path, default=None,
+                      help="write the markdown table here (atomically)")
+  args = parser.parse_args(argv)
+
+  import jax
+  graphs = load_db55(args.data)
+  n = np.array([int(g.n_node[0]) for g in graphs])
+  e = np.array([int(g.n_edge[0]) for g in graphs])
+  header = (f"DB5.5 bound chains: {len(graphs)} graphs, mean {n.mean():.0f} residues (max "
+            f"{n.max()}), mean {e.mean() / n.mean():.1f} edges per node; batches of "
+            f"{args.batch_graphs}; JAX {jax.__version__} on {jax.devices()[0].platform} "
+            f"({os.cpu_count()} CPUs visible)")
+  print(header, flush=True)
+  rows = []
+  for name in args.networks:
+    count = max(2, args.batches // 3) if name.endswith("_1280") else args.batches
+    repeats = 1 if name.endswith("_1280") else args.repeats
+    row = bench_network(name, graphs, args.batch_graphs, count, repeats)
+    print(row, flush=True)
+    rows.append(row)
+  text = header + "\n\n" + table(rows) + "\n"
+  print("\n" + text)
+  if args.out:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=args.out.parent, delete=False) as f:
+      f.write(text)
+    os.replace(f.name, args.out)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

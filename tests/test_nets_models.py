@@ -1,0 +1,296 @@
+"""Properties of the three networks on small generated graphs.
+
+Rotations/translations, node permutations, padding, jit vs eager, dropout, finite gradients
+with NaN checking on. Tiny widths, and the same few batch shapes throughout, so that each
+network compiles only a handful of times.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import jraph
+import numpy as np
+import pytest
+
+from jaxgeo import nets
+from jaxgeo.nets import synthetic
+
+NETWORKS = ("gvp", "egnn", "molformer")
+LM_DIM = 4
+
+
+def tiny_config(network: str, head: str = "node", **changes) -> nets.ModelConfig:
+  """Small widths, node features and LM vectors on (fusion "concat")."""
+  config = nets.ModelConfig(
+      network=network, head=head, out_dim=2,
+      fusion=nets.FusionConfig(mode="concat", lm_dim=LM_DIM, embed_dim=6),
+      gvp=nets.GVPConfig(node_dims=(8, 4), edge_dims=(6, 1), num_layers=2),
+      egnn=nets.EGNNConfig(hidden=8, num_layers=2),
+      molformer=nets.MolformerConfig(width=8, num_heads=2, ffn_dim=8, num_layers=2,
+                                     query_block=8, key_block=8))
+  return dataclasses.replace(config, **changes)
+
+
+def make_graphs(seed: int = 0) -> list[jraph.GraphsTuple]:
+  rng = np.random.default_rng(seed)
+  return [synthetic.random_graph(rng, 12, lm_dim=LM_DIM, k=6),
+          synthetic.random_graph(rng, 17, lm_dim=LM_DIM, k=6, num_ligand_atoms=4),
+          synthetic.random_graph(rng, 9, lm_dim=LM_DIM, k=6)]
+
+
+@pytest.fixture(scope="module")
+def graphs():
+  return make_graphs()
+
+
+@pytest.fixture(scope="module")
+def batch(graphs):
+  """Real graphs + a little padding (the shape most tests share)."""
+  return synthetic.pad_batch(graphs, extra_nodes=3, extra_edges=5)
+
+
+def rng_key(seed: int) -> jax.Array:
+  """RBG keys: the same statistics for these tests, and much faster to compile than
+  threefry (most of the compile time of `init` is random-number hashing)."""
+  return jax.random.key(seed, impl="rbg")
+
+
+@functools.lru_cache(maxsize=None)
+def model_and_params(network: str, head: str = "node"):
+  """The model and its parameters; the graph-head model reuses the node-head parameters
+  (the two heads are MLPs of the same shapes) instead of compiling another init."""
+  model = nets.make_model(tiny_config(network, head))
+  if head == "graph":
+    _, node_params = model_and_params(network, "node")
+    params = {k.replace("node_head", "graph_head"): v for k, v in node_params.items()}
+  else:
+    params = jax.jit(model.init)(rng_key(0), synthetic.pad_batch(make_graphs(), 3, 5))
+  return model, params
+
+
+@functools.lru_cache(maxsize=None)
+def grad_fn(network: str, remat: bool = True):
+  """Jitted gradient of a masked node loss (dropout on), for `network` with or without
+  rematerialisation."""
+  config = tiny_config(network)
+  sub = getattr(config, network)
+  model = nets.make_model(dataclasses.replace(config, **{
+      network: dataclasses.replace(sub, remat=remat)}))
+
+  def loss(p, rng, b):
+    out = model.apply(p, rng, b, is_training=True)
+    n_real = jnp.sum(b.n_node[:-1])
+    mask = jnp.arange(b.nodes["x"].shape[0]) < n_real
+    value = jnp.sum(jnp.where(mask[:, None], out["node"], 0.0) ** 2)
+    if "x" in out:
+      value += jnp.sum(jnp.where(mask[:, None], out["x"], 0.0) ** 2) * 1e-3
+    return value
+
+  return jax.jit(jax.grad(loss))
+
+
+@functools.lru_cache(maxsize=None)
+def jitted_apply(network: str, head: str = "node", is_training: bool = False):
+  model, _ = model_and_params(network, head)
+  return jax.jit(functools.partial(model.apply, is_training=is_training))
+
+
+def real_counts(batch) -> tuple[int, int]:
+  return int(np.sum(batch.n_node[:-1])), len(batch.n_node) - 1
+
+
+def random_rotation(rng: np.random.Generator, reflect: bool = False) -> np.ndarray:
+  q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+  q = q * np.sign(np.diag(r))
+  if (np.linalg.det(q) < 0) != reflect:
+    q[:, 0] = -q[:, 0]
+  return q
+
+
+def transform(batch, rotation: np.ndarray, translation: np.ndarray):
+  """Rotates coordinates and every vector feature; scalar features stay as they are."""
+  dtype = batch.nodes["x"].dtype
+  r = rotation.astype(dtype)
+  nodes = dict(batch.nodes, x=batch.nodes["x"] @ r.T + translation.astype(dtype),
+               v=batch.nodes["v"] @ r.T)
+  edges = dict(batch.edges, v=batch.edges["v"] @ r.T)
+  return batch._replace(nodes=nodes, edges=edges)
+
+
+def assert_close(a, b, tol: float, what: str = ""):
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  scale = max(1.0, float(np.max(np.abs(a))))
+  err = float(np.max(np.abs(a - b))) / scale
+  assert err <= tol, f"{what}: relative error {err:.2e} > {tol:.0e}"
+
+
+def permute_within_graphs(batch, rng: np.random.Generator):
+  """Shuffles the nodes of each real graph (graphs stay contiguous) and re-sorts the edges
+  by receiver. Returns (batch', perm) with node j of batch' = node perm[j] of batch."""
+  offsets = np.concatenate([[0], np.cumsum(batch.n_node)])
+  perm = np.arange(offsets[-1])
+  for g in range(len(batch.n_node) - 1):
+    perm[offsets[g]:offsets[g + 1]] = offsets[g] + rng.permutation(batch.n_node[g])
+  inverse = np.argsort(perm)
+  senders, receivers = inverse[batch.senders], inverse[batch.receivers]
+  order = np.argsort(receivers, kind="stable")
+  nodes = {k: v[perm] for k, v in batch.nodes.items()}
+  edges = {k: v[order] for k, v in batch.edges.items()}
+  return batch._replace(nodes=nodes, edges=edges, senders=senders[order].astype(np.int32),
+                        receivers=receivers[order].astype(np.int32)), perm
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+def test_outputs_shapes_and_finite(network, batch):
+  _, params = model_and_params(network)
+  out = jitted_apply(network)(params, None, batch)
+  n = batch.nodes["x"].shape[0]
+  assert out["node"].shape == (n, 2)
+  assert np.all(np.isfinite(out["node"]))
+  if network == "egnn":
+    assert out["x"].shape == (n, 3)
+  else:
+    assert set(out) == {"node"}
+  # Parameters are a plain nested dict of arrays.
+  assert isinstance(params, dict) and all(isinstance(v, dict) for v in params.values())
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+def test_rotation_translation(network, batch):
+  """Scalar outputs invariant, coordinates equivariant (float32, to 1e-4)."""
+  _, params = model_and_params(network)
+  apply = jitted_apply(network)
+  n_real, _ = real_counts(batch)
+  out = apply(params, None, batch)
+  rng = np.random.default_rng(1)
+  for _ in range(2):
+    rot, shift = random_rotation(rng), rng.normal(size=3) * 20
+    moved = apply(params, None, transform(batch, rot, shift))
+    assert_close(out["node"][:n_real], moved["node"][:n_real], 1e-4, "node outputs")
+    if "x" in out:
+      assert_close(np.asarray(out["x"][:n_real]) @ rot.T + shift, moved["x"][:n_real], 1e-4,
+                   "coordinates")
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+def test_node_permutation(network, batch):
+  """f(P x) == P f(x) for a permutation of the nodes within each graph."""
+  _, params = model_and_params(network)
+  apply = jitted_apply(network)
+  n_real, _ = real_counts(batch)
+  out = apply(params, None, batch)
+  permuted, perm = permute_within_graphs(batch, np.random.default_rng(2))
+  assert not np.array_equal(perm[:n_real], np.arange(n_real))
+  out_p = apply(params, None, permuted)
+  assert_close(np.asarray(out["node"])[perm][:n_real], out_p["node"][:n_real], 1e-5,
+               "permuted node outputs")
+  if "x" in out:
+    assert_close(np.asarray(out["x"])[perm][:n_real], out_p["x"][:n_real], 1e-5,
+                 "permuted coordinates")
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+def test_padding_buckets_and_finite_gradients(network, graphs, batch):
+  """The same graphs in two buckets give the same real outputs (node and graph heads), and
+  gradients through heavy padding are finite with NaN checking on."""
+  other = synthetic.pad_batch(graphs, extra_nodes=21, extra_edges=37, extra_graphs=3)
+  n_real, g_real = real_counts(batch)
+  _, params = model_and_params(network)
+  apply = jitted_apply(network)
+  assert_close(apply(params, None, batch)["node"][:n_real],
+               apply(params, None, other)["node"][:n_real], 1e-5, "node outputs")
+  _, graph_params = model_and_params(network, "graph")
+  graph_apply = jitted_apply(network, "graph")
+  small, big = graph_apply(graph_params, None, batch), graph_apply(graph_params, None, other)
+  assert small["graph"].shape == (g_real + 1, 2) and big["graph"].shape == (g_real + 3, 2)
+  assert_close(small["graph"][:g_real], big["graph"][:g_real], 1e-5, "graph outputs")
+  assert np.all(np.isfinite(big["graph"]))
+
+  with jax.debug_nans(True):
+    grads = grad_fn(network)(params, rng_key(3), other)
+    leaves = jax.tree_util.tree_leaves(grads)
+    assert all(np.all(np.isfinite(g)) for g in leaves)
+  assert sum(float(np.abs(g).sum()) for g in leaves) > 0
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+def test_jit_equals_eager(network, batch):
+  model, params = model_and_params(network)
+  eager = model.apply(params, None, batch, is_training=False)
+  jitted = jitted_apply(network)(params, None, batch)
+  for key in eager:
+    assert_close(eager[key], jitted[key], 1e-5, key)
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+def test_dropout_only_in_training(network, batch):
+  _, params = model_and_params(network)
+  evaluate = jitted_apply(network)
+  train = jitted_apply(network, is_training=True)
+  k1, k2 = rng_key(1), rng_key(2)
+  np.testing.assert_array_equal(evaluate(params, k1, batch)["node"],
+                                evaluate(params, k2, batch)["node"])
+  np.testing.assert_array_equal(evaluate(params, None, batch)["node"],
+                                evaluate(params, k1, batch)["node"])
+  first, again, other = (train(params, k, batch)["node"] for k in (k1, k1, k2))
+  np.testing.assert_array_equal(first, again)
+  assert not np.allclose(first, other)
+
+
+def test_remat_is_transparent(graphs):
+  """Rematerialising the layers (the default) changes neither the parameters nor the
+  gradients, dropout included (GVP: dropout inside the stacked layers)."""
+  _, params = model_and_params("gvp")
+  other = synthetic.pad_batch(graphs, extra_nodes=21, extra_edges=37, extra_graphs=3)
+  with_remat = grad_fn("gvp", remat=True)(params, rng_key(3), other)
+  without = grad_fn("gvp", remat=False)(params, rng_key(3), other)
+  assert jax.tree_util.tree_structure(with_remat) == jax.tree_util.tree_structure(without)
+  for a, b in zip(jax.tree_util.tree_leaves(with_remat), jax.tree_util.tree_leaves(without)):
+    assert_close(a, b, 1e-5, "gradients")
+
+
+def test_unpadded_batch_and_single_graph(graphs):
+  """A batch without a padding graph works too (nothing relies on the last graph being
+  padding); a single graph gives the same outputs alone as inside a batch."""
+  model, params = model_and_params("molformer", "graph")
+  single = model.apply(params, None, graphs[1], is_training=False)["graph"]
+  batched = model.apply(params, None, jraph.batch_np(graphs), is_training=False)["graph"]
+  assert_close(single[0], batched[1], 1e-5, "graph outputs")
+
+
+def test_invalid_config_and_missing_lm(graphs):
+  from jaxgeo.errors import ConfigError, DataError
+  with pytest.raises(ConfigError, match="network"):
+    nets.make_model(nets.ModelConfig(network="transformer"))
+  with pytest.raises(ConfigError, match="lm_dim"):
+    nets.make_model(nets.ModelConfig(fusion=nets.FusionConfig(mode="replace")))
+  with pytest.raises(ConfigError, match="num_heads"):
+    nets.make_model(nets.ModelConfig(network="molformer",
+                                     molformer=nets.MolformerConfig(width=10, num_heads=4)))
+  with pytest.raises(ConfigError, match="input_linear"):
+    nets.make_model(nets.ModelConfig(network="egnn",
+                                     egnn=nets.EGNNConfig(hidden=16, input_linear=False)))
+  no_lm = graphs[0]._replace(nodes={k: v for k, v in graphs[0].nodes.items() if k != "lm"})
+  model = nets.make_model(tiny_config("egnn"))
+  with pytest.raises(DataError, match="lm"):
+    model.init(rng_key(0), no_lm)
+  wide = graphs[0]._replace(nodes=dict(graphs[0].nodes, lm=np.zeros((12, LM_DIM + 1),
+                                                                     np.float32)))
+  with pytest.raises(DataError, match="width"):
+    model.init(rng_key(0), wide)
+
+
+def test_egnn_skipping_the_last_coordinate_update(batch):
+  """Without "x" in the outputs (the papers' setting) the last layer skips its coordinate
+  update; the node outputs are the same, and so are the parameters."""
+  model, params = model_and_params("egnn")
+  config = tiny_config("egnn")
+  skip = nets.make_model(dataclasses.replace(
+      config, egnn=dataclasses.replace(config.egnn, return_coords=False)))
+  full = jitted_apply("egnn")(params, None, batch)
+  out = jax.jit(functools.partial(skip.apply, is_training=False))(params, None, batch)
+  assert "x" not in out
+  assert_close(full["node"], out["node"], 1e-6, "node outputs")
