@@ -94,6 +94,42 @@ def experiment(task: str, network: str, fusion: str = "none", *, head: str = "gr
   return config
 
 
+# The language models of the paper's tables: store name -> (layer, width).
+PAPER_LMS = {"esm2_t33_650M": (33, 1280), "unirep1900": (1, 1900)}
+
+
+def paper_experiment(task: str, network: str, fusion: str = "none", *,
+                     lm_model: str = "esm2_t33_650M", **task_options: Any
+                     ) -> ml_collections.ConfigDict:
+  """One row of the paper's tables: `experiment()` for (task, network, fusion) with the
+  task's head and output size, every task option at its default (overridden by
+  `task_options`), the paper's radius graph (CA within 8 A, at most 32 neighbours) and
+  batches of 32 graphs (Molformer: batches of 4, attention over all nodes), reading `lm_model` embeddings (a key of PAPER_LMS) when fused."""
+  from jaxgeo import tasks  # the registry imports task modules lazily
+  if lm_model not in PAPER_LMS:
+    raise ConfigError(f"lm_model={lm_model!r}: expected one of {', '.join(PAPER_LMS)}")
+  task_class = tasks.get_task(task)
+  layer, width = PAPER_LMS[lm_model]
+  config = experiment(task, network, fusion, head=task_class.head, out_dim=task_class.out_dim,
+                      lm_dim=width)
+  unknown = sorted(set(task_options) - set(task_class.defaults))
+  if unknown:
+    raise ConfigError(f"task {task!r} has no option(s) {', '.join(unknown)} "
+                      f"(known: {', '.join(sorted(task_class.defaults))})")
+  config.task.update({**task_class.defaults, **task_options})
+  if network == "molformer":
+    # Molformer attends over all nodes of a graph: no edges needed (knn is the cheapest to
+    # build) and the paper's smaller batches.
+    config.data.edges = "knn"
+    config.train.batch_graphs = 4
+  else:
+    config.data.edges = "radius"
+    config.train.batch_graphs = 32
+  config.lm.model = lm_model
+  config.lm.layer = layer
+  return config
+
+
 # --- files ----------------------------------------------------------------------------------
 
 def load_config(path: str | os.PathLike) -> ml_collections.ConfigDict:

@@ -19,10 +19,15 @@ def test_every_experiment_config_loads_and_validates(path):
   config_lib.validate(config, task)
   model = config_lib.model_config(config)
   assert model.head == task.head and model.out_dim == task.out_dim
-  # The file name says (task, network, fusion) so that tables can be regenerated.
+  # The file name says (task, network, fusion[, language model when not ESM-2]) so that
+  # tables can be regenerated.
   if path.stem != "position_demo":
-    task_name, network, fusion = path.stem.rsplit("_", 2)
+    stem, lm = path.stem, "esm2"
+    if stem.endswith("_unirep"):
+      stem, lm = stem.removesuffix("_unirep"), "unirep"
+    task_name, network, fusion = stem.rsplit("_", 2)
     assert (config.task.name, model.network, model.fusion.mode) == (task_name, network, fusion)
+    assert str(config.lm.model).startswith(lm)
 
 
 def test_base_config_is_the_papers_schedule():

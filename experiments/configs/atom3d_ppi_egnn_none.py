@@ -3,19 +3,13 @@ from ATOM3D's neighbour tables (heavy atoms within 6 A). Needs the ATOM3D PPI LM
 downloaded into <data root>/atom3d/ppi/{train,val,test} (or set task.train / val / test).
 Metrics: AUROC pooled (primary), AUROC per pair, AUPRC.
 
-egnn with fusion 'none': no language model (residue-type embedding).
-The paper's schedule: Adam 1e-4, reduce-on-plateau x0.6, early stopping after 8 epochs, at
-most 200 epochs, batches of 32 graphs.
+EGNN, fusion 'none': no language model (residue-type embedding, the paper's baseline).
+The paper's schedule and graphs (`config.paper_experiment`): Adam 1e-4, reduce-on-plateau
+x0.6, early stopping after 8 epochs, at most 200 epochs, batches of 32 graphs, CA radius
+graph 8 A with at most 32 neighbours.
 """
 from jaxgeo import config as config_lib
 
 
 def get_config():
-  config = config_lib.experiment("atom3d_ppi", "egnn", "none", head="node", out_dim=1)
-  config.task.update(dict(data_dir="", train="", val="", test="", allow_pickle=False, limit=0,
-                          definition="neighbors", cutoff=0.0))
-  config.data.edges = "radius"  # the paper: radius graph, 8 A, at most 32 neighbours
-  config.train.batch_graphs = 32
-  config.lm.model = "esm2_t33_650M"
-  config.lm.layer = 33
-  return config
+  return config_lib.paper_experiment("atom3d_ppi", "egnn", "none")

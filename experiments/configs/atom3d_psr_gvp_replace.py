@@ -3,20 +3,13 @@ target. Needs the ATOM3D PSR LMDBs (split-by-year) downloaded into
 <data root>/atom3d/psr/{train,val,test} (or set task.train / val / test).
 Metrics: Spearman per target (primary), global Spearman / Pearson / Kendall, RMSE.
 
-gvp with fusion 'replace': ESM-2 650M layer 33 vectors replace the
-residue-type embedding (the paper's PLM runs).
-The paper's schedule: Adam 1e-4, reduce-on-plateau x0.6, early stopping after 8 epochs, at
-most 200 epochs, batches of 32 graphs.
+GVP-GNN, fusion 'replace': ESM-2 650M layer-33 vectors replace the residue-type embedding (the paper's PLM runs).
+The paper's schedule and graphs (`config.paper_experiment`): Adam 1e-4, reduce-on-plateau
+x0.6, early stopping after 8 epochs, at most 200 epochs, batches of 32 graphs, CA radius
+graph 8 A with at most 32 neighbours.
 """
 from jaxgeo import config as config_lib
 
 
 def get_config():
-  config = config_lib.experiment("atom3d_psr", "gvp", "replace", head="graph", out_dim=1)
-  config.task.update(dict(data_dir="", train="", val="", test="", allow_pickle=False, limit=0,
-                          label="gdt_ts"))
-  config.data.edges = "radius"  # the paper: radius graph, 8 A, at most 32 neighbours
-  config.train.batch_graphs = 32
-  config.lm.model = "esm2_t33_650M"
-  config.lm.layer = 33
-  return config
+  return config_lib.paper_experiment("atom3d_psr", "gvp", "replace")

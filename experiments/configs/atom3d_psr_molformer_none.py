@@ -3,19 +3,13 @@ target. Needs the ATOM3D PSR LMDBs (split-by-year) downloaded into
 <data root>/atom3d/psr/{train,val,test} (or set task.train / val / test).
 Metrics: Spearman per target (primary), global Spearman / Pearson / Kendall, RMSE.
 
-molformer with fusion 'none': no language model (residue-type embedding).
-The paper's schedule: Adam 1e-4, reduce-on-plateau x0.6, early stopping after 8 epochs, at
-most 200 epochs, batches of 4 graphs.
+Molformer, fusion 'none': no language model (residue-type embedding, the paper's baseline).
+The paper's schedule and graphs (`config.paper_experiment`): Adam 1e-4, reduce-on-plateau
+x0.6, early stopping after 8 epochs, at most 200 epochs, batches of 4 graphs (attention
+over all residues of a graph).
 """
 from jaxgeo import config as config_lib
 
 
 def get_config():
-  config = config_lib.experiment("atom3d_psr", "molformer", "none", head="graph", out_dim=1)
-  config.task.update(dict(data_dir="", train="", val="", test="", allow_pickle=False, limit=0,
-                          label="gdt_ts"))
-  config.data.edges = "knn"  # unused by Molformer (attention over all nodes of a graph)
-  config.train.batch_graphs = 4
-  config.lm.model = "esm2_t33_650M"
-  config.lm.layer = 33
-  return config
+  return config_lib.paper_experiment("atom3d_psr", "molformer", "none")

@@ -1,19 +1,13 @@
-"""Position toy task (Wu et al. TOY, label 'dist': min(i, L - i) per residue, MSE / RMSE),
-molformer with fusion 'replace': ESM-2 650M layer 33 vectors replace the residue-type embedding (the paper's PLM runs).
+"""Position toy task (Wu et al. TOY, label 'dist': min(i, L - i) per residue, MSE / RMSE) on
+generated structures: 800 / 100 / 100 proteins of 50-300 residues.
 
-Generated structures (jaxgeo.testing.random_protein): 800 / 100 / 100 proteins of 50-300
-residues. The paper's schedule: Adam 1e-4, reduce-on-plateau x0.6, early stopping after 8
-epochs, at most 200 epochs, batches of 4 proteins.
+Molformer, fusion 'replace': ESM-2 650M layer-33 vectors replace the residue-type embedding (the paper's PLM runs).
+The paper's schedule and graphs (`config.paper_experiment`): Adam 1e-4, reduce-on-plateau
+x0.6, early stopping after 8 epochs, at most 200 epochs, batches of 4 graphs (attention
+over all residues of a graph).
 """
 from jaxgeo import config as config_lib
 
 
 def get_config():
-  config = config_lib.experiment("position", "molformer", "replace", head="node", out_dim=1)
-  config.task.update(dict(target="dist", num_train=800, num_val=100, num_test=100,
-                          min_length=50, max_length=300, seed=0))
-  config.data.edges = "knn"  # unused by Molformer (attention over all residues of a protein)
-  config.train.batch_graphs = 4
-  config.lm.model = "esm2_t33_650M"
-  config.lm.layer = 33
-  return config
+  return config_lib.paper_experiment("position", "molformer", "replace")

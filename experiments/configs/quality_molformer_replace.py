@@ -6,22 +6,13 @@ for the 25 test complexes (150 graphs). Labels cached in runs/cache/quality (gen
 takes a few CPU minutes once). Metrics: Spearman over all decoys (primary), Pearson, Kendall,
 RMSE, per-complex means.
 
-molformer with fusion 'replace': ESM-2 650M layer 33 vectors replace the
-residue-type embedding (the paper's PLM runs).
-The paper's schedule: Adam 1e-4, reduce-on-plateau x0.6, early stopping after 8 epochs, at
-most 200 epochs, batches of 4 graphs.
+Molformer, fusion 'replace': ESM-2 650M layer-33 vectors replace the residue-type embedding (the paper's PLM runs).
+The paper's schedule and graphs (`config.paper_experiment`): Adam 1e-4, reduce-on-plateau
+x0.6, early stopping after 8 epochs, at most 200 epochs, batches of 4 graphs (attention
+over all residues of a graph).
 """
 from jaxgeo import config as config_lib
 
 
 def get_config():
-  config = config_lib.experiment("quality", "molformer", "replace", head="graph", out_dim=1)
-  config.task.update(dict(data_dir="", docking_dir="", splits_dir="", decoys_per_complex=10,
-                          val_decoys_per_complex=0, bins=10, max_evals=5, seed=0,
-                          methods="attract,hdock,cluspro,patchdock,equidock,equidock_no_clashes",
-                          test_decoys="methods", cache_dir="runs/cache/quality", limit=0))
-  config.data.edges = "knn"  # unused by Molformer (attention over all nodes of a graph)
-  config.train.batch_graphs = 4
-  config.lm.model = "esm2_t33_650M"
-  config.lm.layer = 33
-  return config
+  return config_lib.paper_experiment("quality", "molformer", "replace", cache_dir="runs/cache/quality")

@@ -231,6 +231,7 @@ def complex_example(protein: Protein, pose: LigandPose, label: float, group: int
 class AffinityTask(dd.StandardizedRegression, base.Task):
   """Binding free energy of FEP-benchmark complexes (graph regression, kcal/mol)."""
   name = "affinity"
+  defaults = DEFAULTS
   head = "graph"
   out_dim = 1
   primary_metric = "rmse"

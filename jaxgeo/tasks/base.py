@@ -72,10 +72,13 @@ class Task(abc.ABC):
     out_dim: outputs per node / graph.
     primary_metric: the key of `metrics()` used for early stopping, plateau and "best".
     higher_is_better: the direction of `primary_metric`.
+    defaults: the task's options (`config.task.*`) with their defaults; experiment configs
+      start from them (`config.paper_experiment`), so `--set task.X=...` works for each.
   """
   name: str = ""
   head: str = "graph"
   out_dim: int = 1
+  defaults: dict = {}
   primary_metric: str = ""
   higher_is_better: bool = True
 

@@ -137,6 +137,7 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
 class InterfaceTask(base.Task):
   """DB5.5 protein-protein interface residues (node classification, logits out)."""
   name = "interface"
+  defaults = DEFAULTS
   head = "node"
   out_dim = 1
   primary_metric = "auroc"

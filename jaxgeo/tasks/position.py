@@ -77,6 +77,7 @@ def generate_proteins(options: dict) -> list:
 class PositionTask(base.Task):
   """Per-residue regression of the sequence position (see the module docstring)."""
   name = "position"
+  defaults = DEFAULTS
   head = "node"
   out_dim = 1
   primary_metric = "rmse"

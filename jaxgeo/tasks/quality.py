@@ -332,6 +332,7 @@ def dockq_summary(values: np.ndarray, bins: int = 10) -> dict:
 class QualityTask(base.Task):
   """DockQ regression of docked complexes (graph task)."""
   name = "quality"
+  defaults = DEFAULTS
   head = "graph"
   out_dim = 1
   primary_metric = "spearman"
