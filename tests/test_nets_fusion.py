@@ -105,5 +105,6 @@ def test_models_md_is_current():
 def test_count_params_matches_init():
   config = nets.paper_config("egnn", fusion="project", lm_dim=LM)
   from jaxgeo.nets.commands import _example_graph
-  params = nets.make_model(config).init(jax.random.PRNGKey(0), _example_graph(LM))
+  params = jax.jit(nets.make_model(config).init)(jax.random.key(0, impl="rbg"),
+                                                 _example_graph(LM))
   assert nets.param_count(params) == count_params(config, LM)

@@ -294,3 +294,31 @@ def test_egnn_skipping_the_last_coordinate_update(batch):
   out = jax.jit(functools.partial(skip.apply, is_training=False))(params, None, batch)
   assert "x" not in out
   assert_close(full["node"], out["node"], 1e-6, "node outputs")
+
+
+def _count_equations(jaxpr) -> int:
+  count = 0
+  for eqn in jaxpr.eqns:
+    count += 1
+    for param in eqn.params.values():
+      for sub in (param if isinstance(param, (tuple, list)) else (param,)):
+        inner = getattr(sub, "jaxpr", sub)
+        if hasattr(inner, "eqns"):
+          count += _count_equations(inner)
+  return count
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+def test_program_size_does_not_grow_with_depth(network, batch):
+  """Layers are stacked (hk.layer_stack): 2 and 5 layers trace to programs of one size."""
+  sizes = []
+  for layers in (2, 5):
+    config = tiny_config(network)
+    config = dataclasses.replace(config, **{
+        network: dataclasses.replace(getattr(config, network), num_layers=layers)})
+    model = nets.make_model(config)
+    params = jax.eval_shape(model.init, rng_key(0), batch)
+    jaxpr = jax.make_jaxpr(functools.partial(model.apply, is_training=True))(
+        params, rng_key(1), batch)
+    sizes.append(_count_equations(jaxpr.jaxpr))
+  assert sizes[0] == sizes[1]

@@ -242,11 +242,12 @@ def test_molformer_attention_gradients_match_dense(dropout):
     return molformer.graph_attention(q, k, v, x, graph_index, dp, 1.0, bq, bk, dropout,
                                      key if dropout else None)
 
-  np.testing.assert_allclose(blocked(q, k, v, x, dist_params), dense(q, k, v, x, dist_params),
-                             atol=1e-5, rtol=1e-5)
+  np.testing.assert_allclose(jax.jit(blocked)(q, k, v, x, dist_params),
+                             dense(q, k, v, x, dist_params), atol=1e-5, rtol=1e-5)
   args = (0, 1, 2, 3, 4)
-  ga = jax.grad(lambda *a: jnp.sum(jnp.sin(blocked(*a))), argnums=args)(q, k, v, x,
-                                                                        dist_params)
-  gb = jax.grad(lambda *a: jnp.sum(jnp.sin(dense(*a))), argnums=args)(q, k, v, x, dist_params)
+  ga = jax.jit(jax.grad(lambda *a: jnp.sum(jnp.sin(blocked(*a))), argnums=args))(
+      q, k, v, x, dist_params)
+  gb = jax.jit(jax.grad(lambda *a: jnp.sum(jnp.sin(dense(*a))), argnums=args))(
+      q, k, v, x, dist_params)
   for a, b in zip(jax.tree_util.tree_leaves(ga), jax.tree_util.tree_leaves(gb)):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)

@@ -7,9 +7,14 @@
 
 `batch` is a (padded) jraph.GraphsTuple with the node and edge dicts of
 docs/CONTRACTS.md. Outputs: "node" [N, out_dim] or "graph" [G, out_dim], and "x" [N, 3]
-(updated coordinates) for EGNN with `update_coords`. Rows of padding nodes and of the
-padding graph are finite but meaningless: mask them in the loss. `is_training` must be a
-Python bool (a static argument under jax.jit); dropout needs an rng when it is True.
+(updated coordinates) for EGNN with `update_coords` and `return_coords` (the papers'
+configurations return node features only). Rows of padding nodes and of the padding graph
+are finite but meaningless: mask them in the loss. `is_training` must be a Python bool (a
+static argument under jax.jit); dropout needs an rng when it is True.
+
+Modules: config (dataclasses, `paper_config`), fusion (LM fusion), gvp, egnn, molformer
+(encoders), heads (node / graph heads), ops (aggregation helpers), model (`make_model`),
+commands (`jaxgeo params`), synthetic (generated graphs for tests and benchmarks).
 """
 from __future__ import annotations
 

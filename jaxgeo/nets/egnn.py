@@ -6,13 +6,15 @@ An E_GCL layer on edges j -> i (messages flow sender -> receiver):
   x_i <- x_i + mean_j (x_i - x_j) / (|x_i - x_j| + eps) * phi_x(m_ij)     (optional)
   h_i <- h_i + phi_h([h_i, sum_j m_ij])                      node MLP, residual
 
-phi_x's last layer has no bias and a xavier-uniform init of small gain (0.001), so the
-coordinate update starts near zero. Scalars (h) are E(3)-invariant and the coordinates
-equivariant, under reflections too: EGNN sees only distances.
+(a_ij: the graph's edge scalars; the division by |x_i - x_j| is `normalize`, off in the
+paper's code and on by default here.) phi_x's last layer has no bias and a xavier-uniform
+init of small gain (0.001), so the coordinate update starts near zero. Scalars (h) are
+E(3)-invariant and the coordinates equivariant, under reflections too: EGNN sees only
+distances.
 
 Speed: the first layer of phi_e on [h_i, h_j, ...] is computed as h W_i and h W_j per node,
-then gathered per edge (same parameters, about half the multiply-adds when the edge count is
-~15x the node count).
+then gathered per edge (same parameters, far fewer multiply-adds: a residue graph has ~10x
+more edges than nodes).
 """
 from __future__ import annotations
 

@@ -6,9 +6,9 @@ every vector linear map is one plain matmul over the last axis.
 
 Every operation on vectors is a linear combination of vector channels, a channel norm or a
 scaling by invariant scalars, so each layer is O(3)-equivariant (rotations *and*
-reflections); what makes a GVP-GNN on proteins chiral is its input features (the sines of
-backbone dihedrals and the CB direction change under a mirror image), see
-tests/test_nets_equivariance.py.
+reflections); what makes a GVP-GNN on proteins chiral is its input features: the sines of the
+backbone dihedrals change sign in a mirror image (and a virtual CB recomputed from a mirrored
+backbone lands on the other side), see tests/test_nets_equivariance.py.
 
 Speed: the first GVP of a message acts on the concatenation [(s_j, v_j), (e_s, e_v), (s_i,
 v_i)]; its linear maps are split into the node parts, computed once per node and gathered per
@@ -42,6 +42,7 @@ def norm_no_nan(v: jax.Array, axis: int = -2, keepdims: bool = False, eps: float
 
 
 def _weight(name: str, shape: tuple[int, int], dtype) -> jax.Array:
+  """A [fan_in, fan_out] weight, uniform in +-1/sqrt(fan_in) (PyTorch's nn.Linear scale)."""
   bound = 1.0 / math.sqrt(max(shape[0], 1))
   init = hk.initializers.RandomUniform(-bound, bound)
   return hk.get_parameter(name, shape, dtype=dtype, init=init)

@@ -12,6 +12,8 @@ from jaxgeo.nets.config import ModelConfig, encoder_width, validate
 
 def _forward(config: ModelConfig, graph: jraph.GraphsTuple, is_training: bool = False
              ) -> dict[str, jax.Array]:
+  """Fusion -> (node features) -> encoder -> head. Float inputs stay float32 (float64 when
+  the batch is float64 and x64 is on)."""
   graph = jax.tree_util.tree_map(jnp.asarray, graph)
   dtype = jnp.result_type(graph.nodes["x"].dtype, jnp.float32)
   nodes = graph.nodes

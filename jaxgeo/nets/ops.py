@@ -39,10 +39,10 @@ def segment_sum(data: jax.Array, segment_ids: jax.Array, num_segments: int,
                              indices_are_sorted=sorted_ids)
 
 
-def in_degree(receivers: jax.Array, num_nodes_: int, dtype=jnp.float32) -> jax.Array:
-  """[N] number of incoming edges of each node (receivers sorted)."""
+def in_degree(receivers: jax.Array, n: int, dtype=jnp.float32) -> jax.Array:
+  """[n] number of incoming edges of each node (receivers [E] sorted)."""
   ones = jnp.ones(receivers.shape, dtype)
-  return jax.ops.segment_sum(ones, receivers, num_nodes_, indices_are_sorted=True)
+  return jax.ops.segment_sum(ones, receivers, n, indices_are_sorted=True)
 
 
 def mean_aggregate(messages: jax.Array, receivers: jax.Array, degree: jax.Array) -> jax.Array:
