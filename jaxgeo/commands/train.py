@@ -195,7 +195,8 @@ def _check_store(config, task, run_dir: pathlib.Path, report) -> list[str]:
   model, layer = str(config.lm.model), int(config.lm.layer)
   how = (f"compute them with `jaxgeo embed --model {{source}} --store {store_dir} --layers "
          f"{layer} {{inputs}}`, or point lm.store (or JAXGEO_STORE) at a filled store")
-  store, source = None, "MODEL_SOURCE"
+  # UniRep runs from the weights in its wheel; ESM-2 needs the `jaxgeo convert-esm` folder.
+  store, source = None, model if model.startswith("unirep") else "CONVERTED_MODEL_DIR"
   if (store_dir / "index.sqlite").exists():
     try:
       from jaxgeo.lm.store import EmbeddingStore
