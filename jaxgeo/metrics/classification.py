@@ -23,6 +23,7 @@ from typing import Callable, Union
 import numpy as np
 
 from jaxgeo import errors
+from jaxgeo.metrics import regression
 from jaxgeo.metrics.regression import group_slices, rankdata
 
 Metric = Union[str, Callable[..., float]]
@@ -30,18 +31,7 @@ Metric = Union[str, Callable[..., float]]
 
 def _prepare(y_true, y_score, mask=None) -> tuple[np.ndarray, np.ndarray]:
   """Checks shapes and labels, applies the mask. Returns (bool `[M]`, float64 `[M]`)."""
-  y_true = np.asarray(y_true).reshape(-1)
-  y_score = np.asarray(y_score, dtype=np.float64).reshape(-1)
-  if y_true.shape != y_score.shape:
-    raise errors.DataError(
-        f"metrics: y_true has {y_true.shape[0]} items but y_score has {y_score.shape[0]}")
-  if mask is not None:
-    mask = np.asarray(mask).reshape(-1)
-    if mask.shape != y_true.shape:
-      raise errors.DataError(
-          f"metrics: mask has {mask.shape[0]} items but the labels have {y_true.shape[0]}")
-    mask = mask.astype(bool)
-    y_true, y_score = y_true[mask], y_score[mask]
+  y_true, y_score = regression.masked_pair(y_true, y_score, mask, true_dtype=None)
   if y_true.dtype != bool:
     if not np.all((y_true == 0) | (y_true == 1)):
       raise errors.DataError("metrics: binary labels must be 0/1 or bool")

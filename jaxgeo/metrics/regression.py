@@ -27,21 +27,28 @@ from jaxgeo import errors
 Metric = Union[str, Callable[..., float]]
 
 
-def _prepare(y_true, y_pred, mask=None) -> tuple[np.ndarray, np.ndarray]:
-  """Flattens, checks shapes and applies the mask. Returns two float64 arrays `[M]`."""
-  y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
+def masked_pair(y_true, y_pred, mask=None, true_dtype=np.float64
+                ) -> tuple[np.ndarray, np.ndarray]:
+  """Flattens two arrays, checks they have the same length, applies an optional bool mask.
+  Returns (`y_true` as `true_dtype` (None: as given), `y_pred` float64), each `[M]`."""
+  y_true = np.asarray(y_true, dtype=true_dtype).reshape(-1)
   y_pred = np.asarray(y_pred, dtype=np.float64).reshape(-1)
   if y_true.shape != y_pred.shape:
     raise errors.DataError(
-        f"metrics: y_true has {y_true.shape[0]} items but y_pred has {y_pred.shape[0]}")
+        f"metrics: y_true has {y_true.shape[0]} items but the predictions have {y_pred.shape[0]}")
   if mask is not None:
     mask = np.asarray(mask).reshape(-1)
     if mask.shape != y_true.shape:
       raise errors.DataError(
-          f"metrics: mask has {mask.shape[0]} items but the values have {y_true.shape[0]}")
+          f"metrics: mask has {mask.shape[0]} items but the labels have {y_true.shape[0]}")
     mask = mask.astype(bool)
     y_true, y_pred = y_true[mask], y_pred[mask]
   return y_true, y_pred
+
+
+def _prepare(y_true, y_pred, mask=None) -> tuple[np.ndarray, np.ndarray]:
+  """Two float64 arrays `[M]`, masked (see `masked_pair`)."""
+  return masked_pair(y_true, y_pred, mask)
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:
