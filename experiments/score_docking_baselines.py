@@ -36,19 +36,13 @@ if str(REPO) not in sys.path:
 
 from jaxgeo import structure  # noqa: E402
 from jaxgeo.metrics import docking  # noqa: E402
+from jaxgeo.tasks.docking_data import DOCKING_METHODS  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "db5_docking"
 DEFAULT_OUT = REPO / "experiments" / "results"
 
 # Folder name -> (file suffix, whether the method moves the receptor too).
-METHODS = {
-    "attract": ("ATTRACT", True),
-    "hdock": ("HDOCK", True),
-    "cluspro": ("CLUSPRO", False),
-    "patchdock": ("PATCHDOCK", False),
-    "equidock": ("EQUIDOCK", False),
-    "equidock_no_clashes": ("EQUIDOCK_NO_CLASHES", False),
-}
+METHODS = DOCKING_METHODS
 DISPLAY = {
     "attract": "ATTRACT", "hdock": "HDOCK", "cluspro": "ClusPro", "patchdock": "PatchDock",
     "equidock": "EquiDock", "equidock_no_clashes": "EquiDock (no clashes)",

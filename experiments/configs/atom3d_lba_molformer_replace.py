@@ -1,12 +1,6 @@
-"""ATOM3D LBA (ligand binding affinity): pocket residues plus ligand heavy atoms, label
--log(Kd/Ki). Needs the ATOM3D LBA LMDBs (e.g. split-by-sequence-identity-30) downloaded into
-<data root>/atom3d/lba/{train,val,test} (or set task.train / val / test).
-Metrics: RMSE (primary), Pearson, Spearman, Kendall.
-
-Molformer, fusion 'replace': ESM-2 650M layer-33 vectors replace the residue-type embedding (the paper's PLM runs).
-The paper's schedule and graphs (`config.paper_experiment`): Adam 1e-4, reduce-on-plateau
-x0.6, early stopping after 8 epochs, at most 200 epochs, batches of 4 graphs (attention
-over all residues of a graph).
+"""Table row: task `atom3d_lba` (jaxgeo/tasks/atom3d.py) x Molformer x fusion
+'replace': ESM-2 650M layer-33 vectors replace the residue-type embedding (the paper's PLM rows).
+Model, schedule and graphs: `jaxgeo.config.paper_experiment`.
 """
 from jaxgeo import config as config_lib
 

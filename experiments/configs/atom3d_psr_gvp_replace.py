@@ -1,12 +1,6 @@
-"""ATOM3D PSR (protein structure ranking): regress the GDT_TS of CASP models, grouped by
-target. Needs the ATOM3D PSR LMDBs (split-by-year) downloaded into
-<data root>/atom3d/psr/{train,val,test} (or set task.train / val / test).
-Metrics: Spearman per target (primary), global Spearman / Pearson / Kendall, RMSE.
-
-GVP-GNN, fusion 'replace': ESM-2 650M layer-33 vectors replace the residue-type embedding (the paper's PLM runs).
-The paper's schedule and graphs (`config.paper_experiment`): Adam 1e-4, reduce-on-plateau
-x0.6, early stopping after 8 epochs, at most 200 epochs, batches of 32 graphs, CA radius
-graph 8 A with at most 32 neighbours.
+"""Table row: task `atom3d_psr` (jaxgeo/tasks/atom3d.py) x GVP-GNN x fusion
+'replace': ESM-2 650M layer-33 vectors replace the residue-type embedding (the paper's PLM rows).
+Model, schedule and graphs: `jaxgeo.config.paper_experiment`.
 """
 from jaxgeo import config as config_lib
 
