@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import tempfile
+import zlib
 from typing import Any, Iterator
 
 # Read once (os.umask can only be read by setting it, which is not thread-safe).
@@ -46,3 +48,26 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
   atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_bytes_maybe_gzip(path: str | os.PathLike, error: type[Exception]) -> bytes:
+  """The bytes of a file, gunzipped when it starts with the gzip magic number.
+
+  Raises `error` (a JaxgeoError subclass) naming the file when it is missing, unreadable or
+  a truncated / corrupt gzip stream.
+  """
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise error(f"{path}: no such file")
+  if os.path.isdir(path):
+    raise error(f"{path}: is a folder, not a file")
+  try:
+    with open(path, "rb") as f:
+      raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+      raw = gzip.decompress(raw)
+  except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+    raise error(f"{path}: truncated or corrupt gzip file ({e})") from None
+  except OSError as e:
+    raise error(f"{path}: cannot read ({e.strerror or e})") from None
+  return raw

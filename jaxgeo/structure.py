@@ -21,7 +21,6 @@ import gzip
 import io
 import os
 import warnings
-import zlib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -185,19 +184,8 @@ class AtomRecord:
 
 
 def _read_text(path: str) -> str:
-  if not os.path.exists(path):
-    raise StructureError(f"{path}: no such file")
-  if os.path.isdir(path):
-    raise StructureError(f"{path}: is a folder, not a structure file")
-  try:
-    with open(path, "rb") as f:
-      raw = f.read()
-    if raw[:2] == b"\x1f\x8b":
-      raw = gzip.decompress(raw)
-  except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-    raise StructureError(f"{path}: truncated or corrupt gzip file ({e})") from None
-  except OSError as e:
-    raise StructureError(f"{path}: cannot read ({e.strerror or e})") from None
+  from jaxgeo.io import read_bytes_maybe_gzip
+  raw = read_bytes_maybe_gzip(path, StructureError)
   if not raw.strip():
     raise StructureError(f"{path}: empty file")
   if b"\x00" in raw[:4096]:

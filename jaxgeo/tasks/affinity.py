@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import gzip
 import logging
 import pathlib
 import zlib
@@ -107,16 +106,11 @@ def read_sdf(path: str | pathlib.Path, hydrogens: bool = False, strict: bool = F
     has an unreadable record.
   """
   from rdkit import Chem, RDLogger
+  from jaxgeo.io import read_bytes_maybe_gzip
   path = pathlib.Path(path)
   if not path.is_file():
     raise DataError(f"{path}: ligand file not found")
-  try:
-    with open(path, "rb") as f:
-      raw = f.read()
-    if raw[:2] == b"\x1f\x8b":
-      raw = gzip.decompress(raw)
-  except (OSError, EOFError, zlib.error) as e:
-    raise DataError(f"{path}: truncated or corrupt gzip file ({e})") from None
+  raw = read_bytes_maybe_gzip(path, DataError)
   poses, problems = [], []
   RDLogger.DisableLog("rdApp.*")
   try:
