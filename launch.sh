@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # launch.sh: the entry for batch launches of jaxgeo experiments on GPU/TPU hosts.
 #
-#   ./launch.sh --list                 list the experiments (experiments/configs/*.py)
+#   ./launch.sh --list                 list the experiments (the rows of jaxgeo/rows.py)
 #   ./launch.sh NAME [--set k=v ...]   check the environment, then train experiment NAME
+#   ./launch.sh FILE.py [--set k=v]    the same for a config file of your own
 #
 # Environment: JAXGEO_DATA (default ../shared/data), JAXGEO_RUNS (default runs/),
 # JAXGEO_STORE (embedding store, default embeddings/; or --set lm.store=...),
@@ -12,30 +13,21 @@
 # and the embedding store the experiment needs (one line each; exit 2 if a piece is missing).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-configs="$here/experiments/configs"
 
-list_experiments() {
-  find "$configs" -maxdepth 1 -name '*.py' ! -name '_*' -printf '%f\n' 2>/dev/null \
-    | sed 's/\.py$//' | sort
-}
+list_experiments() { python -m jaxgeo rows --names; }
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 
 if [ $# -eq 0 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then usage; exit 0; fi
-if [ "$1" = "--list" ]; then
-  found=$(list_experiments)
-  if [ -z "$found" ]; then echo "launch.sh: no experiments in $configs yet"; else echo "$found"; fi
-  exit 0
-fi
+if [ "$1" = "--list" ]; then exec python -m jaxgeo rows; fi
 
 name="$1"; shift
-config="$configs/$name.py"
-if [ ! -f "$config" ]; then
-  echo "launch.sh: unknown experiment '$name' (no $config)." >&2
-  echo "Known experiments: $(list_experiments | tr '\n' ' ')" >&2
+if [ ! -f "$name" ] && ! list_experiments | grep -qx -- "$name"; then
+  echo "launch.sh: unknown experiment '$name' (not a row of jaxgeo/rows.py, nor a config file)." >&2
   echo "Run './launch.sh --list' to see them." >&2
   exit 2
 fi
+config="$name"
 
 export JAXGEO_JAX_CACHE="${JAXGEO_JAX_CACHE:-$here/.jax_cache}"
 export XLA_PYTHON_CLIENT_MEM_FRACTION="${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.9}"

@@ -29,12 +29,12 @@ limit="${QUICKSTART_LIMIT:-60}"
 common=(--set "train.epochs=$epochs" --set "task.limit=$limit" --set "train.batch_graphs=8")
 
 echo "quickstart: UniRep 1900 embeddings of the task's chains (skips what the store holds)"
-jaxgeo embed --model unirep1900 --config experiments/configs/interface_gvp_replace_unirep.py \
+jaxgeo embed --model unirep1900 --config interface_gvp_replace_unirep \
   --set "task.limit=$limit"
 
 for name in interface_gvp_none interface_gvp_replace_unirep; do
   echo "quickstart: training $name for $epochs epochs"
-  jaxgeo train --config "experiments/configs/$name.py" "${common[@]}" --run-dir "$runs/$name"
+  jaxgeo train --config "$name" "${common[@]}" --run-dir "$runs/$name"
 done
 
 python experiments/compare_runs.py "$runs/interface_gvp_none" "$runs/interface_gvp_replace_unirep"

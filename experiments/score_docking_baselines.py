@@ -36,7 +36,7 @@ if str(REPO) not in sys.path:
 
 from jaxgeo import structure  # noqa: E402
 from jaxgeo.metrics import docking  # noqa: E402
-from jaxgeo.tasks.docking_data import DOCKING_METHODS  # noqa: E402
+from jaxgeo.datasets.docking_results import DOCKING_METHODS  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "db5_docking"
 DEFAULT_OUT = REPO / "experiments" / "results"

@@ -7,8 +7,10 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("errors", "residues", "structure", "graph", "batching", "lm", "nets",
-               "tasks", "metrics", "train", "checkpoint", "config", "parallel", "cli")
+_SUBMODULES = ("errors", "residues", "io", "structure", "geometry", "graph", "datasets",
+               "batching", "lm", "nets", "tasks", "metrics", "config", "rows", "train",
+               "checkpoint", "cli")
+__all__ = list(_SUBMODULES)
 
 
 def __getattr__(name):

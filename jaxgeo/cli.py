@@ -1,9 +1,9 @@
 """The `jaxgeo` command: one sub-command a verb.
 
-Each verb lives in the module that owns it and exposes `register(subparsers)`, which adds
-its sub-parser and sets `func` (a callable taking the parsed `argparse.Namespace` and
-returning an exit status). This module only collects them, so that `jaxgeo --help` lists
-every verb without importing JAX.
+Each verb is one file in `jaxgeo/commands/` exposing `register(subparsers)`, which adds its
+sub-parser and sets `func` (a callable taking the parsed `argparse.Namespace` and returning
+an exit status). This module only collects them, so that `jaxgeo --help` lists every verb
+without importing JAX.
 """
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from jaxgeo.errors import JaxgeoError
 # Modules that define sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = (
     "jaxgeo.commands.featurize",
-    "jaxgeo.lm.convert",
-    "jaxgeo.lm.embed",
+    "jaxgeo.commands.convert_esm",
+    "jaxgeo.commands.embed",
+    "jaxgeo.commands.rows",
     "jaxgeo.commands.train",
-    "jaxgeo.nets.commands",
+    "jaxgeo.commands.eval",
+    "jaxgeo.commands.params",
 )
 
 
@@ -42,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
   except JaxgeoError as e:
     print(f"jaxgeo {args.command}: error: {e}", file=sys.stderr)
     return 2
+  except BrokenPipeError:  # e.g. `jaxgeo rows | head`: the reader left; not an error of ours
+    import os
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
   except KeyboardInterrupt:
     print(f"jaxgeo {args.command}: interrupted", file=sys.stderr)
     return 130

@@ -1,12 +1,13 @@
-"""Experiment configs: `experiments/configs/NAME.py` files whose `get_config()` returns an
-ml_collections ConfigDict, `--set a.b=value` overrides, validation, JSON round trips.
+"""Experiment configs: ml_collections ConfigDicts (the rows of `jaxgeo.rows`, or a user's
+file whose `get_config()` returns one), `--set a.b=value` overrides, validation, JSON round
+trips, and the task's typed options and inputs built from a config (`task_setup`).
 
 Sections of an experiment config (see `base_config()` for every key and its default):
 
   name      the experiment name (the config file's stem; names the run folder)
   task      name: a registered task (`jaxgeo.tasks.get_task`), plus that task's own options
   data      root (""= $JAXGEO_DATA or ../shared/data), graph options: edges, k, radius,
-            max_neighbors
+            max_neighbors, features ("paper": the paper's inputs; "rich": GVP-CPD style)
   model     a `jaxgeo.nets.ModelConfig` as a dict (network, head, out_dim, fusion {mode,
             lm_dim, embed_dim, ...}, gvp / egnn / molformer, node_features, head_hidden,
             head_dropout); `model_config(config)` builds the frozen dataclass
@@ -58,7 +59,8 @@ def base_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "name": "experiment",
       "task": {"name": "position"},
-      "data": {"root": "", "edges": "knn", "k": 30, "radius": 8.0, "max_neighbors": 32},
+      "data": {"root": "", "edges": "knn", "k": 30, "radius": 8.0, "max_neighbors": 32,
+               "features": "rich"},
       "model": model,
       "train": {
           "lr": 1e-4,
@@ -112,11 +114,9 @@ def paper_experiment(task: str, network: str, fusion: str = "none", *,
   layer, width = PAPER_LMS[lm_model]
   config = experiment(task, network, fusion, head=task_class.head, out_dim=task_class.out_dim,
                       lm_dim=width)
-  unknown = sorted(set(task_options) - set(task_class.defaults))
-  if unknown:
-    raise ConfigError(f"task {task!r} has no option(s) {', '.join(unknown)} "
-                      f"(known: {', '.join(sorted(task_class.defaults))})")
-  config.task.update({**task_class.defaults, **task_options})
+  defaults = task_class.default_options()
+  task_class.options({**defaults, **task_options})   # unknown or mistyped: ConfigError
+  config.task.update({**defaults, **task_options})
   if network == "molformer":
     # Molformer attends over all nodes of a graph: no edges needed (knn is the cheapest to
     # build) and the paper's smaller batches.
@@ -305,6 +305,51 @@ def store_path(config: ml_collections.ConfigDict) -> pathlib.Path:
 
 def uses_lm(config: ml_collections.ConfigDict) -> bool:
   return str(config.model.fusion.mode) != "none"
+
+
+def graph_options(config: ml_collections.ConfigDict) -> dict:
+  """Keyword arguments of `graph.residue_graph` from the `data` section."""
+  data = config.data
+  max_neighbors = data.get("max_neighbors", 32)
+  out = {
+      "edges": str(data.get("edges", "knn")),
+      "k": int(data.get("k", 30)),
+      "radius": float(data.get("radius", 8.0)),
+      "max_neighbors": None if max_neighbors in (None, 0, -1) else int(max_neighbors),
+  }
+  if "features" in data:
+    out["features"] = str(data.features)
+  return out
+
+
+def lm_features(config: ml_collections.ConfigDict, store=None):
+  """The language-model features (`jaxgeo.lm.Features`) an experiment reads, or None when
+  its network is not fused. `store`: an open EmbeddingStore to use instead of `lm.store`.
+  Raises DataError naming the `jaxgeo embed` command when the store folder does not exist."""
+  if not uses_lm(config):
+    return None
+  from jaxgeo.lm import features
+  if store is not None:
+    return features.Features(store, str(config.lm.model), int(config.lm.layer))
+  return features.open_features(store_path(config), str(config.lm.model), int(config.lm.layer))
+
+
+def task_setup(config: ml_collections.ConfigDict, store=None, with_lm: bool = True):
+  """-> (task, options, inputs) of an experiment: the registered task, its typed options from
+  the `task` section, and its `tasks.Inputs` (data root, graph options, LM features; none
+  when `with_lm` is False, e.g. to list the sequences that `jaxgeo embed` should compute)."""
+  from jaxgeo import tasks
+  task = tasks.get_task(str(config.task.name))
+  options = task.options(config.task)
+  inputs = tasks.Inputs(data_root=data_root(config), graph_options=graph_options(config),
+                        lm=lm_features(config, store) if with_lm else None)
+  return task, options, inputs
+
+
+def load_task(config: ml_collections.ConfigDict, store=None):
+  """-> (task, Dataset): the experiment's task and its loaded data (see `task_setup`)."""
+  task, options, inputs = task_setup(config, store)
+  return task, task.load(options, inputs)
 
 
 def _require(config: ml_collections.ConfigDict, keys: Sequence[str]) -> None:

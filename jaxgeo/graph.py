@@ -2,7 +2,21 @@
 
 Nodes are residues at their CA; edges join each residue (receiver) to its k nearest
 neighbours or to those within a radius (senders), sorted by receiver so that segment sums
-can use `indices_are_sorted=True`. Features follow the GVP papers (Jing et al. 2021):
+can use `indices_are_sorted=True`. Two featurisations (`residue_graph(features=...)`):
+
+"paper" (Wu et al. 2023, the GGNN-meets-PLM code): what the paper's networks see. Per node
+only its identity and position; per edge the CA distance and direction. Nothing depends on
+the order of the residues in the chain (the language model is what adds sequence order):
+
+- `nodes["x"]  [N, 3]`: CA coordinates; `nodes["aatype"] [N]` (+ `partner`, `element` as
+  below). No `s` or `v` node arrays.
+- `edges["s"]  [E, 16]`: Gaussian RBFs of the CA distance, 16 centres evenly on
+  [0, cutoff], width cutoff / 16 (the paper's `_rbf(D, D_max=cutoff)`). The cutoff is the
+  `radius` option (8 A by default) for both edge types: kNN edges longer than it get RBFs
+  that fade to ~0, as in the paper's kNN option, which also keeps D_max at the radius.
+- `edges["v"]  [E, 1, 3]`: unit vector from the receiver's CA to the sender's CA.
+
+"rich" (GVP-CPD style, Jing et al. 2021; our extension, the function's default):
 
 - `nodes["s"]  [N, 6]`: sin, cos of the backbone dihedrals phi, psi, omega (0 where undefined:
   chain ends, chain breaks, missing atoms).
@@ -13,7 +27,7 @@ can use `indices_are_sorted=True`. Features follow the GVP papers (Jing et al. 2
 - `edges["s"]  [E, 36]`: RBF of the CA distance (16 centres on 0..20 A) ++ sinusoidal encoding
   of the sequence separation within a chain (16; 0 between chains) ++ 4 flags: same chain with
   no break between, same chain across a break, different chains, different partners.
-- `edges["v"]  [E, 1, 3]`: unit vector from the receiver's CA to the sender's CA.
+- `edges["v"]  [E, 1, 3]`: as in "paper".
 
 Optional node arrays (`lm`, `partner`, `element`, `label`) are added with `with_nodes`, so
 every array travels with the graph through padding and batching.
@@ -37,6 +51,11 @@ NODE_SCALAR_DIM = 6
 NODE_VECTOR_DIM = 3
 EDGE_SCALAR_DIM = NUM_RBF + NUM_POSITIONAL + NUM_EDGE_FLAGS
 EDGE_VECTOR_DIM = 1
+FEATURES = ("paper", "rich")
+# The paper's featurisation: 16 RBFs on [0, cutoff]; cutoff = the radius option.
+PAPER_NUM_RBF = 16
+PAPER_EDGE_SCALAR_DIM = PAPER_NUM_RBF
+DEFAULT_RADIUS = 8.0
 # A peptide bond C(i)-N(i+1) is ~1.33 A; CA(i)-CA(i+1) ~3.8 A.
 _MAX_PEPTIDE_BOND = 2.0
 _MAX_CONSECUTIVE_CA = 4.2
@@ -197,9 +216,42 @@ def edge_features(x: np.ndarray, senders: np.ndarray, receivers: np.ndarray,
   return scalars, vectors
 
 
-def residue_graph(protein: Protein, edges: str = "knn", k: int = 30, radius: float = 8.0,
-                  max_neighbors: int | None = 32, partner: np.ndarray | None = None,
-                  atoms: tuple[np.ndarray, Sequence[str]] | None = None) -> jraph.GraphsTuple:
+def paper_edge_features(x: np.ndarray, senders: np.ndarray, receivers: np.ndarray,
+                        cutoff: float = DEFAULT_RADIUS) -> tuple[np.ndarray, np.ndarray]:
+  """The paper's edge features (see the module docstring).
+
+  Args:
+    x: [N, 3] node coordinates.
+    senders, receivers: [E] node indices.
+    cutoff: the RBF centres lie evenly on [0, cutoff] (Angstrom).
+  Returns:
+    scalars [E, 16] Gaussian RBFs of the distance, vectors [E, 1, 3] unit vectors from the
+    receiver to the sender (0 for coincident points).
+  """
+  vec = x[senders].astype(np.float64) - x[receivers]
+  distance = np.linalg.norm(vec, axis=-1)
+  scalars = rbf(distance, num=PAPER_NUM_RBF, d_max=cutoff).astype(np.float32)
+  return scalars, _unit(vec)[:, None, :].astype(np.float32)
+
+
+def edge_scalar_dim(features: str) -> int:
+  """Width of `edges["s"]` for a featurisation ("paper": 16, "rich": 36)."""
+  check_features(features)
+  return PAPER_EDGE_SCALAR_DIM if features == "paper" else EDGE_SCALAR_DIM
+
+
+def check_features(features: str) -> str:
+  """Returns `features`, or raises ConfigError when it is not one of FEATURES."""
+  if features not in FEATURES:
+    raise ConfigError(f"graph option features={features!r}: expected one of {FEATURES}")
+  return features
+
+
+def residue_graph(protein: Protein, edges: str = "knn", k: int = 30,
+                  radius: float = DEFAULT_RADIUS, max_neighbors: int | None = 32,
+                  partner: np.ndarray | None = None,
+                  atoms: tuple[np.ndarray, Sequence[str]] | None = None,
+                  features: str = "rich") -> jraph.GraphsTuple:
   """A protein (or complex) as one residue graph of numpy arrays.
 
   Args:
@@ -207,18 +259,23 @@ def residue_graph(protein: Protein, edges: str = "knn", k: int = 30, radius: flo
     edges: "knn" (k nearest CA neighbours) or "radius" (CA within `radius`, at most
       `max_neighbors` nearest per residue).
     k: neighbours per residue for "knn".
-    radius: cutoff in Angstrom for "radius".
+    radius: cutoff in Angstrom for "radius"; with features="paper" also the RBF range
+      [0, radius] of both edge types.
     max_neighbors: cap for "radius" (None: no cap).
     partner: optional [L] int (0/1): which partner of a complex each residue belongs to;
-      stored as `nodes["partner"]` and flagged on inter-partner edges.
+      stored as `nodes["partner"]` (and, with "rich", flagged on inter-partner edges).
     atoms: optional non-protein atoms (e.g. a ligand) as extra nodes: positions [A, 3] and
       element symbols [A]. They get aatype `residues.LIGAND_ATOM`, `nodes["element"]`
-      (residues 0), zero dihedral and vector features, partner 1 (when `partner` is given),
-      and count as a chain of their own each (edge flag "different chain").
+      (residues 0), partner 1 (when `partner` is given); with "rich" also zero dihedral and
+      vector features, and a chain of their own each (edge flag "different chain").
+    features: "paper" or "rich" (see the module docstring).
   Returns:
-    GraphsTuple with n_node [1], n_edge [1], nodes {s [L, 6], v [L, 3, 3], x [L, 3],
-    aatype [L]} (+ partner [L]), edges {s [E, 36], v [E, 1, 3]}, globals {}.
+    GraphsTuple with n_node [1], n_edge [1], globals {}, and
+    "rich": nodes {s [L, 6], v [L, 3, 3], x [L, 3], aatype [L]}, edges {s [E, 36], v [E, 1, 3]};
+    "paper": nodes {x [L, 3], aatype [L]}, edges {s [E, 16], v [E, 1, 3]};
+    (+ nodes partner [L], element [L] when given).
   """
+  check_features(features)
   n_res = len(protein)
   x = protein.ca.astype(np.float32)
   n_atoms = 0
@@ -229,22 +286,46 @@ def residue_graph(protein: Protein, edges: str = "knn", k: int = 30, radius: flo
     if len(elements) != n_atoms:
       raise DataError(f"{protein.source}: {len(elements)} elements for {n_atoms} atoms")
     x = np.concatenate([x, atom_x])
+  if edges not in ("knn", "radius"):
+    raise ConfigError(f"graph option edges={edges!r}: expected 'knn' or 'radius'")
+  if (edges == "radius" or features == "paper") and radius <= 0:
+    raise ConfigError(f"graph option radius={radius}: must be positive")
   if edges == "knn":
     if k < 1:
       raise ConfigError(f"graph option k={k}: must be at least 1")
     senders, receivers = knn_edges(x, k)
-  elif edges == "radius":
-    if radius <= 0:
-      raise ConfigError(f"graph option radius={radius}: must be positive")
-    senders, receivers = radius_edges(x, radius, max_neighbors)
   else:
-    raise ConfigError(f"graph option edges={edges!r}: expected 'knn' or 'radius'")
+    senders, receivers = radius_edges(x, radius, max_neighbors)
 
   if partner is not None:
     partner = np.asarray(partner, dtype=np.int32)
     if partner.shape != (len(protein),):
       raise DataError(f"{protein.source}: partner has shape {partner.shape}, "
                       f"expected ({len(protein)},)")
+  if features == "paper":
+    edge_s, edge_v = paper_edge_features(x, senders, receivers, cutoff=radius)
+    nodes = {"x": x, "aatype": np.concatenate([
+        protein.aatype.astype(np.int32), np.full(n_atoms, residues.LIGAND_ATOM, np.int32)])}
+    if partner is not None:
+      nodes["partner"] = np.concatenate([partner, np.ones(n_atoms, np.int32)])
+  else:
+    nodes, edge_s, edge_v = _rich_features(protein, x, senders, receivers, partner, n_atoms)
+  if atoms is not None:
+    nodes["element"] = np.concatenate([
+        np.zeros(n_res, np.int32),
+        np.array([residues.element_index(e) for e in elements], np.int32)])
+  return jraph.GraphsTuple(
+      nodes=nodes, edges={"s": edge_s, "v": edge_v}, senders=senders, receivers=receivers,
+      n_node=np.array([len(x)], np.int32), n_edge=np.array([len(senders)], np.int32),
+      globals={})
+
+
+def _rich_features(protein: Protein, x: np.ndarray, senders: np.ndarray,
+                   receivers: np.ndarray, partner: np.ndarray | None, n_atoms: int
+                   ) -> tuple[dict, np.ndarray, np.ndarray]:
+  """Node dict and edge scalars / vectors of the "rich" featurisation (L residues followed
+  by `n_atoms` atoms in `x`)."""
+  n_res = len(protein)
   connected = chain_connected(protein, partner)
   chain_names = protein.chain_id if partner is None else np.char.add(
       partner.astype(str), np.char.add("|", protein.chain_id.astype(str)))
@@ -266,19 +347,13 @@ def residue_graph(protein: Protein, edges: str = "knn", k: int = 30, radius: flo
   nodes = {"s": node_s, "v": node_v, "x": x, "aatype": aatype}
   if partner is not None:
     nodes["partner"] = partner
-  if atoms is not None:
-    nodes["element"] = np.concatenate([
-        np.zeros(n_res, np.int32),
-        np.array([residues.element_index(e) for e in elements], np.int32)])
-  return jraph.GraphsTuple(
-      nodes=nodes, edges={"s": edge_s, "v": edge_v}, senders=senders, receivers=receivers,
-      n_node=np.array([len(x)], np.int32), n_edge=np.array([len(senders)], np.int32),
-      globals={})
+  return nodes, edge_s, edge_v
 
 
 def complex_graph(first: Protein, second: Protein, **graph_options) -> jraph.GraphsTuple:
   """Both partners of a complex in one graph: `nodes["partner"]` 0 for `first`, 1 for
-  `second`; edges between them are flagged inter-partner. Options as `residue_graph`."""
+  `second`; with features="rich" edges between them are flagged inter-partner. Options
+  (edges, k, radius, max_neighbors, atoms, features) as `residue_graph`."""
   joined = concatenate([first, second])
   partner = np.concatenate([np.zeros(len(first), np.int32), np.ones(len(second), np.int32)])
   return residue_graph(joined, partner=partner, **graph_options)

@@ -60,7 +60,7 @@ from jaxgeo import batching, io, nets
 from jaxgeo import config as config_lib
 from jaxgeo import tasks as tasks_lib
 from jaxgeo.checkpoint import Checkpointer
-from jaxgeo.errors import CheckpointError, ConfigError, DataError
+from jaxgeo.errors import CheckpointError, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ class Setup:
   task: tasks_lib.Task
   model_config: nets.ModelConfig
   splits: tasks_lib.Splits
+  stats: dict              # what the task's loss / metrics need from the data
   buckets: list
   model: Any               # hk.Transformed
   adam: optax.GradientTransformation
@@ -136,20 +137,6 @@ class Setup:
   train_step: Callable
   eval_step: Callable
   plateau_step: Callable
-
-
-def open_store(config: ml_collections.ConfigDict):
-  """The embedding store the config needs (None without LM fusion)."""
-  if not config_lib.uses_lm(config):
-    return None
-  from jaxgeo.lm.store import EmbeddingStore
-  path = config_lib.store_path(config)
-  if not path.is_dir():
-    raise DataError(f"lm.store={str(path)!r}: no such folder; model.fusion.mode="
-                    f"{config.model.fusion.mode!r} needs embeddings of {config.lm.model} "
-                    f"(layer {config.lm.layer}): compute them with `jaxgeo embed --model "
-                    f"{config.lm.model} --store {path} ...`, or set lm.store")
-  return EmbeddingStore(path, create=False)
 
 
 def make_optimizer(config: ml_collections.ConfigDict):
@@ -164,9 +151,12 @@ def make_optimizer(config: ml_collections.ConfigDict):
   return adam, plateau, optax.chain(adam, plateau)
 
 
-def make_steps(model, task: tasks_lib.Task, adam: optax.GradientTransformation,
+def make_steps(model, task: tasks_lib.Task, stats: dict, adam: optax.GradientTransformation,
                plateau: optax.GradientTransformationExtraArgs):
   """-> (train_step, eval_step, plateau_step), all jitted.
+
+  `stats` (from the task's `load`: e.g. pos_weight, label mean / std) is passed to the task's
+  loss explicitly and baked into the compiled steps as constants.
 
   train_step(params, opt_state, batch, key, epoch, step) -> (params, opt_state, loss):
     params and opt_state are donated; key: [2] uint32 key data; epoch, step: int32 scalars.
@@ -180,7 +170,7 @@ def make_steps(model, task: tasks_lib.Task, adam: optax.GradientTransformation,
 
     def loss_fn(p):
       outputs = model.apply(p, rng, batch, is_training=True)
-      return task.loss(outputs, batch)
+      return task.loss(outputs, batch, stats)
 
     loss, grads = jax.value_and_grad(loss_fn)(params)
     adam_state, plateau_state = opt_state
@@ -191,7 +181,7 @@ def make_steps(model, task: tasks_lib.Task, adam: optax.GradientTransformation,
 
   def eval_step(params, batch):
     outputs = model.apply(params, None, batch, is_training=False)
-    return outputs, task.loss(outputs, batch)
+    return outputs, task.loss(outputs, batch, stats)
 
   def plateau_step(plateau_state, value):
     return plateau.update({}, plateau_state, value=value)[1]
@@ -201,23 +191,24 @@ def make_steps(model, task: tasks_lib.Task, adam: optax.GradientTransformation,
 
 
 def prepare(config: ml_collections.ConfigDict, store=None) -> Setup:
-  """Validates the config, loads the task's data, chooses buckets, builds the model and the
-  jitted steps."""
-  task = tasks_lib.get_task(str(config.task.name))
+  """Validates the config, loads the task's data (with the language-model features of the
+  config's `lm` section, read from `store` or `lm.store`), chooses buckets, builds the model
+  and the jitted steps."""
+  task, options, inputs = config_lib.task_setup(config, store)
   config_lib.validate(config, task)
   model_config = config_lib.model_config(config)
-  if store is None:
-    store = open_store(config)
-  splits = task.load(config, store)
+  dataset = task.load(options, inputs)
+  splits, stats = dataset.splits, dict(dataset.stats)
+  logger.info("%s: %s", task.name, dataset.info)
   t = config.train
   everything = list(splits.train) + list(splits.val) + list(splits.test)
   buckets = batching.choose_buckets(everything, batch_graphs=int(t.batch_graphs),
                                     max_buckets=int(t.max_buckets), seed=int(t.seed))
   model = nets.make_model(model_config)
   adam, plateau, optimizer = make_optimizer(config)
-  train_step, eval_step, plateau_step = make_steps(model, task, adam, plateau)
-  return Setup(config, task, model_config, splits, buckets, model, adam, plateau, optimizer,
-               train_step, eval_step, plateau_step)
+  train_step, eval_step, plateau_step = make_steps(model, task, stats, adam, plateau)
+  return Setup(config, task, model_config, splits, stats, buckets, model, adam, plateau,
+               optimizer, train_step, eval_step, plateau_step)
 
 
 def init_state(setup: Setup) -> dict:
@@ -244,13 +235,14 @@ def evaluate(setup: Setup, params, graphs: Sequence[jraph.GraphsTuple],
              total=total, desc=desc, leave=False, disable=not progress, unit="batch")
   for host_batch, device_batch, _ in bar:
     outputs, loss = setup.eval_step(params, device_batch)
-    part = setup.task.predictions(jax.device_get(outputs), host_batch)
+    part = setup.task.predictions(jax.device_get(outputs), host_batch, setup.stats)
     n = int(len(part[0]))
     loss_sum += float(loss) * n
     count += n
     parts.append(part)
   y_true, y_pred, group = tasks_lib.base.concatenate_predictions(parts)
-  metrics = {k: float(v) for k, v in setup.task.metrics(y_true, y_pred, group).items()}
+  metrics = {k: float(v) for k, v in
+             setup.task.metrics(y_true, y_pred, group, setup.stats).items()}
   return {"loss": loss_sum / max(count, 1), "metrics": metrics, "count": count,
           "predictions": (y_true, y_pred, group)}
 

@@ -4,30 +4,39 @@ import pathlib
 import pytest
 
 from jaxgeo import config as config_lib
-from jaxgeo import tasks
+from jaxgeo import rows, tasks
 from jaxgeo.errors import ConfigError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-CONFIGS = sorted((REPO / "experiments" / "configs").glob("[!_]*.py"))
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_every_experiment_config_loads_and_validates(path):
-  config = config_lib.load_config(path)
-  assert config.name == path.stem
+@pytest.mark.parametrize("name", rows.names())
+def test_every_experiment_row_loads_and_validates(name):
+  config = rows.config(name)
+  assert config.name == name
   task = tasks.get_task(config.task.name)
   config_lib.validate(config, task)
+  task.options(config.task)   # typed options: every key known, every value of its type
   model = config_lib.model_config(config)
   assert model.head == task.head and model.out_dim == task.out_dim
-  # The file name says (task, network, fusion[, language model when not ESM-2]) so that
-  # tables can be regenerated.
-  if path.stem != "position_demo":
-    stem, lm = path.stem, "esm2"
+  # The name says (task, network, fusion[, language model when not ESM-2]) so that tables
+  # can be regenerated.
+  if name != "position_demo":
+    stem, lm = name, "esm2"
     if stem.endswith("_unirep"):
       stem, lm = stem.removesuffix("_unirep"), "unirep"
     task_name, network, fusion = stem.rsplit("_", 2)
     assert (config.task.name, model.network, model.fusion.mode) == (task_name, network, fusion)
     assert str(config.lm.model).startswith(lm)
+
+
+def test_row_names_and_user_files_resolve(tmp_path):
+  assert len(rows.names()) == len(set(rows.names()))
+  with pytest.raises(ConfigError, match="did you mean interface_gvp_none"):
+    rows.get("interface_gvp_nome")
+  user = rows.resolve(str(REPO / "examples" / "my_experiment.py"))
+  assert user.name == "my_experiment" and user.train.epochs == 5
+  assert rows.resolve("position_demo").to_dict() == rows.config("position_demo").to_dict()
 
 
 def test_base_config_is_the_papers_schedule():

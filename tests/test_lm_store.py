@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from jaxgeo.errors import DataError
-from jaxgeo.lm.store import EmbeddingStore, attach, entry_key
+from jaxgeo.lm.features import attach
+from jaxgeo.lm.store import EmbeddingStore, entry_key
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 

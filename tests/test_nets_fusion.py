@@ -9,7 +9,8 @@ import pytest
 
 from jaxgeo import nets, residues
 from jaxgeo.nets import fusion
-from jaxgeo.nets.commands import count_params, markdown_table, paper_counts
+from jaxgeo.commands.params import markdown_table
+from jaxgeo.nets import params as params_lib
 
 LM, EMBED = 5, 3
 
@@ -81,7 +82,7 @@ def test_ligand_element_embedding_is_a_trained_parameter():
 def test_parameter_counts():
   """"project" keeps each network near its own size; "replace" with the paper's widening
   multiplies EGNN by ~1000."""
-  counts = paper_counts(1280)
+  counts = nets.paper_counts(1280)
   for network in ("gvp", "egnn", "molformer"):
     base = counts[(network, "none")]
     assert counts[(network, "project")] - base == 1280 * (32) + 32  # the projection only
@@ -98,13 +99,26 @@ def test_models_md_is_current():
   import pathlib
   path = pathlib.Path(__file__).resolve().parent.parent / "docs" / "models.md"
   text = path.read_text()
-  assert markdown_table(paper_counts(1280), 1280) in text, (
+  assert markdown_table(nets.paper_counts(1280), 1280) in text, (
       "docs/models.md is stale: regenerate its table with `jaxgeo params --markdown`")
 
 
-def test_count_params_matches_init():
+@pytest.mark.parametrize("features", ["paper", "rich"])
+def test_count_params_matches_init(features):
+  """`nets.count_params` (shapes only) equals the size of the parameters `init` makes."""
   config = nets.paper_config("egnn", fusion="project", lm_dim=LM)
-  from jaxgeo.nets.commands import _example_graph
-  params = jax.jit(nets.make_model(config).init)(jax.random.key(0, impl="rbg"),
-                                                 _example_graph(LM))
-  assert nets.param_count(params) == count_params(config, LM)
+  params = jax.jit(nets.make_model(config).init)(
+      jax.random.key(0, impl="rbg"), params_lib.example_graph(config, features))
+  assert nets.param_count(params) == nets.count_params(config, features)
+
+
+def test_count_params_checks_the_featurisation():
+  from jaxgeo.errors import ConfigError
+  config = nets.paper_config("gvp").replace(node_features=True)
+  with pytest.raises(ConfigError, match="node_features"):
+    nets.count_params(config, "paper")
+  with pytest.raises(ConfigError, match="features='knn'"):
+    nets.count_params(nets.paper_config("gvp"), "knn")
+  # GVP-GNN reads the dihedral scalars and the 3 node vectors of "rich" graphs.
+  assert nets.count_params(config, "rich") > nets.count_params(nets.paper_config("gvp"),
+                                                               "rich")

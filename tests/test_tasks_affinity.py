@@ -1,5 +1,6 @@
 """Binding affinity: SDF reading (RDKit), pockets, labels, missing ligands, real FEP targets."""
 import csv
+import dataclasses
 import gzip
 
 import numpy as np
@@ -113,7 +114,8 @@ def test_load_labels_groups_and_lm(tmp_path):
   config = make_config("project", data_dir=str(tmp_path / "fep"), train_targets="t1",
                        val_targets="t2", test_targets="t3", pocket_cutoff=8.0)
   config_lib.validate(config, task)
-  splits = task.load(config, store)
+  dataset = config_lib.load_task(config, store)[1]
+  splits, stats = dataset.splits, dataset.stats
   assert splits.sizes() == {"train": 3, "val": 2, "test": 2}
   assert [float(g.globals["label"][0]) for g in splits.train] == [-7.0, -8.5, -6.0]
   assert len({int(g.globals["group"][0]) for g in splits.train}) == 1
@@ -131,21 +133,21 @@ def test_load_labels_groups_and_lm(tmp_path):
   assert np.all(g.nodes["lm"][n_res:] == 0)
   # Without the store entry: the store's error naming `jaxgeo embed`.
   with pytest.raises(DataError, match="jaxgeo embed"):
-    task.load(config, EmbeddingStore(tmp_path / "empty"))
+    config_lib.load_task(config, EmbeddingStore(tmp_path / "empty"))[1].splits
   # Standardized outputs: output 0 means the training mean; exact outputs give loss 0.
   from jaxgeo import batching
-  assert task.label_mean == pytest.approx(-7.1666667) and task.label_std > 0
+  assert stats["label_mean"] == pytest.approx(-7.1666667) and stats["label_std"] > 0
   buckets = batching.choose_buckets(splits.train, batch_graphs=4, max_buckets=1)
   (batch,) = list(batching.batches(splits.train, buckets, batch_graphs=4))
   labels = np.asarray(batch.globals["label"])
-  y_true, y_pred, _ = task.predictions({"graph": np.zeros((labels.shape[0], 1))}, batch)
+  y_true, y_pred, _ = task.predictions({"graph": np.zeros((labels.shape[0], 1))}, batch, stats)
   np.testing.assert_allclose(sorted(y_true), [-8.5, -7.0, -6.0])
-  np.testing.assert_allclose(y_pred, task.label_mean, atol=1e-5)
-  exact = ((labels - task.label_mean) / task.label_std)[:, None]
-  assert float(task.loss({"graph": exact}, batch)) == pytest.approx(0.0, abs=1e-10)
-  assert np.allclose(task.predictions({"graph": exact}, batch)[1], y_true, atol=1e-5)
+  np.testing.assert_allclose(y_pred, stats["label_mean"], atol=1e-5)
+  exact = ((labels - stats["label_mean"]) / stats["label_std"])[:, None]
+  assert float(task.loss({"graph": exact}, batch, stats)) == pytest.approx(0.0, abs=1e-10)
+  assert np.allclose(task.predictions({"graph": exact}, batch, stats)[1], y_true, atol=1e-5)
   m = task.metrics(np.array([-7.0, -8.0, -9.0, -6.0, -5.0]),
-                   np.array([-7.5, -8.0, -8.5, -6.0, -5.5]), np.array([0, 0, 0, 1, 1]))
+                   np.array([-7.5, -8.0, -8.5, -6.0, -5.5]), np.array([0, 0, 0, 1, 1]), {})
   assert m["pearson_per_target"] == pytest.approx(1.0) and task.primary_metric in m
 
 
@@ -159,36 +161,39 @@ def test_missing_ligands_skipped_or_strict(tmp_path):
   task = tasks.get_task("affinity")
   options = dict(data_dir=str(tmp_path / "fep"), train_targets="t1", val_targets="t2",
                  test_targets="t3")
-  splits = task.load(make_config(**options), None)
-  assert splits.sizes() == {"train": 3, "val": 3, "test": 3}
-  skipped = "\n".join(task.info["skipped"])
+  dataset = config_lib.load_task(make_config(**options), None)[1]
+  assert dataset.splits.sizes() == {"train": 3, "val": 3, "test": 3}
+  skipped = "\n".join(dataset.info["splits"]["train"]["skipped"]
+                      + dataset.info["splits"]["val"]["skipped"])
   assert "target t1: ligand lig_x" in skipped and "lig_y" in skipped
   with pytest.raises(DataError, match="target t1: ligand lig_x .*no molecule named 'lig_x'"):
-    task.load(make_config(strict=True, **options), None)
+    config_lib.load_task(make_config(strict=True, **options), None)[1].splits
   # A target without its ligand file.
   (tmp_path / "fep" / "t3" / "ligands.sdf.gz").unlink()
   with pytest.raises(DataError, match="t3/ligands.sdf.gz: ligand file not found"):
-    task.load(make_config(**options), None)
+    config_lib.load_task(make_config(**options), None)[1].splits
 
 
 def test_splits_must_hold_out_targets(tmp_path):
   task = tasks.get_task("affinity")
   with pytest.raises(ConfigError, match="hold out whole targets"):
-    task.load(make_config(train_targets="cdk2,p38", val_targets="p38"), None)
+    config_lib.load_task(make_config(train_targets="cdk2,p38", val_targets="p38"), None)[1].splits
 
 
 def test_real_fep_targets(shared_data):
   data = shared_data / "fep_benchmark"
   task = tasks.get_task("affinity")
   config = make_config(data_dir=str(data))
-  s = task._settings(config)
+  _, options, inputs = config_lib.task_setup(config)
+  inputs = dataclasses.replace(inputs, graph_options={"k": 16})
   table = affinity.read_affinities(data / "affinities.csv")
   assert sum(len(v) for v in table.values()) == 370 and len(table) == 15
-  assert s["split"] == {k: list(v) for k, v in affinity.DEFAULT_SPLIT.items()}
+  assert {k: options.targets(k) for k in affinity.DEFAULT_SPLIT} == {
+      k: list(v) for k, v in affinity.DEFAULT_SPLIT.items()}
   skipped = []
-  graphs = task.target_examples("thrombin", table["thrombin"], s, {"k": 16}, config, None, skipped)
+  graphs = task.target_examples("thrombin", table["thrombin"], options, inputs, skipped)
   assert len(graphs) == 22 and len(skipped) == 1 and "lig_7d" in skipped[0]
-  graphs = task.target_examples("cmet", table["cmet"], s, {"k": 16}, config, None, skipped)
+  graphs = task.target_examples("cmet", table["cmet"], options, inputs, skipped)
   poses = affinity.read_sdf(data / "cmet" / "ligands.sdf.gz")[0]
   for g, pose in zip(graphs, poses):
     assert float(g.globals["label"][0]) == pytest.approx(table["cmet"][pose.name])

@@ -11,8 +11,8 @@ from jaxgeo import config as config_lib
 from jaxgeo import residues, structure, tasks, testing
 from jaxgeo.errors import ConfigError, DataError
 from jaxgeo.lm.store import EmbeddingStore
-from jaxgeo.tasks import atom3d
-from jaxgeo.tasks.interface import interface_labels
+from jaxgeo.datasets import atom3d
+from jaxgeo.tasks.contacts import interface_labels
 
 
 def make_config(task, head, tmp_path, fusion="none", **options):
@@ -150,7 +150,7 @@ def test_pickle_lmdb_refused_unless_allowed(tmp_path):
   config = make_config("atom3d_psr", "graph", tmp_path, train=str(tmp_path / "pkl"),
                        val=str(tmp_path / "pkl"), test=str(tmp_path / "pkl"))
   with pytest.raises(DataError, match="allow_pickle"):
-    tasks.get_task("atom3d_psr").load(config, None)
+    config_lib.load_task(config, None)[1].splits
   assert not marker.exists()
   with atom3d.LMDBDataset(tmp_path / "pkl", allow_pickle=True) as ds:
     item = ds[0]
@@ -181,7 +181,7 @@ def test_psr_task_labels_and_groups_by_target(tmp_path):
   task = tasks.get_task("atom3d_psr")
   config = make_config("atom3d_psr", "graph", tmp_path, data_dir=str(tmp_path / "psr"))
   config_lib.validate(config, task)
-  splits = task.load(config, None)
+  splits = config_lib.load_task(config, None)[1].splits
   assert splits.sizes() == {"train": 6, "val": 6, "test": 6}
   g = splits.train[0]
   assert g.n_node[0] == 20 and g.globals["label"].shape == (1,)
@@ -190,14 +190,14 @@ def test_psr_task_labels_and_groups_by_target(tmp_path):
   assert [float(g.globals["label"][0]) for g in splits.train[:2]] == pytest.approx([0.3, 0.4])
   assert atom3d.parse_target("('T0759', '3D-JIGSAW_TS1')") == "T0759"
   m = task.metrics(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.1, 0.3, 0.2, 0.5]),
-                   np.array([0, 0, 1, 1]))
+                   np.array([0, 0, 1, 1]), {})
   assert m["spearman_per_target"] == pytest.approx(1.0)
   # A record without the label.
   atom3d.write_lmdb(tmp_path / "nolabel", [{"id": "('T', 'm')",
                                            "atoms": atom3d.atoms_table(proteins["T0"])}])
   config.task.update({"train": str(tmp_path / "nolabel")})
   with pytest.raises(DataError, match=r"nolabel: record 0 .*no scores\['gdt_ts'\]"):
-    task.load(config, None)
+    config_lib.load_task(config, None)[1].splits
 
 
 def _ligand_table(xyz, elements):
@@ -228,7 +228,7 @@ def test_lba_task_pocket_plus_ligand_elements(tmp_path):
   task = tasks.get_task("atom3d_lba")
   config = make_config("atom3d_lba", "graph", tmp_path, fusion="project",
                        data_dir=str(tmp_path / "lba"))
-  splits = task.load(config, store)
+  splits = config_lib.load_task(config, store)[1].splits
   g = splits.test[0]
   n_res, heavy = len(pocket), [e for e in elements if e != "H"]
   assert g.n_node[0] == n_res + len(heavy)
@@ -246,7 +246,7 @@ def test_lba_task_pocket_plus_ligand_elements(tmp_path):
                                              "scores": {"neglog_aff": 5.0}}])
   config.task.update({"train": str(tmp_path / "noligand")})
   with pytest.raises(DataError, match=r"noligand: record 0 \(id 'x'\): .*ligand is missing"):
-    task.load(config, store)
+    config_lib.load_task(config, store)[1].splits
 
 
 def _pair_complex(gap):
@@ -283,7 +283,7 @@ def test_ppi_task_neighbours_and_distance_labels(tmp_path):
   _write_splits(tmp_path / "ppi", items)
   task = tasks.get_task("atom3d_ppi")
   config = make_config("atom3d_ppi", "node", tmp_path, data_dir=str(tmp_path / "ppi"))
-  splits = task.load(config, None)
+  splits = config_lib.load_task(config, None)[1].splits
   assert splits.sizes() == {"train": 2, "val": 2, "test": 2}
   g0, g1 = splits.train
   np.testing.assert_array_equal(g0.nodes["label"], heavy_a.astype(np.float32))
@@ -291,7 +291,7 @@ def test_ppi_task_neighbours_and_distance_labels(tmp_path):
   # The paper's CA definition computed from the coordinates instead.
   config.task.update({"definition": "ca", "cutoff": 8.0})
   ca_a, ca_b = interface_labels(a, b, "ca", 8.0)
-  g0, g1 = task.load(config, None).val
+  g0, g1 = config_lib.load_task(config, None)[1].splits.val
   np.testing.assert_array_equal(g0.nodes["label"], ca_a.astype(np.float32))
   np.testing.assert_array_equal(g1.nodes["label"], ca_b.astype(np.float32))
   # A pair that does not touch.
@@ -303,12 +303,11 @@ def test_ppi_task_neighbours_and_distance_labels(tmp_path):
   config.task.update({"train": str(tmp_path / "apart")})
   with pytest.raises(DataError, match=r"apart: record 0 \(id 'f'\): subunits f_lig and f_rec "
                                       "do not touch"):
-    task.load(config, None)
+    config_lib.load_task(config, None)[1].splits
 
 
 def test_unknown_option_and_missing_split(tmp_path):
-  task = tasks.get_task("atom3d_psr")
   with pytest.raises(ConfigError, match="unknown option"):
-    task.load(make_config("atom3d_psr", "graph", tmp_path, cutof=3), None)
+    config_lib.load_task(make_config("atom3d_psr", "graph", tmp_path, cutof=3), None)[1].splits
   with pytest.raises(DataError, match="no train LMDB found"):
-    task.load(make_config("atom3d_psr", "graph", tmp_path, data_dir=str(tmp_path)), None)
+    config_lib.load_task(make_config("atom3d_psr", "graph", tmp_path, data_dir=str(tmp_path)))

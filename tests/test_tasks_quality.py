@@ -6,7 +6,8 @@ from jaxgeo import config as config_lib
 from jaxgeo import tasks, testing
 from jaxgeo.errors import DataError
 from jaxgeo.metrics import docking
-from jaxgeo.tasks import docking_data, quality
+from jaxgeo.datasets import db5, docking_results
+from jaxgeo.tasks import quality
 
 # mdtraj warns about the charge columns of some decoy files; the coordinates are fine.
 pytestmark = pytest.mark.filterwarnings("ignore:Could not parse charge")
@@ -34,7 +35,7 @@ def generated_complex(gap=9.0, seed=0):
 
 @pytest.fixture(scope="module")
 def small(shared_data):
-  return docking_data.load_complex(shared_data / "db5.5", SMALL)
+  return db5.load_complex(shared_data / "db5.5", SMALL)
 
 
 def test_rotation_matrix():
@@ -110,29 +111,30 @@ def test_task_load_real_decoys_and_cache(shared_data, tmp_path, monkeypatch):
                        docking_dir=str(shared_data / "db5_docking"))
   task = tasks.get_task("quality")
   config_lib.validate(config, task)
-  splits = task.load(config, None)
+  dataset = config_lib.load_task(config, None)[1]
+  splits = dataset.splits
   assert splits.sizes() == {"train": 3, "val": 2, "test": 2}
   g = splits.train[0]
   assert set(g.nodes["partner"].tolist()) == {0, 1}
   assert g.edges["s"][:, -1].sum() > 0            # inter-partner edges flagged
   assert g.globals["label"].dtype == np.float32 and g.globals["label"].shape == (1,)
   # The test decoys are the methods' models, scored against the ground truth.
-  pdb_id = docking_data.docking_complex_ids(shared_data / "db5_docking")[0]
-  rec_path, lig_path = docking_data.ground_truth_files(shared_data / "db5_docking", pdb_id)
+  pdb_id = docking_results.docking_complex_ids(shared_data / "db5_docking")[0]
+  rec_path, lig_path = docking_results.ground_truth_files(shared_data / "db5_docking", pdb_id)
   native_rec, native_lig = quality._load(rec_path), quality._load(lig_path)
-  _, model_lig_path = docking_data.decoy_files(shared_data / "db5_docking", "equidock", pdb_id)
+  _, model_lig_path = docking_results.decoy_files(shared_data / "db5_docking", "equidock", pdb_id)
   expected = docking.dockq_proteins(quality._load(model_lig_path), native_rec, native_lig,
                                     native_rec).dockq
   assert float(splits.test[1].globals["label"][0]) == pytest.approx(expected, abs=1e-6)
   assert splits.test[0].n_node[0] == len(native_rec) + len(native_lig)
-  assert task.info["splits"]["test"]["dockq"]["n"] == 2
+  assert dataset.info["splits"]["test"]["dockq"]["n"] == 2
 
   # Second load: labels from the cache, no DockQ computed.
   def fail(*args, **kwargs):
     raise AssertionError("DockQ recomputed despite the cache")
   monkeypatch.setattr(quality, "generate_decoys", fail)
   monkeypatch.setattr(quality.docking, "dockq_proteins", fail)
-  again = task.load(config, None)
+  again = config_lib.load_task(config, None)[1].splits
   for a, b in zip(splits.train + splits.test, again.train + again.test):
     assert a.globals["label"] == b.globals["label"]
     np.testing.assert_array_equal(a.nodes["x"], b.nodes["x"])
@@ -140,13 +142,13 @@ def test_task_load_real_decoys_and_cache(shared_data, tmp_path, monkeypatch):
   (cache_file,) = (tmp_path / "cache").iterdir()
   cache_file.write_text("{broken")
   with pytest.raises(DataError, match="quality_labels_.*delete it"):
-    task.load(config, None)
+    config_lib.load_task(config, None)[1].splits
 
 
 def test_metrics():
   task = tasks.get_task("quality")
   m = task.metrics(np.array([0.1, 0.5, 0.9, 0.2, 0.4]), np.array([0.0, 0.4, 1.0, 0.1, 0.3]),
-                   np.array([0, 0, 0, 1, 1]))
+                   np.array([0, 0, 0, 1, 1]), {})
   assert m["spearman"] == pytest.approx(1.0) and m["spearman_per_target"] == pytest.approx(1.0)
   assert m["rmse"] == pytest.approx(0.1, abs=1e-6)
 
@@ -161,9 +163,9 @@ def test_listed_sequences_cover_every_lookup(shared_data, tmp_path):
   config.lm.model, config.lm.layer = "toy", 1
   task = tasks.get_task("quality")
   store = EmbeddingStore(tmp_path / "store")
-  for seq in task.sequences(config):
+  for seq in task.sequences(*config_lib.task_setup(config, with_lm=False)[1:]):
     store.put("toy", 1, seq, np.full((len(seq), 4), len(seq), np.float32))
-  splits = task.load(config, store)
+  splits = config_lib.load_task(config, store)[1].splits
   assert splits.sizes() == {"train": 2, "val": 2, "test": 2}
   for g in splits.train + splits.val + splits.test:
     assert g.nodes["lm"].shape == (g.n_node[0], 4) and np.all(g.nodes["lm"] > 0)

@@ -14,13 +14,13 @@ import pytest
 
 from jaxgeo import batching, cli
 from jaxgeo import config as config_lib
-from jaxgeo import tasks, train
+from jaxgeo import rows, tasks, train
 from jaxgeo.checkpoint import Checkpointer
-from jaxgeo.errors import CheckpointError, ConfigError
+from jaxgeo.errors import CheckpointError, ConfigError, DataError
 from jaxgeo.tasks import base, position
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-DEMO = REPO / "experiments" / "configs" / "position_demo.py"
+DEMO = "position_demo"   # a row of jaxgeo.rows
 TINY = ["task.num_train=16", "task.num_val=4", "task.num_test=4", "task.min_length=20",
         "task.max_length=60", "model.egnn.hidden=16", "model.fusion.embed_dim=16",
         "train.epochs=6", "train.batch_graphs=4", "train.max_buckets=1", "train.lr=3e-3",
@@ -28,7 +28,7 @@ TINY = ["task.num_train=16", "task.num_val=4", "task.num_test=4", "task.min_leng
 
 
 def tiny_config(*extra):
-  return config_lib.apply_overrides(config_lib.load_config(DEMO), TINY + list(extra))
+  return config_lib.apply_overrides(rows.config(DEMO), TINY + list(extra))
 
 
 # --- the task ----------------------------------------------------------------------------------
@@ -45,30 +45,30 @@ def test_position_task_loads_deterministic_splits():
   config = tiny_config()
   task = tasks.get_task("position")
   assert (task.head, task.primary_metric, task.higher_is_better) == ("node", "rmse", False)
-  splits = task.load(config, None)
+  splits = config_lib.load_task(config, None)[1].splits
   assert splits.sizes() == {"train": 16, "val": 4, "test": 4}
   g = splits.val[1]
   n = int(g.n_node[0])
   assert 20 <= n <= 60
   np.testing.assert_allclose(g.nodes["label"], position.position_labels(n, "relative"))
   assert g.globals["group"].tolist() == [17]  # proteins are numbered across the splits
-  again = task.load(config, None)
+  again = config_lib.load_task(config, None)[1].splits
   np.testing.assert_array_equal(again.test[0].nodes["x"], splits.test[0].nodes["x"])
   bad = config_lib.apply_overrides(config, ["task.min_length=70"])
   with pytest.raises(ConfigError, match="min_length"):
-    task.load(bad, None)
+    config_lib.load_task(bad, None)[1].splits
 
 
 def test_position_with_lm_fusion_needs_the_store():
   config = config_lib.apply_overrides(tiny_config(), ["model.fusion.mode=project",
                                                       "model.fusion.lm_dim=8"])
-  with pytest.raises(Exception, match="embed"):
-    tasks.get_task("position").load(config, None)
+  with pytest.raises(DataError, match="jaxgeo embed"):
+    config_lib.load_task(config, None)[1].splits
 
 
 def test_padding_never_counts_in_loss_or_predictions():
   task = tasks.get_task("position")
-  splits = task.load(tiny_config(), None)
+  splits = config_lib.load_task(tiny_config(), None)[1].splits
   graphs = splits.train[:3]
   buckets = batching.choose_buckets(graphs, batch_graphs=3, max_buckets=1)
   batch = next(batching.batches(graphs, buckets, batch_graphs=3))
@@ -80,9 +80,10 @@ def test_padding_never_counts_in_loss_or_predictions():
   labels = batch.nodes["label"]
   want = float(np.mean((pred[:n_real, 0] - labels[:n_real]) ** 2))
   for p in (pred, pred_garbage):
-    loss = jax.jit(task.loss)({"node": jnp.asarray(p)}, jax.device_put(batch))
+    loss = jax.jit(lambda o, b: task.loss(o, b, {}))({"node": jnp.asarray(p)},
+                                                      jax.device_put(batch))
     assert float(loss) == pytest.approx(want, rel=1e-5)
-    y_true, y_pred, group = task.predictions({"node": p}, batch)
+    y_true, y_pred, group = task.predictions({"node": p}, batch, {})
     assert y_true.shape == (n_real,) and np.all(np.abs(y_pred) < 1e5)
   # Groups follow the graphs; an optional label mask drops unlabelled nodes.
   np.testing.assert_array_equal(np.unique(group),
@@ -90,15 +91,15 @@ def test_padding_never_counts_in_loss_or_predictions():
   mask = np.ones(batch.n_node.sum(), bool)
   mask[:5] = False
   masked = batch._replace(nodes={**batch.nodes, "label_mask": mask})
-  y_true, _, _ = task.predictions({"node": pred}, masked)
+  y_true, _, _ = task.predictions({"node": pred}, masked, {})
   assert y_true.shape == (n_real - 5,)
   want_masked = float(np.mean((pred[5:n_real, 0] - labels[5:n_real]) ** 2))
-  assert float(task.loss({"node": jnp.asarray(pred)}, masked)) == pytest.approx(want_masked,
+  assert float(task.loss({"node": jnp.asarray(pred)}, masked, {})) == pytest.approx(want_masked,
                                                                               rel=1e-5)
 
 
 def test_graph_helpers_mask_the_padding_graph():
-  graphs = tasks.get_task("position").load(tiny_config(), None).train[:2]
+  graphs = config_lib.load_task(tiny_config(), None)[1].splits.train[:2]
   graphs = [g._replace(globals={**g.globals, "label": np.array([float(i + 1)], np.float32)})
             for i, g in enumerate(graphs)]
   buckets = batching.choose_buckets(graphs, batch_graphs=2, max_buckets=1)
@@ -262,7 +263,7 @@ def test_check_env_reports_a_missing_embedding_store(tmp_path, capsys, monkeypat
   captured = capsys.readouterr()
   assert "MISSING embedding store" in captured.out
   assert "jaxgeo embed" in captured.err and "no_store" in captured.err
-  fasta = tmp_path / "position_demo.missing.fasta"
+  fasta = tmp_path / "r" / "missing_sequences.fasta"   # inside the run folder
   assert fasta.read_text().count(">") == 5
   # Without LM fusion everything is there.
   assert cli.main(["train", "--config", str(DEMO), "--check-only", "--run-dir",

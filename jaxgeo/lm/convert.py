@@ -1,4 +1,4 @@
-"""`jaxgeo convert-esm SRC --out DIR`: ESM-2 weights -> jaxgeo's safetensors + config, once.
+"""ESM-2 weights -> jaxgeo's safetensors + config, once (the library of `jaxgeo convert-esm`).
 
 SRC may be
 - a local HuggingFace model folder: `config.json` and `model.safetensors`, sharded
@@ -18,7 +18,6 @@ shape that does not match the config is an error listing the first mismatches.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -246,7 +245,9 @@ _FAIR_RULES = (
     (r"^layers\.(\d+)\.self_attn\.k_proj\.", r"encoder.layer.\1.attention.self.key."),
     (r"^layers\.(\d+)\.self_attn\.v_proj\.", r"encoder.layer.\1.attention.self.value."),
     (r"^layers\.(\d+)\.self_attn\.out_proj\.", r"encoder.layer.\1.attention.output.dense."),
-    (r"^layers\.(\d+)\.self_attn\.rotary_emb\.", r"encoder.layer.\1.attention.self.rotary_embeddings."),
+    # fair-esm's checkpoints name the rotary buffer `rot_emb` (its RotaryEmbedding module is
+    # `self_attn.rot_emb`); `rotary_emb` is accepted too.
+    (r"^layers\.(\d+)\.self_attn\.rot(?:ary)?_emb\.", r"encoder.layer.\1.attention.self.rotary_embeddings."),
     (r"^layers\.(\d+)\.self_attn_layer_norm\.", r"encoder.layer.\1.attention.LayerNorm."),
     (r"^layers\.(\d+)\.fc1\.", r"encoder.layer.\1.intermediate.dense."),
     (r"^layers\.(\d+)\.fc2\.", r"encoder.layer.\1.output.dense."),
@@ -451,24 +452,3 @@ def convert(src: str | os.PathLike, out_dir: str | os.PathLike, name: str | None
       source=source, out_dir=str(out_dir), name=config.name, num_layers=config.num_layers,
       hidden_size=config.hidden_size, num_params=int(sum(a.size for a in flat.values())),
       used=len(tensors) - len(unused), unused=unused, inv_freq=how)
-
-
-def _run(args: argparse.Namespace) -> int:
-  report = convert(args.src, args.out, name=args.name, config_path=args.config)
-  print("\n".join(report.lines()))
-  return 0
-
-
-def register(subparsers) -> None:
-  p = subparsers.add_parser(
-      "convert-esm", help="convert ESM-2 weights (HuggingFace or fair-esm) to jaxgeo's format",
-      description=__doc__.split("\n\n")[0] + " SRC: a HuggingFace model folder, a fair-esm .pt "
-      "checkpoint, or a HuggingFace model id (downloads; needs internet). Writes "
-      "params.safetensors and config.json into --out; loading them needs no torch.")
-  p.add_argument("src", help="HuggingFace folder, fair-esm .pt file, or model id")
-  p.add_argument("--out", required=True, help="output folder")
-  p.add_argument("--name", default=None,
-                 help="model name used in the embedding store (default: from the source)")
-  p.add_argument("--config", default=None,
-                 help="HuggingFace-style config.json overriding/completing the source's config")
-  p.set_defaults(func=_run)

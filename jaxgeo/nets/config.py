@@ -92,7 +92,8 @@ class EGNNConfig:
     update_coords: update coordinates in each layer (they enter the next layer's distances).
     return_coords: return the final coordinates as "x"; when False (the papers' networks,
       whose outputs are the node features) the last layer skips its coordinate update.
-    normalize: divide x_i - x_j by its length in the coordinate update.
+    normalize: divide x_i - x_j by its length in the coordinate update (the paper's code:
+      off; `paper_config` turns it off).
     coord_gain: xavier-uniform gain of the last layer of the coordinate MLP.
     attention: gate messages by a sigmoid of a linear function of themselves.
     input_linear: map the fused node inputs to `hidden` with a linear layer; when False
@@ -156,8 +157,8 @@ class ModelConfig:
     out_dim: outputs per node or graph.
     fusion: language-model fusion.
     node_features: also feed the graph's node features (dihedral scalars `s` [N, 6]; and for
-      GVP the vectors `v` [N, 3, 3]); the papers' configurations use the residue type (or LM
-      vector) alone.
+      GVP the vectors `v` [N, 3, 3]), which only "rich" graphs have; the papers'
+      configurations use the residue type (or LM vector) alone.
     head_hidden: hidden width of the output MLP (None: 2 x the encoder width for GVP and
       EGNN, the encoder width for Molformer, as in the papers' code).
     head_dropout: dropout in the output MLP.
@@ -251,13 +252,16 @@ def paper_config(network: str, fusion: str = "none", head: str = "graph", out_di
   - gvp: node dims (100, 16), edge dims (32, 1), 5 layers, dropout 0.1, residue-type
     embedding of 32 (the GGNN-meets-PLM code); "replace" feeds the LM vector to the first
     GVP instead.
-  - egnn: 4 E_GCL layers, hidden 32, SiLU; the embedding is the first hidden state. With
+  - egnn: 4 E_GCL layers, hidden 32, SiLU, no attention, coordinate updates not normalised
+    (`normalize=False`, the paper's default); the embedding is the first hidden state. With
     "replace" the hidden width is the LM width (1280 for ESM-2 650M), as in the paper.
   - molformer: 2 layers, width 32, 4 heads, feed-forward 32; "replace" widens to the LM
     width as in the paper.
   "project" keeps each network at its own width (type embedding + projected LM vector);
   "concat" keeps the width and adds an input linear layer. Node inputs are the residue
-  type / LM vector only (node_features=False), as in the papers.
+  type / LM vector only (node_features=False), as in the papers; the papers' graphs are
+  `graph.residue_graph(..., features="paper")` (16 edge scalars, no node vectors), but these
+  configurations also run on "rich" graphs (36 edge scalars).
   """
   if network not in NETWORKS:
     raise ConfigError(f"network={network!r}: expected one of {NETWORKS}")
@@ -274,7 +278,7 @@ def paper_config(network: str, fusion: str = "none", head: str = "graph", out_di
     if network == "egnn":
       config = ModelConfig(network="egnn", fusion=fusion_config,
                            egnn=EGNNConfig(hidden=width, input_linear=input_linear,
-                                           return_coords=False))
+                                           return_coords=False, normalize=False))
     else:
       heads = 4
       config = ModelConfig(network="molformer", fusion=fusion_config,

@@ -7,7 +7,7 @@ An E_GCL layer on edges j -> i (messages flow sender -> receiver):
   h_i <- h_i + phi_h([h_i, sum_j m_ij])                      node MLP, residual
 
 (a_ij: the graph's edge scalars; the division by |x_i - x_j| is `normalize`, off in the
-paper's code and on by default here.) phi_x's last layer has no bias and a xavier-uniform
+paper's code and in `paper_config`, on by default in `EGNNConfig`.) phi_x's last layer has no bias and a xavier-uniform
 init of small gain (0.001), so the coordinate update starts near zero. Scalars (h) are
 E(3)-invariant and the coordinates equivariant, under reflections too: EGNN sees only
 distances.

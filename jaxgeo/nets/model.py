@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import jraph
 
+from jaxgeo.errors import DataError
 from jaxgeo.nets import egnn, fusion, gvp, heads, molformer, ops
 from jaxgeo.nets.config import ModelConfig, encoder_width, validate
 
@@ -18,6 +19,11 @@ def _forward(config: ModelConfig, graph: jraph.GraphsTuple, is_training: bool = 
   dtype = jnp.result_type(graph.nodes["x"].dtype, jnp.float32)
   nodes = graph.nodes
   inputs = fusion.Fusion(config.fusion)(nodes, dtype)                      # [N, F]
+  needed = ("s", "v") if config.network == "gvp" else ("s",)
+  if config.node_features and not all(name in nodes for name in needed):
+    raise DataError(f"model.node_features=True needs the node arrays {needed} of the 'rich' "
+                    "featurisation; the batch has none (graph features='paper': set "
+                    "model.node_features=False)")
   if config.node_features:
     inputs = jnp.concatenate([inputs, nodes["s"].astype(dtype)], axis=-1)
   out = {}
@@ -47,7 +53,7 @@ def make_model(config: ModelConfig) -> hk.Transformed:
   init(rng, batch) -> params (a plain nested dict of arrays);
   apply(params, rng, batch, is_training) -> {"node" [N, out] | "graph" [G, out], ("x" [N, 3])}.
   Raises ConfigError for an invalid config (and DataError at trace time when the batch lacks
-  what the config needs, e.g. nodes["lm"]).
+  what the config needs, e.g. nodes["lm"], or the "rich" node arrays for node_features).
   """
   validate(config)
 
@@ -55,8 +61,3 @@ def make_model(config: ModelConfig) -> hk.Transformed:
     return _forward(config, graph, is_training)
 
   return hk.transform(forward)
-
-
-def param_count(params) -> int:
-  """Number of scalars in a parameter pytree."""
-  return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))

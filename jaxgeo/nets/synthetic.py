@@ -50,11 +50,11 @@ def random_protein(rng: np.random.Generator, length: int, num_chains: int = 1,
 
 def random_graph(rng: np.random.Generator, length: int, lm_dim: int = 0,
                  num_ligand_atoms: int = 0, edges: str = "knn", k: int = 10,
-                 radius: float = 8.0, max_neighbors: int = 32, label_dim: int = 0
-                 ) -> jraph.GraphsTuple:
-  """A residue graph of a random protein (+ ligand atoms near it), with `element` [N]
-  always, `lm` [N, lm_dim] (zeros on ligand atoms) and node / graph labels of width
-  `label_dim` when asked."""
+                 radius: float = 8.0, max_neighbors: int = 32, label_dim: int = 0,
+                 features: str = "rich") -> jraph.GraphsTuple:
+  """A residue graph of a random protein (+ ligand atoms near it) of featurisation
+  `features` ("rich" or "paper"), with `element` [N] always, `lm` [N, lm_dim] (zeros on
+  ligand atoms) and node / graph labels of width `label_dim` when asked."""
   protein = random_protein(rng, length)
   atoms = None
   if num_ligand_atoms:
@@ -63,7 +63,7 @@ def random_graph(rng: np.random.Generator, length: int, lm_dim: int = 0,
     elements = rng.choice(["C", "N", "O", "S", "Cl", "Zn"], size=num_ligand_atoms)
     atoms = (positions.astype(np.float32), list(elements))
   g = graph_lib.residue_graph(protein, edges=edges, k=k, radius=radius,
-                              max_neighbors=max_neighbors, atoms=atoms)
+                              max_neighbors=max_neighbors, atoms=atoms, features=features)
   n = int(g.n_node[0])
   extra = {}
   if "element" not in g.nodes:  # same node keys whether or not a graph has ligand atoms

@@ -1,7 +1,8 @@
 """Learning tasks: datasets with labels, losses and metrics (see `tasks/base.py`).
 
-    task = tasks.get_task("position")      # -> Task
-    splits = task.load(config, store)       # -> Splits(train, val, test) of single graphs
+    task = tasks.get_task("interface")                 # -> Task
+    options = task.options({"limit": 5})               # typed options (frozen dataclass)
+    dataset = task.load(options, tasks.Inputs(lm=None)) # -> Dataset(splits, stats, info)
 
 Task modules are imported lazily by name, so `import jaxgeo.tasks` stays light and a task
 whose optional dependency is absent (e.g. lmdb for ATOM3D) does not break the others.
@@ -13,9 +14,10 @@ from __future__ import annotations
 import importlib
 
 from jaxgeo.errors import ConfigError
-from jaxgeo.tasks.base import Splits, Task
+from jaxgeo.tasks.base import Dataset, Examples, Inputs, Splits, Task
 
-__all__ = ["Splits", "Task", "get_task", "known_tasks", "register_task"]
+__all__ = ["Dataset", "Examples", "Inputs", "Splits", "Task", "get_task", "known_tasks",
+           "register_task"]
 
 # name -> (module, class name)
 _REGISTRY: dict[str, tuple[str, str]] = {

@@ -22,7 +22,7 @@ default split is fixed (10 / 2 / 3 targets):
 
 Ligands in the CSV without a molecule in the SDF (thrombin's lig_7d in this copy), molecules
 of the SDF without a CSV row, and SDF records RDKit cannot read are logged and skipped and
-counted in `task.info["skipped"]`; with `task.strict=True` each raises DataError naming the
+listed in the dataset's info (`info["splits"][split]["skipped"]`); with `task.strict=True` each raises DataError naming the
 target, the ligand and the file. A target folder without protein or ligand file always raises
 DataError.
 
@@ -30,7 +30,7 @@ LM features: the whole protein's chains are looked up in the store (by sequence)
 residues' rows taken from them, so the pocket sees full-chain context; ligand atoms get zeros.
 Outputs are standardized (`task.standardize`, default on): the network predicts
 (dG - mean) / std with the training split's mean and std, the loss is the MSE of those values,
-and predictions and metrics are in kcal/mol (`docking_data.StandardizedRegression`).
+and predictions and metrics are in kcal/mol (`base.label_scale`, `base.standardized_loss`).
 Metrics: RMSE over all ligands (primary, lower is better), MAE, global Pearson / Spearman /
 Kendall, and their means per target.
 """
@@ -41,7 +41,6 @@ import dataclasses
 import logging
 import pathlib
 import zlib
-from typing import Any
 
 import jraph
 import numpy as np
@@ -49,9 +48,10 @@ import numpy as np
 from jaxgeo import graph as graph_lib
 from jaxgeo import structure
 from jaxgeo.errors import ConfigError, DataError
+from jaxgeo.datasets import db5
+from jaxgeo.lm.features import attach, chain_segments
 from jaxgeo.structure import Protein
 from jaxgeo.tasks import base
-from jaxgeo.tasks import docking_data as dd
 
 logger = logging.getLogger(__name__)
 
@@ -62,18 +62,34 @@ DEFAULT_SPLIT = {
     "val": ("cdk2", "ptp1b"),
     "test": ("mcl1", "thrombin", "tyk2"),
 }
-# Options of `config.task` ("" / 0: the default noted).
-DEFAULTS = {
-    "data_dir": "",                       # "": <data root>/fep_benchmark
-    "train_targets": ",".join(DEFAULT_SPLIT["train"]),
-    "val_targets": ",".join(DEFAULT_SPLIT["val"]),
-    "test_targets": ",".join(DEFAULT_SPLIT["test"]),
-    "pocket_cutoff": 8.0,                 # A from any ligand heavy atom
-    "ligand_hydrogens": False,            # keep ligand hydrogens as atom nodes
-    "strict": False,                      # unmatched / unreadable ligands raise DataError
-    "limit": 0,                           # first N targets of each split; 0: all
-    "standardize": True,                  # outputs read as (dG - train mean) / train std
-}
+
+
+@dataclasses.dataclass(frozen=True)
+class AffinityOptions:
+  """Options of `config.task` ("" / 0: the default noted)."""
+  data_dir: str = ""                       # "": <data root>/fep_benchmark
+  train_targets: str = ",".join(DEFAULT_SPLIT["train"])
+  val_targets: str = ",".join(DEFAULT_SPLIT["val"])
+  test_targets: str = ",".join(DEFAULT_SPLIT["test"])
+  pocket_cutoff: float = 8.0               # A from any ligand heavy atom
+  ligand_hydrogens: bool = False           # keep ligand hydrogens as atom nodes
+  strict: bool = False                     # unmatched / unreadable ligands raise DataError
+  limit: int = 0                           # first N targets of each split; 0: all
+  standardize: bool = True                 # outputs read as (dG - train mean) / train std
+
+  def __post_init__(self):
+    seen: dict[str, str] = {}
+    for name in base.SPLITS:
+      for t in self.targets(name):
+        if t in seen:
+          raise ConfigError(f"task.{name}_targets: target {t!r} is also in "
+                            f"task.{seen[t]}_targets; splits must hold out whole targets")
+        seen[t] = name
+    if self.pocket_cutoff <= 0:
+      raise ConfigError(f"task.pocket_cutoff={self.pocket_cutoff}: must be positive")
+
+  def targets(self, split: str) -> list[str]:
+    return base.name_list(getattr(self, f"{split}_targets"), f"task.{split}_targets")
 LABEL_COLUMN = "dg_exp_kcal_mol"
 
 
@@ -218,61 +234,34 @@ def complex_example(protein: Protein, pose: LigandPose, label: float, group: int
                               partner=np.zeros(len(pocket), np.int32), **(graph_options or {}))
   g = graph_lib.with_globals(g, label=np.float32(label), group=np.int32(group))
   if protein_rows is not None:
-    g = dd.attach_rows(g, protein_rows[index])
+    g = attach(g, protein_rows[index])
   return g
 
 
-class AffinityTask(dd.StandardizedRegression, base.Task):
+class AffinityTask(base.Task):
   """Binding free energy of FEP-benchmark complexes (graph regression, kcal/mol)."""
   name = "affinity"
-  defaults = DEFAULTS
+  Options = AffinityOptions
   head = "graph"
   out_dim = 1
   primary_metric = "rmse"
   higher_is_better = False
 
-  def __init__(self):
-    self.info: dict[str, Any] = {}
-
-  def _settings(self, config) -> dict:
-    o = dd.task_options(config, DEFAULTS, self.name)
-    split = {name: dd.name_list(o[f"{name}_targets"], f"task.{name}_targets")
-             for name in dd.SPLITS}
-    seen: dict[str, str] = {}
-    for name, targets in split.items():
-      for t in targets:
-        if t in seen:
-          raise ConfigError(f"task.{name}_targets: target {t!r} is also in "
-                            f"task.{seen[t]}_targets; splits must hold out whole targets")
-        seen[t] = name
-    cutoff = float(o["pocket_cutoff"])
-    if cutoff <= 0:
-      raise ConfigError(f"task.pocket_cutoff={cutoff}: must be positive")
-    return {
-        "data_dir": dd.data_folder(config, o["data_dir"], "fep_benchmark"),
-        "split": split, "cutoff": cutoff,
-        "hydrogens": bool(o["ligand_hydrogens"]),
-        "strict": bool(o["strict"]),
-        "limit": int(o["limit"]),
-        "standardize": bool(o["standardize"]),
-    }
-
-  def required_paths(self, config) -> list[tuple[str, str]]:
-    s = self._settings(config)
-    paths = [(str(s["data_dir"] / "affinities.csv"), "FEP benchmark affinities")]
-    for targets in s["split"].values():
-      for t in targets:
-        paths.append((str(s["data_dir"] / t / "protein.pdb.gz"), f"{t} protein"))
-        paths.append((str(s["data_dir"] / t / "ligands.sdf.gz"), f"{t} ligands"))
+  def required_paths(self, options, inputs) -> list[tuple[str, str]]:
+    data_dir = base.data_folder(inputs, options.data_dir, "fep_benchmark")
+    paths = [(str(data_dir / "affinities.csv"), "FEP benchmark affinities")]
+    for split in base.SPLITS:
+      for t in options.targets(split):
+        paths.append((str(data_dir / t / "protein.pdb.gz"), f"{t} protein"))
+        paths.append((str(data_dir / t / "ligands.sdf.gz"), f"{t} ligands"))
     return paths
 
-  def sequences(self, config) -> list[str]:
-    from jaxgeo.lm.embed import chain_segments
-    s = self._settings(config)
+  def sequences(self, options, inputs) -> list[str]:
+    data_dir = base.data_folder(inputs, options.data_dir, "fep_benchmark")
     out = []
-    for targets in s["split"].values():
-      for t in targets:
-        out.extend(seq for _, seq in chain_segments(self._protein(s["data_dir"], t)))
+    for split in base.SPLITS:
+      for t in options.targets(split):
+        out.extend(seq for _, seq in chain_segments(self._protein(data_dir, t)))
     return sorted(set(out))
 
   @staticmethod
@@ -282,15 +271,16 @@ class AffinityTask(dd.StandardizedRegression, base.Task):
       raise DataError(f"{path}: protein of target {target} not found")
     return structure.load_protein(path)
 
-  def target_examples(self, target: str, labels: dict[str, float], s: dict, opts: dict,
-                      config, store, skipped: list[str]) -> list[jraph.GraphsTuple]:
+  def target_examples(self, target: str, labels: dict[str, float], options: AffinityOptions,
+                      inputs: base.Inputs, skipped: list[str]) -> list[jraph.GraphsTuple]:
     """The labelled graphs of one target, in SDF order (problems appended to `skipped`)."""
-    data_dir = s["data_dir"]
+    data_dir = base.data_folder(inputs, options.data_dir, "fep_benchmark")
+    strict = options.strict
     protein = self._protein(data_dir, target)
     sdf = data_dir / target / "ligands.sdf.gz"
     if not sdf.is_file() and (data_dir / target / "ligands.sdf").is_file():
       sdf = data_dir / target / "ligands.sdf"
-    poses, problems = read_sdf(sdf, hydrogens=s["hydrogens"], strict=s["strict"])
+    poses, problems = read_sdf(sdf, hydrogens=options.ligand_hydrogens, strict=strict)
     skipped.extend(problems)
     by_name: dict[str, LigandPose] = {}
     for pose in poses:
@@ -301,10 +291,10 @@ class AffinityTask(dd.StandardizedRegression, base.Task):
       if ligand not in by_name:
         msg = (f"target {target}: ligand {ligand} has an affinity in affinities.csv but no "
                f"molecule named {ligand!r} in {sdf}")
-        if s["strict"]:
+        if strict:
           raise DataError(msg)
         skipped.append(msg)
-    rows = dd.lm_rows(protein, config, store)
+    rows = inputs.lm.rows(protein) if inputs.lm is not None else None
     group = TARGETS.index(target) if target in TARGETS else len(TARGETS) + zlib.crc32(
         target.encode()) % 100000
     graphs = []
@@ -312,40 +302,41 @@ class AffinityTask(dd.StandardizedRegression, base.Task):
       if pose.name not in labels:
         msg = (f"target {target}: molecule {pose.name!r} of {sdf} has no affinity in "
                "affinities.csv")
-        if s["strict"]:
+        if strict:
           raise DataError(msg)
         skipped.append(msg)
         continue
-      graphs.append(complex_example(protein, pose, labels[pose.name], group, s["cutoff"], opts,
-                                    rows, name=f"{target}/{pose.name}"))
+      graphs.append(complex_example(protein, pose, labels[pose.name], group,
+                                    options.pocket_cutoff, dict(inputs.graph_options), rows,
+                                    name=f"{target}/{pose.name}"))
     return graphs
 
-  def load(self, config, store) -> base.Splits:
-    s = self._settings(config)
-    opts = dd.graph_options(config)
-    table = read_affinities(s["data_dir"] / "affinities.csv")
-    out, skipped, stats = {}, [], {}
-    for split, targets in s["split"].items():
-      graphs, per_target = [], {}
-      for target in dd.limit_ids(targets, s["limit"]):
-        if target not in table:
-          raise DataError(f"{s['data_dir'] / 'affinities.csv'}: no affinity for target {target}")
-        examples = self.target_examples(target, table[target], s, opts, config, store, skipped)
-        per_target[target] = len(examples)
-        graphs.extend(examples)
-      out[split] = graphs
-      labels = np.array([float(g.globals["label"][0]) for g in graphs])
-      stats[split] = {"targets": per_target, "graphs": len(graphs),
-                      "label_mean": float(labels.mean()) if labels.size else float("nan"),
-                      "label_std": float(labels.std()) if labels.size else float("nan"),
-                      "nodes_mean": float(np.mean([g.n_node[0] for g in graphs]))
-                      if graphs else 0.0}
+  def examples(self, split, options, inputs) -> base.Examples:
+    data_dir = base.data_folder(inputs, options.data_dir, "fep_benchmark")
+    table = read_affinities(data_dir / "affinities.csv")
+    graphs, per_target, skipped = [], {}, []
+    for target in db5.limit_ids(options.targets(split), options.limit):
+      if target not in table:
+        raise DataError(f"{data_dir / 'affinities.csv'}: no affinity for target {target}")
+      examples = self.target_examples(target, table[target], options, inputs, skipped)
+      per_target[target] = len(examples)
+      graphs.extend(examples)
     for line in skipped:
       logger.warning("affinity task: skipped: %s", line)
-    self.fit_label_scale(out["train"], s["standardize"])
-    self.info = {"splits": stats, "skipped": skipped, "pocket_cutoff": s["cutoff"],
-                 "label_mean": self.label_mean, "label_std": self.label_std}
-    return base.check_splits(base.Splits(out["train"], out["val"], out["test"]), self.name)
+    labels = np.array([float(g.globals["label"][0]) for g in graphs])
+    info = {"targets": per_target, "skipped": skipped,
+            "label_mean": float(labels.mean()) if labels.size else float("nan"),
+            "label_std": float(labels.std()) if labels.size else float("nan")}
+    return base.Examples(graphs, info)
 
-  def metrics(self, y_true, y_pred, group) -> dict[str, float]:
-    return dd.regression_metrics(y_true, y_pred, group)
+  def stats(self, options, train) -> dict[str, float]:
+    return base.label_scale(train, options.standardize)
+
+  def loss(self, outputs, batch, stats):
+    return base.standardized_loss(outputs, batch, stats)
+
+  def predictions(self, outputs, batch, stats):
+    return base.standardized_predictions(outputs, batch, stats)
+
+  def metrics(self, y_true, y_pred, group, stats) -> dict[str, float]:
+    return base.regression_metrics(y_true, y_pred, group)

@@ -1,28 +1,7 @@
-"""ATOM3D LMDB datasets (drorlab/atom3d) and the PSR, LBA and PPI tasks built on them.
+"""The ATOM3D tasks PSR, LBA and PPI on ATOM3D's LMDB datasets (read by
+`jaxgeo.datasets.atom3d`; the datasets are downloaded from the ATOM3D site, split folders
+`train/`, `val/`, `test/`, each an LMDB; `task.train` / `val` / `test` may name them one by one):
 
-The format (as `atom3d.datasets.make_lmdb_dataset` writes it; the fixture in
-`../shared/data/atom3d_fixture/lmdb` is one):
-- an LMDB environment (a folder with `data.mdb`), keys `b"0"` .. `b"{n-1}"` one record each,
-  plus `num_examples` (decimal text), `serialization_format` (`json`, `msgpack` or `pkl`) and
-  `id_to_idx` ({id: index}, serialized the same way);
-- each record is gzip-compressed and holds a dict: `id`, `file_path`, `types` ({key: the
-  Python type's repr}) and the data; pandas DataFrames (the `atoms*` tables) are stored in
-  pandas' "split" orientation `{columns, index, data}` (rows of values). Columns of an atoms
-  table: ensemble, subunit, structure, model, chain, hetero, insertion_code, residue, segid,
-  resname, altloc, occupancy, bfactor, x, y, z, element, name, fullname, serial_number.
-
-Reading here needs neither pandas nor torch: tables become `AtomsTable`s (numpy columns).
-`pkl` datasets are refused unless `allow_pickle=True` (unpickling runs code from the file);
-their DataFrames then need pandas to unpickle. A record that cannot be read (corrupt gzip,
-bad JSON, a table whose rows do not match its columns) raises DataError naming the LMDB
-folder, the record and the cause.
-
-`protein_from_atoms(table)` turns a table into a `jaxgeo.structure.Protein` with the same
-residue assembly as `load_protein` (first model, highest-occupancy alternate locations,
-modified residues mapped to their parents, hydrogens and waters dropped).
-
-Tasks (datasets downloaded from the ATOM3D site, split folders `train/`, `val/`, `test/`, each
-an LMDB; `task.train` / `val` / `test` may name them one by one):
 - `atom3d_psr` (protein structure ranking): graph regression of `scores[gdt_ts]` of a model,
   grouped by target (the id is "('TARGET', 'MODEL')"); primary metric: Spearman per target.
 - `atom3d_lba` (ligand binding affinity): the pocket's residues plus the ligand's heavy atoms
@@ -34,477 +13,69 @@ an LMDB; `task.train` / `val` / `test` may name them one by one):
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
-import gzip
-import json
-import logging
 import os
 import pathlib
-import zlib
-from collections.abc import Iterable, Iterator
-from typing import Any
 
 import jraph
 import numpy as np
 
 from jaxgeo import graph as graph_lib
-from jaxgeo import structure
+from jaxgeo.datasets.atom3d import (AtomsTable, LMDBDataset, ligand_atoms, parse_target,
+                                    protein_from_atoms)
 from jaxgeo.errors import ConfigError, DataError, StructureError
 from jaxgeo.structure import Protein
 from jaxgeo.tasks import base
-from jaxgeo.tasks import docking_data as dd
+from jaxgeo.tasks.contacts import DEFINITIONS, interface_labels
 
-logger = logging.getLogger(__name__)
+__all__ = ["PSROptions", "LBAOptions", "PPIOptions", "PSRTask", "LBATask", "PPITask"]
 
-FORMATS = ("json", "msgpack", "pkl")
-DATAFRAME_TYPE = "<class 'pandas.core.frame.DataFrame'>"
-_META_KEYS = (b"num_examples", b"serialization_format", b"id_to_idx")
-_FLOAT_COLUMNS = ("x", "y", "z", "occupancy", "bfactor")
-_INT_COLUMNS = ("residue", "model", "serial_number")
 
+@dataclasses.dataclass(frozen=True)
+class _CommonOptions:
+  data_dir: str = ""         # folder with train/ val/ test/ LMDBs; "": <data root>/atom3d/<task>
+  train: str = ""            # explicit LMDB folders (override data_dir)
+  val: str = ""
+  test: str = ""
+  allow_pickle: bool = False  # read pkl-serialized LMDBs (runs code from the files: trust them)
+  limit: int = 0             # first N records of each split; 0: all
 
-# ------------------------------------------------------------------ tables
 
+@dataclasses.dataclass(frozen=True)
+class PSROptions(_CommonOptions):
+  label: str = "gdt_ts"
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class AtomsTable:
-  """An ATOM3D atoms table: one numpy array per column, all of length A.
 
-  Attributes:
-    columns: {column name: [A] array} in the file's column order.
-  """
-  columns: dict[str, np.ndarray]
+@dataclasses.dataclass(frozen=True)
+class LBAOptions(_CommonOptions):
+  label: str = "neglog_aff"
+  pocket: bool = True
+  ligand_hydrogens: bool = False
+  standardize: bool = True
 
-  def __len__(self) -> int:
-    return 0 if not self.columns else int(next(iter(self.columns.values())).shape[0])
 
-  def __contains__(self, name: str) -> bool:
-    return name in self.columns
+@dataclasses.dataclass(frozen=True)
+class PPIOptions(_CommonOptions):
+  definition: str = "neighbors"   # "neighbors" (ATOM3D's table), "ca" or "heavy"
+  cutoff: float = 0.0             # A; 0: the definition's default
 
-  def __getitem__(self, name: str) -> np.ndarray:
-    return self.columns[name]
-
-  @property
-  def names(self) -> tuple[str, ...]:
-    return tuple(self.columns)
-
-  def select(self, mask: np.ndarray) -> "AtomsTable":
-    """The rows where `mask` [A] bool is True (or the rows at int indices)."""
-    return AtomsTable({k: v[mask] for k, v in self.columns.items()})
-
-  def xyz(self) -> np.ndarray:
-    """[A, 3] float64 coordinates."""
-    return np.stack([self.columns[c].astype(np.float64) for c in ("x", "y", "z")], axis=-1)
-
-  def to_split(self) -> dict:
-    """pandas' orient="split" dict ({columns, index, data}) of plain Python values."""
-    names = list(self.columns)
-    cols = [self.columns[n].tolist() for n in names]
-    return {"columns": names, "index": list(range(len(self))),
-            "data": [list(row) for row in zip(*cols)] if cols else []}
-
-  @classmethod
-  def from_split(cls, obj: Any, where: str) -> "AtomsTable":
-    """From a {columns, index, data} dict; malformed -> DataError naming `where`."""
-    if not isinstance(obj, dict) or "columns" not in obj or "data" not in obj:
-      raise DataError(f"{where}: not a table (expected pandas 'split' {{columns, index, data}})")
-    names = [str(c) for c in obj["columns"]]
-    rows = obj["data"]
-    if not isinstance(rows, list):
-      raise DataError(f"{where}: table data is not a list of rows")
-    for i, row in enumerate(rows):
-      if not isinstance(row, (list, tuple)):
-        raise DataError(f"{where}: row {i} is not a list of values")
-      if len(row) != len(names):
-        raise DataError(f"{where}: row {i} has {len(row)} values for {len(names)} columns")
-    columns = {}
-    values = list(zip(*rows)) if rows else [()] * len(names)
-    for name, col in zip(names, values):
-      base_name = name.rstrip("0123456789")  # PPI neighbour tables: residue0, residue1, ...
-      try:
-        if base_name in _FLOAT_COLUMNS:
-          arr = np.array([np.nan if v is None else v for v in col], dtype=np.float64)
-        elif base_name in _INT_COLUMNS:
-          arr = np.array(col, dtype=np.int64)
-        else:
-          arr = np.array(["" if v is None else str(v) for v in col], dtype=str)
-      except (TypeError, ValueError) as e:
-        raise DataError(f"{where}: column {name!r} has a bad value ({e})") from None
-      columns[name] = arr
-    return cls(columns)
-
-
-def _is_split_dict(value: Any) -> bool:
-  return isinstance(value, dict) and {"columns", "data", "index"} <= set(value)
-
-
-def _decode_tables(item: dict, where: str) -> dict:
-  """Turns the DataFrame entries of a record (per its `types`) into AtomsTables."""
-  types = item.get("types") if isinstance(item.get("types"), dict) else None
-  out = {}
-  for key, value in item.items():
-    is_table = (types is not None and "DataFrame" in str(types.get(key, ""))) or (
-        types is None and _is_split_dict(value))
-    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # an unpickled DataFrame
-      value = value.to_dict(orient="split")
-      is_table = True
-    out[key] = AtomsTable.from_split(value, f"{where}: {key}") if is_table else value
-  return out
-
-
-# ------------------------------------------------------------------ LMDB
-
-
-def _deserialize(raw: bytes, fmt: str, where: str, allow_pickle: bool) -> Any:
-  if fmt == "json":
-    try:
-      return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-      raise DataError(f"{where}: not valid JSON ({e})") from None
-  if fmt == "msgpack":
-    try:
-      import msgpack
-    except ModuleNotFoundError:
-      raise DataError(f"{where}: serialization_format 'msgpack' needs the msgpack package "
-                      "(pip install msgpack)") from None
-    try:
-      return msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    except Exception as e:  # msgpack raises several unrelated types
-      raise DataError(f"{where}: not valid msgpack ({type(e).__name__}: {e})") from None
-  if fmt == "pkl":
-    if not allow_pickle:
-      raise DataError(_pickle_refusal(where))
-    import pickle
-    try:
-      return pickle.loads(raw)  # noqa: S301 - the user allowed it explicitly
-    except ModuleNotFoundError as e:
-      raise DataError(f"{where}: the pickle needs module {e.name!r} (pandas for ATOM3D "
-                      "tables); install it or convert the dataset to json") from None
-    except Exception as e:
-      raise DataError(f"{where}: cannot unpickle ({type(e).__name__}: {e})") from None
-  raise DataError(f"{where}: unknown serialization_format {fmt!r} (expected one of {FORMATS})")
-
-
-def _pickle_refusal(where: str) -> str:
-  return (f"{where}: serialization_format is 'pkl' (Python pickle): reading it can run "
-          "arbitrary code from the file. Pass allow_pickle=True (task.allow_pickle=True) only "
-          "for a dataset you trust, or convert it to json (ATOM3D: make_lmdb_dataset(..., "
-          "serialization_format='json'))")
-
-
-class LMDBDataset:
-  """An ATOM3D LMDB dataset, read-only.
-
-      with LMDBDataset("psr/split-by-year/data/train") as ds:
-        item = ds[0]                   # dict; atoms tables as AtomsTable
-        protein = protein_from_atoms(item["atoms"])
-
-  Args:
-    path: the LMDB folder (holding data.mdb) or the data file itself.
-    allow_pickle: read a `pkl` dataset (unpickling runs code: trusted files only).
-  Raises:
-    DataError naming the path when it is missing, not an LMDB, or lacks ATOM3D's keys;
-    `pkl` without allow_pickle.
-  """
-
-  def __init__(self, path: str | os.PathLike, allow_pickle: bool = False):
-    import lmdb
-    self.path = pathlib.Path(path)
-    self.allow_pickle = bool(allow_pickle)
-    if not self.path.exists():
-      raise DataError(f"{self.path}: no such LMDB dataset")
-    subdir = self.path.is_dir()
-    if subdir and not (self.path / "data.mdb").is_file():
-      raise DataError(f"{self.path}: no data.mdb: not an LMDB dataset folder")
-    try:
-      self._env = lmdb.open(str(self.path), subdir=subdir, readonly=True, lock=False,
-                            readahead=False, meminit=False, max_readers=126)
-    except lmdb.Error as e:
-      raise DataError(f"{self.path}: cannot open as LMDB ({e})") from None
-    try:
-      with self._env.begin(write=False) as txn:
-        meta = {k: txn.get(k) for k in _META_KEYS}
-    except lmdb.Error as e:
-      raise DataError(f"{self.path}: cannot read the LMDB ({e})") from None
-    if meta[b"num_examples"] is None or meta[b"serialization_format"] is None:
-      raise DataError(f"{self.path}: not an ATOM3D dataset (no num_examples / "
-                      "serialization_format key)")
-    try:
-      self._num = int(meta[b"num_examples"].decode())
-    except (ValueError, UnicodeDecodeError):
-      raise DataError(f"{self.path}: num_examples is not a number") from None
-    self.serialization_format = meta[b"serialization_format"].decode(errors="replace").strip()
-    if self.serialization_format not in FORMATS:
-      raise DataError(f"{self.path}: unknown serialization_format "
-                      f"{self.serialization_format!r} (expected one of {FORMATS})")
-    if self.serialization_format == "pkl" and not self.allow_pickle:
-      raise DataError(_pickle_refusal(str(self.path)))
-    self._id_to_idx: dict[str, int] = {}
-    if meta[b"id_to_idx"] is not None:
-      mapping = _deserialize(meta[b"id_to_idx"], self.serialization_format,
-                             f"{self.path}: id_to_idx", self.allow_pickle)
-      if not isinstance(mapping, dict):
-        raise DataError(f"{self.path}: id_to_idx is not a mapping")
-      self._id_to_idx = {str(k): int(v) for k, v in mapping.items()}
-
-  def __len__(self) -> int:
-    return self._num
-
-  def __enter__(self) -> "LMDBDataset":
-    return self
-
-  def __exit__(self, *exc) -> None:
-    self.close()
-
-  def close(self) -> None:
-    self._env.close()
-
-  def ids(self) -> list[str]:
-    """Example ids in index order (from `id_to_idx`)."""
-    return [k for k, _ in sorted(self._id_to_idx.items(), key=lambda kv: kv[1])]
-
-  def index_of(self, example_id: str) -> int:
-    if example_id not in self._id_to_idx:
-      raise DataError(f"{self.path}: no example with id {example_id!r}")
-    return self._id_to_idx[example_id]
-
-  def get(self, example_id: str) -> dict:
-    return self[self.index_of(example_id)]
-
-  def raw(self, index: int) -> dict:
-    """Record `index` deserialized, tables still as stored (split dicts)."""
-    if not 0 <= index < self._num:
-      raise IndexError(f"{self.path}: index {index} out of range (0..{self._num - 1})")
-    where = f"{self.path}: record {index}"
-    with self._env.begin(write=False) as txn:
-      compressed = txn.get(str(index).encode())
-    if compressed is None:
-      raise DataError(f"{where} is missing (num_examples is {self._num})")
-    try:
-      serialized = gzip.decompress(compressed)
-    except (OSError, EOFError, zlib.error) as e:
-      raise DataError(f"{where}: corrupt gzip data ({e})") from None
-    item = _deserialize(serialized, self.serialization_format, where, self.allow_pickle)
-    if not isinstance(item, dict):
-      raise DataError(f"{where}: holds {type(item).__name__}, expected a dict")
-    return item
-
-  def __getitem__(self, index: int) -> dict:
-    """Record `index` as a dict: tables as AtomsTable, `id` and `file_path` always set."""
-    item = _decode_tables(self.raw(index), f"{self.path}: record {index}")
-    item.setdefault("id", str(index))
-    item.setdefault("file_path", str(self.path))
-    return item
-
-  def __iter__(self) -> Iterator[dict]:
-    for i in range(self._num):
-      yield self[i]
-
-
-def write_lmdb(path: str | os.PathLike, items: Iterable[dict],
-               serialization_format: str = "json") -> int:
-  """Writes an ATOM3D LMDB dataset (readable by `atom3d.datasets.LMDBDataset` too).
-
-  Args:
-    path: a new (or empty) folder.
-    items: dicts with an `id`; AtomsTable values are stored as DataFrames ("split" dicts with
-      the DataFrame type recorded in `types`).
-    serialization_format: "json" or "msgpack" (pickles are not written).
-  Returns:
-    The number of records written. All records are written in one LMDB transaction.
-  """
-  import lmdb
-  if serialization_format not in ("json", "msgpack"):
-    raise ConfigError(f"write_lmdb: serialization_format {serialization_format!r}: use json "
-                      "or msgpack (no pickles)")
-  path = pathlib.Path(path)
-  if path.exists() and any(path.iterdir()):
-    raise DataError(f"{path}: folder is not empty; write the dataset to a new folder")
-  path.mkdir(parents=True, exist_ok=True)
-
-  def dump(obj) -> bytes:
-    if serialization_format == "json":
-      return json.dumps(obj).encode()
-    import msgpack
-    return msgpack.packb(obj)
-
-  records, id_to_idx = [], {}
-  for i, item in enumerate(items):
-    item = dict(item)
-    item.setdefault("id", str(i))
-    types = {k: (DATAFRAME_TYPE if isinstance(v, AtomsTable) else str(type(v)))
-             for k, v in item.items()}
-    types["types"] = str(dict)
-    plain = {k: (v.to_split() if isinstance(v, AtomsTable) else v) for k, v in item.items()}
-    plain["types"] = types
-    records.append(gzip.compress(dump(plain), compresslevel=6, mtime=0))
-    id_to_idx[str(item["id"])] = i
-  meta = dump(id_to_idx)
-  size = sum(len(r) for r in records) + len(meta)
-  env = lmdb.open(str(path), map_size=max(1 << 20, 4 * size + (1 << 20)), subdir=True)
-  try:
-    with env.begin(write=True) as txn:
-      for i, record in enumerate(records):
-        txn.put(str(i).encode(), record)
-      txn.put(b"num_examples", str(len(records)).encode())
-      txn.put(b"serialization_format", serialization_format.encode())
-      txn.put(b"id_to_idx", meta)
-  finally:
-    env.close()
-  return len(records)
-
-
-# ------------------------------------------------------------------ tables -> structures
-
-
-def _column(table: AtomsTable, name: str, default: Any, where: str) -> np.ndarray:
-  if name in table:
-    return table[name]
-  if default is None:
-    raise DataError(f"{where}: atoms table lacks column {name!r} (has {', '.join(table.names)})")
-  return np.full(len(table), default)
-
-
-def protein_from_atoms(table: AtomsTable, source: str = "atoms") -> Protein:
-  """A Protein from an ATOM3D atoms table (one structure: select a subunit first).
-
-  Needs columns chain, residue, resname, name, x, y, z; uses hetero, insertion_code, altloc,
-  occupancy, element and model when present. Only the first model is read.
-
-  Args:
-    table: A atoms.
-    source: a name for messages and `Protein.source` (e.g. "LMDB[id]:atoms").
-  Raises:
-    DataError naming `source` for a missing column or non-finite coordinates;
-    StructureError when no protein residue remains.
-  """
-  if len(table) == 0:
-    raise DataError(f"{source}: empty atoms table")
-  if "model" in table:
-    table = table.select(table["model"] == table["model"][0])
-  chain = _column(table, "chain", None, source)
-  resnum = _column(table, "residue", None, source)
-  resname = _column(table, "resname", None, source)
-  name = _column(table, "name", None, source)
-  xyz = np.stack([_column(table, c, None, source).astype(np.float64) for c in "xyz"], axis=-1)
-  if not np.all(np.isfinite(xyz)):
-    raise DataError(f"{source}: non-finite atom coordinates")
-  hetero = _column(table, "hetero", " ", source)
-  icode = _column(table, "insertion_code", " ", source)
-  altloc = _column(table, "altloc", " ", source)
-  occupancy = _column(table, "occupancy", 1.0, source).astype(np.float64)
-  occupancy = np.where(np.isfinite(occupancy), occupancy, 1.0)
-  element = _column(table, "element", "", source)
-  records = [
-      # The residue assembly of load_protein (structure.py's record type and assembler).
-      structure.AtomRecord(
-          hetero=str(hetero[i]).strip() != "",
-          name=str(name[i]).strip(), altloc=str(altloc[i]).strip(),
-          resname=str(resname[i]).strip(), chain=str(chain[i]).strip(),
-          resnum=int(resnum[i]), icode=str(icode[i]).strip(),
-          position=(float(xyz[i, 0]), float(xyz[i, 1]), float(xyz[i, 2])),
-          occupancy=float(occupancy[i]), element=_element(str(element[i])))
-      for i in range(len(table))]
-  protein = structure.protein_from_records(source, records)
-  return dataclasses.replace(protein, source=source)
-
-
-def atoms_table(protein: Protein, ensemble: str = "", subunit: str = "",
-                model: int = 1) -> AtomsTable:
-  """An ATOM3D atoms table of a Protein's atom37 heavy atoms (ATOM records), in residue order.
-
-  The inverse of `protein_from_atoms` (up to ligands, which are not written): used to build
-  ATOM3D-format datasets from structures.
-  """
-  from jaxgeo import residues
-  res_idx, slot = np.nonzero(protein.atom_mask)
-  names = np.array(residues.ATOM_TYPES)[slot]
-  letters = np.array(list(protein.sequence))[res_idx]
-  resname = np.array([residues.RESTYPE_1TO3.get(c, "UNK") for c in letters])
-  xyz = protein.atom_positions[res_idx, slot].astype(np.float64)
-  n = len(res_idx)
-  source = protein.source or "protein"
-  return AtomsTable({
-      "ensemble": np.full(n, ensemble or source), "subunit": np.full(n, subunit or source),
-      "structure": np.full(n, source), "model": np.full(n, model, np.int64),
-      "chain": protein.chain_id[res_idx].astype(str), "hetero": np.full(n, " "),
-      "insertion_code": np.array([c or " " for c in protein.insertion_code[res_idx]]),
-      "residue": protein.residue_number[res_idx].astype(np.int64), "segid": np.full(n, "    "),
-      "resname": resname, "altloc": np.full(n, " "), "occupancy": np.ones(n),
-      "bfactor": np.zeros(n), "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2],
-      "element": np.array([a[:1] for a in names]), "name": names,
-      "fullname": np.array([f" {a:<3s}" if len(a) < 4 else a for a in names]),
-      "serial_number": np.arange(1, n + 1, dtype=np.int64),
-  })
-
-
-def _element(symbol: str) -> str:
-  s = symbol.strip()
-  return s[:1].upper() + s[1:].lower() if s else ""
-
-
-def ligand_atoms(table: AtomsTable, hydrogens: bool = False, source: str = "ligand"
-                 ) -> tuple[np.ndarray, list[str]]:
-  """(positions [A, 3] float32, element symbols [A]) of a ligand table (hydrogens dropped).
-
-  Raises DataError naming `source` when the table is empty, lacks element or coordinate
-  columns, or has no (heavy) atom.
-  """
-  if len(table) == 0:
-    raise DataError(f"{source}: empty ligand table (missing ligand?)")
-  elements = [_element(str(e)) for e in _column(table, "element", None, source)]
-  xyz = np.stack([_column(table, c, None, source).astype(np.float64) for c in "xyz"], axis=-1)
-  keep = np.array([hydrogens or e not in ("H", "D") for e in elements], bool)
-  if not keep.any():
-    raise DataError(f"{source}: the ligand has no heavy atom")
-  if not np.all(np.isfinite(xyz[keep])):
-    raise DataError(f"{source}: non-finite ligand coordinates")
-  return xyz[keep].astype(np.float32), [e for e, k in zip(elements, keep) if k]
-
-
-def parse_target(example_id: str) -> str:
-  """PSR ids are "('T0759', 'MODEL')": the target, else the id itself."""
-  try:
-    value = ast.literal_eval(example_id)
-  except (ValueError, SyntaxError):
-    return str(example_id)
-  if isinstance(value, (tuple, list)) and value:
-    return str(value[0])
-  return str(example_id)
-
-
-# ------------------------------------------------------------------ tasks
-
-
-_COMMON = {
-    "data_dir": "",         # folder with train/ val/ test/ LMDBs; "": <data root>/atom3d/<task>
-    "train": "",            # explicit LMDB folders (override data_dir)
-    "val": "",
-    "test": "",
-    "allow_pickle": False,  # read pkl-serialized LMDBs (runs code from the files: trust them)
-    "limit": 0,             # first N records of each split; 0: all
-}
+  def __post_init__(self):
+    if self.definition not in ("neighbors", *DEFINITIONS):
+      raise ConfigError(f"task.definition={self.definition!r}: expected 'neighbors', "
+                        f"{', '.join(map(repr, DEFINITIONS))}")
 
 
 class _Atom3DTask(base.Task):
-  """Shared loading: split LMDB folders, options, per-record conversion."""
+  """Shared loading: split LMDB folders, per-record conversion."""
   subfolder = ""
-  defaults: dict = {}
 
-  def __init__(self):
-    self.info: dict[str, Any] = {}
-
-  def options(self, config) -> dict:
-    o = dd.task_options(config, self.defaults, self.name)
-    o["data_dir"] = dd.data_folder(config, o["data_dir"], self.subfolder)
-    return o
-
-  def split_path(self, o: dict, split: str) -> pathlib.Path:
+  def split_path(self, options, inputs: base.Inputs, split: str) -> pathlib.Path:
     """The split's LMDB: task.<split>, else data_dir/<split> or data_dir/data/<split>."""
-    if o[split]:
-      return pathlib.Path(os.path.expanduser(str(o[split])))
-    candidates = [o["data_dir"] / split, o["data_dir"] / "data" / split]
+    explicit = getattr(options, split)
+    if explicit:
+      return pathlib.Path(os.path.expanduser(str(explicit)))
+    data_dir = base.data_folder(inputs, options.data_dir, self.subfolder)
+    candidates = [data_dir / split, data_dir / "data" / split]
     for c in candidates:
       if (c / "data.mdb").is_file():
         return c
@@ -512,38 +83,32 @@ class _Atom3DTask(base.Task):
                     f"{', '.join(str(c) for c in candidates)}); download the dataset from "
                     f"atom3d.ai or set task.{split}")
 
-  def required_paths(self, config) -> list[tuple[str, str]]:
-    o = self.options(config)
+  def required_paths(self, options, inputs) -> list[tuple[str, str]]:
     out = []
-    for split in dd.SPLITS:
+    for split in base.SPLITS:
       try:
-        out.append((str(self.split_path(o, split)), f"ATOM3D {self.name} {split} LMDB"))
+        out.append((str(self.split_path(options, inputs, split)),
+                    f"ATOM3D {self.name} {split} LMDB"))
       except DataError:
-        out.append((str(o["data_dir"] / split), f"ATOM3D {self.name} {split} LMDB"))
+        data_dir = base.data_folder(inputs, options.data_dir, self.subfolder)
+        out.append((str(data_dir / split), f"ATOM3D {self.name} {split} LMDB"))
     return out
 
-  def examples(self, item: dict, where: str, state: dict, o: dict, opts: dict, config,
-               store) -> list[jraph.GraphsTuple]:
+  def record_examples(self, item: dict, where: str, groups: dict, options,
+                      inputs: base.Inputs) -> list[jraph.GraphsTuple]:
     raise NotImplementedError
 
-  def load(self, config, store) -> base.Splits:
-    o = self.options(config)
-    opts = dd.graph_options(config)
-    state: dict = {"groups": {}}
-    out, stats = {}, {}
-    for split in dd.SPLITS:
-      path = self.split_path(o, split)
-      graphs = []
-      with LMDBDataset(path, allow_pickle=bool(o["allow_pickle"])) as ds:
-        n = len(ds) if not o["limit"] else min(len(ds), int(o["limit"]))
-        for i in range(n):
-          item = ds[i]
-          graphs.extend(self.examples(item, f"{path}: record {i} (id {item['id']!r})", state, o,
-                                      opts, config, store))
-      out[split] = graphs
-      stats[split] = {"records": n, "graphs": len(graphs)}
-    self.info = {"splits": stats}
-    return base.check_splits(base.Splits(out["train"], out["val"], out["test"]), self.name)
+  def examples(self, split, options, inputs) -> base.Examples:
+    path = self.split_path(options, inputs, split)
+    groups: dict = {}
+    graphs = []
+    with LMDBDataset(path, allow_pickle=options.allow_pickle) as ds:
+      n = len(ds) if not options.limit else min(len(ds), options.limit)
+      for i in range(n):
+        item = ds[i]
+        graphs.extend(self.record_examples(item, f"{path}: record {i} (id {item['id']!r})",
+                                           groups, options, inputs))
+    return base.Examples(graphs, {"records": n})
 
   @staticmethod
   def _table(item: dict, key: str, where: str) -> AtomsTable:
@@ -576,69 +141,62 @@ class _Atom3DTask(base.Task):
 class PSRTask(_Atom3DTask):
   """ATOM3D PSR: GDT_TS of protein models, per-target ranking (graph regression)."""
   name = "atom3d_psr"
+  Options = PSROptions
   head = "graph"
   out_dim = 1
   primary_metric = "spearman_per_target"
   higher_is_better = True
   subfolder = os.path.join("atom3d", "psr")
-  defaults = {**_COMMON, "label": "gdt_ts"}
 
-  def examples(self, item, where, state, o, opts, config, store):
+  def record_examples(self, item, where, groups, options, inputs):
     protein = self._protein(self._table(item, "atoms", where), f"{where}: atoms")
-    label = self._score(item, str(o["label"]), where)
+    label = self._score(item, options.label, where)
     target = parse_target(str(item["id"]))
-    group = state["groups"].setdefault(target, len(state["groups"]))
-    g = graph_lib.residue_graph(protein, **opts)
+    group = groups.setdefault(target, len(groups))
+    g = graph_lib.residue_graph(protein, **inputs.graph_options)
     g = graph_lib.with_globals(g, label=np.float32(label), group=np.int32(group))
-    return [dd.attach_rows(g, dd.lm_rows(protein, config, store))]
+    return [base.with_lm(g, protein, inputs)]
 
-  def loss(self, outputs, batch):
+  def loss(self, outputs, batch, stats):
     return base.masked_mse(outputs["graph"], batch.globals["label"],
                            base.graph_label_mask(batch))
 
-  def metrics(self, y_true, y_pred, group):
-    return dd.regression_metrics(y_true, y_pred, group)
+  def metrics(self, y_true, y_pred, group, stats):
+    return base.regression_metrics(y_true, y_pred, group)
 
 
-class LBATask(dd.StandardizedRegression, _Atom3DTask):
+class LBATask(_Atom3DTask):
   """ATOM3D LBA: -log affinity of a protein pocket + ligand (graph regression)."""
   name = "atom3d_lba"
+  Options = LBAOptions
   head = "graph"
   out_dim = 1
   primary_metric = "rmse"
   higher_is_better = False
   subfolder = os.path.join("atom3d", "lba")
-  defaults = {**_COMMON, "label": "neglog_aff", "pocket": True, "ligand_hydrogens": False,
-              "standardize": True}
 
-  def load(self, config, store) -> base.Splits:
-    splits = super().load(config, store)
-    self.fit_label_scale(splits.train, bool(self.options(config)["standardize"]))
-    self.info.update(label_mean=self.label_mean, label_std=self.label_std)
-    return splits
-
-  def examples(self, item, where, state, o, opts, config, store):
-    key = "atoms_pocket" if o["pocket"] else "atoms_protein"
+  def record_examples(self, item, where, groups, options, inputs):
+    key = "atoms_pocket" if options.pocket else "atoms_protein"
     pocket = self._protein(self._table(item, key, where), f"{where}: {key}")
     if "atoms_ligand" not in item or not isinstance(item["atoms_ligand"], AtomsTable):
       raise DataError(f"{where}: no 'atoms_ligand' table: the ligand is missing")
-    xyz, elements = ligand_atoms(item["atoms_ligand"], bool(o["ligand_hydrogens"]),
+    xyz, elements = ligand_atoms(item["atoms_ligand"], options.ligand_hydrogens,
                                  f"{where}: atoms_ligand")
-    label = self._score(item, str(o["label"]), where)
-    group = state["groups"].setdefault(str(item["id"]), len(state["groups"]))
+    label = self._score(item, options.label, where)
+    group = groups.setdefault(str(item["id"]), len(groups))
     g = graph_lib.residue_graph(pocket, atoms=(xyz, elements),
-                                partner=np.zeros(len(pocket), np.int32), **opts)
+                                partner=np.zeros(len(pocket), np.int32), **inputs.graph_options)
     g = graph_lib.with_globals(g, label=np.float32(label), group=np.int32(group))
-    return [dd.attach_rows(g, self._pocket_rows(item, pocket, key, where, config, store))]
+    if inputs.lm is None:
+      return [g]
+    return [base.with_lm(g, pocket, inputs, self._pocket_rows(item, pocket, key, where, inputs))]
 
-  def _pocket_rows(self, item, pocket: Protein, key: str, where: str, config, store):
+  def _pocket_rows(self, item, pocket: Protein, key: str, where: str, inputs: base.Inputs):
     """LM rows of the pocket: from the whole protein's chains when the record has them
     (pocket residues matched by chain, number and insertion code), else the pocket's own."""
-    if dd.fusion_mode(config) == "none":
-      return None
     if key == "atoms_pocket" and isinstance(item.get("atoms_protein"), AtomsTable):
       full = self._protein(item["atoms_protein"], f"{where}: atoms_protein")
-      rows = dd.lm_rows(full, config, store)
+      rows = inputs.lm.rows(full)
       index = {k: i for i, k in enumerate(zip(full.chain_id.tolist(),
                                               full.residue_number.tolist(),
                                               full.insertion_code.tolist()))}
@@ -646,22 +204,31 @@ class LBATask(dd.StandardizedRegression, _Atom3DTask):
                       pocket.insertion_code.tolist()))
       if all(k in index for k in keys):
         return rows[[index[k] for k in keys]]
-    return dd.lm_rows(pocket, config, store)
+    return inputs.lm.rows(pocket)
 
-  def metrics(self, y_true, y_pred, group):
-    out = dd.regression_metrics(y_true, y_pred, group)
+  def stats(self, options, train) -> dict[str, float]:
+    return base.label_scale(train, options.standardize)
+
+  def loss(self, outputs, batch, stats):
+    return base.standardized_loss(outputs, batch, stats)
+
+  def predictions(self, outputs, batch, stats):
+    return base.standardized_predictions(outputs, batch, stats)
+
+  def metrics(self, y_true, y_pred, group, stats):
+    out = base.regression_metrics(y_true, y_pred, group)
     return {k: v for k, v in out.items() if not k.endswith("_per_target")}
 
 
 class PPITask(_Atom3DTask):
   """ATOM3D PPI: interface residues of each subunit of a pair (node classification)."""
   name = "atom3d_ppi"
+  Options = PPIOptions
   head = "node"
   out_dim = 1
   primary_metric = "auroc"
   higher_is_better = True
   subfolder = os.path.join("atom3d", "ppi")
-  defaults = {**_COMMON, "definition": "neighbors", "cutoff": 0.0}
 
   def _subunits(self, pairs: AtomsTable, neighbors: AtomsTable | None, where: str
                 ) -> tuple[str, str]:
@@ -680,15 +247,11 @@ class PPITask(_Atom3DTask):
     raise DataError(f"{where}: atoms_pairs has {len(names)} subunits ({', '.join(names)}); "
                     "expected a pair")
 
-  def examples(self, item, where, state, o, opts, config, store):
-    from jaxgeo.tasks.interface import DEFINITIONS, interface_labels
+  def record_examples(self, item, where, groups, options, inputs):
     pairs = self._table(item, "atoms_pairs", where)
     if "subunit" not in pairs:
       raise DataError(f"{where}: atoms_pairs has no 'subunit' column")
-    definition = str(o["definition"])
-    if definition not in ("neighbors", *DEFINITIONS):
-      raise ConfigError(f"task.definition={definition!r}: expected 'neighbors', "
-                        f"{', '.join(map(repr, DEFINITIONS))}")
+    definition = options.definition
     neighbors = item.get("atoms_neighbors") if isinstance(item.get("atoms_neighbors"),
                                                           AtomsTable) else None
     if definition == "neighbors" and neighbors is None:
@@ -706,22 +269,21 @@ class PPITask(_Atom3DTask):
             protein.chain_id.tolist(), protein.residue_number.tolist())], bool))
     else:
       labels = list(interface_labels(proteins[0], proteins[1], definition,
-                                     float(o["cutoff"]) or None))
+                                     options.cutoff or None))
     if not labels[0].any() or not labels[1].any():
       raise DataError(f"{where}: subunits {names[0]} and {names[1]} do not touch (no interface "
                       f"residue by the {definition!r} definition)")
-    group = state["groups"].setdefault(str(item["id"]), len(state["groups"]))
+    group = groups.setdefault(str(item["id"]), len(groups))
     graphs = []
     for protein, lab in zip(proteins, labels):
-      g = graph_lib.residue_graph(protein, **opts)
+      g = graph_lib.residue_graph(protein, **inputs.graph_options)
       g = graph_lib.with_nodes(g, label=lab.astype(np.float32))
       g = graph_lib.with_globals(g, group=np.int32(group))
-      graphs.append(dd.attach_rows(g, dd.lm_rows(protein, config, store)))
+      graphs.append(base.with_lm(g, protein, inputs))
     return graphs
 
-  def loss(self, outputs, batch):
+  def loss(self, outputs, batch, stats):
     return base.masked_bce(outputs["node"], batch.nodes["label"], base.node_label_mask(batch))
 
-  def metrics(self, y_true, y_pred, group):
-    from jaxgeo.tasks.interface import classification_metrics
-    return classification_metrics(y_true, y_pred, group)
+  def metrics(self, y_true, y_pred, group, stats):
+    return base.classification_metrics(y_true, y_pred, group)

@@ -8,82 +8,57 @@ lie at the interface with the other partner:
 - definition "heavy" (ATOM3D's PPI labels): some heavy atom of the residue is within `cutoff`
   (6 A) of a heavy atom of the partner.
 
-Config (`config.task`, see `DEFAULTS`): data_dir (the DB5.5 folder with structures/ and
-splits/; default <data root>/db5.5), splits_dir, definition ("ca" | "heavy"), cutoff,
+Options (`config.task`, see `InterfaceOptions`): data_dir (the DB5.5 folder with structures/
+and splits/; default <data root>/db5.5), splits_dir, definition ("ca" | "heavy"), cutoff,
 bound, limit (first N complexes of each split), pos_weight (positive class weight in the loss).
-Graph options from `config.data`; LM features (`nodes["lm"]`) from the store when
-`config.model.fusion.mode != "none"` (each chain looked up by its sequence).
+LM features (`nodes["lm"]`) when the inputs carry them (each chain looked up by its sequence).
 
 Each graph carries `nodes["label"] [N] float32` and `globals["group"] [1] int32` (the complex,
-an index into the sorted ids of all splits). Metrics: AUROC pooled over all residues
+an index into the sorted ids of its split). Metrics: AUROC pooled over all residues
 (primary), mean AUROC per complex, AUPRC pooled and per complex.
 A complex whose partners do not touch (no interface residue) raises DataError naming it.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
-from typing import Any
+import pathlib
 
 import jraph
 import numpy as np
 
 from jaxgeo import graph as graph_lib
 from jaxgeo.errors import ConfigError, DataError
-from jaxgeo.metrics import classification, docking
+from jaxgeo.datasets import db5
+from jaxgeo.lm.features import attach, chain_segments
 from jaxgeo.structure import Protein
 from jaxgeo.tasks import base
-from jaxgeo.tasks import docking_data as dd
+from jaxgeo.tasks.contacts import DEFINITIONS, interface_labels
 
 logger = logging.getLogger(__name__)
 
-DEFINITIONS = {"ca": 8.0, "heavy": 6.0}
-# Options of `config.task` ("" / 0: the default noted).
-DEFAULTS = {
-    "data_dir": "",        # DB5.5 folder; "": <data root>/db5.5
-    "splits_dir": "",      # "": <data_dir>/splits
-    "definition": "ca",    # "ca" (paper) or "heavy" (ATOM3D)
-    "cutoff": 0.0,         # A; 0: 8 for "ca", 6 for "heavy"
-    "bound": True,         # bound (_b) structures; False: unbound (_u)
-    "limit": 0,            # first N complexes of each split; 0: all
-    "pos_weight": 1.0,     # weight of interface residues in the loss
-}
+@dataclasses.dataclass(frozen=True)
+class InterfaceOptions:
+  """Options of `config.task` ("" / 0: the default noted)."""
+  data_dir: str = ""        # DB5.5 folder; "": <data root>/db5.5
+  splits_dir: str = ""      # "": <data_dir>/splits
+  definition: str = "ca"    # "ca" (paper) or "heavy" (ATOM3D)
+  cutoff: float = 0.0       # A; 0: 8 for "ca", 6 for "heavy"
+  bound: bool = True        # bound (_b) structures; False: unbound (_u)
+  limit: int = 0            # first N complexes of each split; 0: all
+  pos_weight: float = 1.0   # weight of interface residues in the loss
 
+  def __post_init__(self):
+    if self.definition not in DEFINITIONS:
+      raise ConfigError(f"task.definition={self.definition!r}: expected one of "
+                        f"{sorted(DEFINITIONS)}")
+    if self.cutoff < 0 or self.pos_weight <= 0:
+      raise ConfigError(f"task.cutoff={self.cutoff}, task.pos_weight={self.pos_weight}: "
+                        "cutoff must be >= 0 (0: the definition's) and pos_weight > 0")
 
-def _ca_distances_below(a: np.ndarray, b: np.ndarray, cutoff: float) -> np.ndarray:
-  """[La, Lb] bool: |a_i - b_j| < cutoff for a [La, 3], b [Lb, 3] (row chunks)."""
-  a = np.asarray(a, np.float64)
-  b = np.asarray(b, np.float64)
-  out = np.zeros((a.shape[0], b.shape[0]), bool)
-  for start in range(0, a.shape[0], 512):
-    d2 = np.sum((a[start:start + 512, None, :] - b[None, :, :]) ** 2, axis=-1)
-    out[start:start + 512] = d2 < cutoff * cutoff
-  return out
-
-
-def interface_labels(first: Protein, second: Protein, definition: str = "ca",
-                     cutoff: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """Interface residues of two partners.
-
-  Args:
-    first: La residues; second: Lb residues (in the same frame).
-    definition: "ca" (CA-CA distance) or "heavy" (closest heavy-atom pair).
-    cutoff: Angstrom; default 8 for "ca", 6 for "heavy".
-  Returns:
-    (labels of first [La] bool, labels of second [Lb] bool).
-  """
-  if definition not in DEFINITIONS:
-    raise ConfigError(f"task.definition={definition!r}: expected one of {sorted(DEFINITIONS)}")
-  cutoff = DEFINITIONS[definition] if cutoff is None else float(cutoff)
-  if cutoff <= 0:
-    raise ConfigError(f"task.cutoff={cutoff}: must be positive")
-  if definition == "ca":
-    contact = _ca_distances_below(first.ca, second.ca, cutoff)
-    # Residues without a CA coordinate (never in a Protein: CA-less residues are dropped).
-  else:
-    d = docking.residue_distances(first.atom_positions, first.atom_mask, second.atom_positions,
-                                  second.atom_mask, cutoff)
-    contact = d < cutoff
-  return contact.any(axis=1), contact.any(axis=0)
+  @property
+  def label_cutoff(self) -> float:
+    return self.cutoff if self.cutoff else DEFINITIONS[self.definition]
 
 
 def labelled_graphs(receptor: Protein, ligand: Protein, name: str, group: int,
@@ -115,105 +90,73 @@ def labelled_graphs(receptor: Protein, ligand: Protein, name: str, group: int,
     g = graph_lib.with_nodes(g, label=labels.astype(np.float32))
     g = graph_lib.with_globals(g, group=np.int32(group))
     if lm is not None:
-      g = dd.attach_rows(g, lm[i])
+      g = attach(g, lm[i])
     out.append(g)
   return out
-
-
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
-                           group: np.ndarray) -> dict[str, float]:
-  """AUROC / AUPRC pooled and mean per group of per-node scores ([M] each)."""
-  y_pred = np.asarray(y_pred, np.float64).reshape(y_true.shape[0], -1)[:, 0]
-  return {
-      "auroc": classification.auroc(y_true, y_pred),
-      "auroc_per_complex": classification.per_group("auroc", y_true, y_pred, group),
-      "auprc": classification.auprc(y_true, y_pred),
-      "auprc_per_complex": classification.per_group("auprc", y_true, y_pred, group),
-      "positive_fraction": float(np.mean(y_true)) if len(y_true) else float("nan"),
-      "n": float(len(y_true)),
-  }
 
 
 class InterfaceTask(base.Task):
   """DB5.5 protein-protein interface residues (node classification, logits out)."""
   name = "interface"
-  defaults = DEFAULTS
+  Options = InterfaceOptions
   head = "node"
   out_dim = 1
   primary_metric = "auroc"
   higher_is_better = True
 
-  def __init__(self):
-    self.pos_weight = 1.0
-    self.info: dict[str, Any] = {}
+  @staticmethod
+  def folders(options: InterfaceOptions, inputs: base.Inputs
+              ) -> tuple[pathlib.Path, pathlib.Path]:
+    """(DB5.5 folder, splits folder)."""
+    data_dir = base.data_folder(inputs, options.data_dir, "db5.5")
+    splits_dir = (base.data_folder(inputs, options.splits_dir, "") if options.splits_dir
+                  else data_dir / "splits")
+    return data_dir, splits_dir
 
-  def _settings(self, config) -> dict:
-    o = dd.task_options(config, DEFAULTS, self.name)
-    definition = str(o["definition"])
-    if definition not in DEFINITIONS:
-      raise ConfigError(f"task.definition={definition!r}: expected one of {sorted(DEFINITIONS)}")
-    data_dir = dd.data_folder(config, o["data_dir"], "db5.5")
-    return {
-        "data_dir": data_dir,
-        "splits_dir": dd.data_folder(config, o["splits_dir"], "") if o["splits_dir"]
-        else data_dir / "splits",
-        "definition": definition,
-        "cutoff": float(o["cutoff"]) if o["cutoff"] else DEFINITIONS[definition],
-        "bound": bool(o["bound"]),
-        "limit": int(o["limit"]),
-        "pos_weight": float(o["pos_weight"]),
-    }
+  def split_ids(self, split: str, options: InterfaceOptions, inputs: base.Inputs) -> list[str]:
+    data_dir, splits_dir = self.folders(options, inputs)
+    return db5.limit_ids(db5.read_split(data_dir, split, splits_dir), options.limit)
 
-  def split_ids(self, config) -> dict[str, list[str]]:
-    s = self._settings(config)
-    return {split: dd.limit_ids(dd.read_split(s["data_dir"], split, s["splits_dir"]), s["limit"])
-            for split in dd.SPLITS}
+  def required_paths(self, options, inputs) -> list[tuple[str, str]]:
+    data_dir, splits_dir = self.folders(options, inputs)
+    return [(str(data_dir / "structures"), "DB5.5 structures"),
+            (str(splits_dir), "DB5.5 split files")]
 
-  def required_paths(self, config) -> list[tuple[str, str]]:
-    s = self._settings(config)
-    return [(str(s["data_dir"] / "structures"), "DB5.5 structures"),
-            (str(s["splits_dir"]), "DB5.5 split files")]
-
-  def sequences(self, config) -> list[str]:
+  def sequences(self, options, inputs) -> list[str]:
     """Chain sequences of every complex (reads the structures: ~30 s for all of DB5.5)."""
-    from jaxgeo.lm.embed import chain_segments
-    s = self._settings(config)
+    data_dir, _ = self.folders(options, inputs)
     out = []
-    for ids in self.split_ids(config).values():
-      for pdb_id in ids:
-        for protein in dd.load_complex(s["data_dir"], pdb_id, s["bound"]):
+    for split in db5.SPLITS:
+      for pdb_id in self.split_ids(split, options, inputs):
+        for protein in db5.load_complex(data_dir, pdb_id, options.bound):
           out.extend(seq for _, seq in chain_segments(protein))
     return sorted(set(out))
 
-  def load(self, config, store) -> base.Splits:
-    s = self._settings(config)
-    self.pos_weight = s["pos_weight"]
-    opts = dd.graph_options(config)
-    ids = self.split_ids(config)
-    groups = dd.complex_group_ids(*ids.values())
-    out: dict[str, list] = {}
-    stats = {}
-    for split, names in ids.items():
-      graphs = []
-      for pdb_id in names:
-        receptor, ligand = dd.load_complex(s["data_dir"], pdb_id, s["bound"])
-        lm = None
-        if dd.fusion_mode(config) != "none":
-          lm = (dd.lm_rows(receptor, config, store), dd.lm_rows(ligand, config, store))
-        graphs.extend(labelled_graphs(receptor, ligand, pdb_id, groups[pdb_id], s["definition"],
-                                      s["cutoff"], opts, lm))
-      out[split] = graphs
-      labels = np.concatenate([g.nodes["label"] for g in graphs]) if graphs else np.zeros(0)
-      stats[split] = {"complexes": len(names), "graphs": len(graphs),
-                      "residues": int(labels.size),
-                      "positive_fraction": float(labels.mean()) if labels.size else 0.0}
-    self.info = {"splits": stats, "definition": s["definition"], "cutoff": s["cutoff"]}
-    logger.info("interface task: %s", stats)
-    return base.check_splits(base.Splits(out["train"], out["val"], out["test"]), self.name)
+  def examples(self, split, options, inputs) -> base.Examples:
+    data_dir, _ = self.folders(options, inputs)
+    names = self.split_ids(split, options, inputs)
+    # Group ids: the complex's index among all splits' complexes (unique across splits).
+    groups = db5.complex_group_ids(*(self.split_ids(s, options, inputs) for s in db5.SPLITS))
+    graphs = []
+    for pdb_id in names:
+      receptor, ligand = db5.load_complex(data_dir, pdb_id, options.bound)
+      lm = None
+      if inputs.lm is not None:
+        lm = (inputs.lm.rows(receptor), inputs.lm.rows(ligand))
+      graphs.extend(labelled_graphs(receptor, ligand, pdb_id, groups[pdb_id], options.definition,
+                                    options.label_cutoff, dict(inputs.graph_options), lm))
+    labels = np.concatenate([g.nodes["label"] for g in graphs]) if graphs else np.zeros(0)
+    info = {"complexes": len(names), "residues": int(labels.size),
+            "positive_fraction": float(labels.mean()) if labels.size else 0.0}
+    logger.info("interface task, %s split: %s", split, info)
+    return base.Examples(graphs, info)
 
-  def loss(self, outputs, batch):
+  def stats(self, options, train) -> dict[str, float]:
+    return {"pos_weight": options.pos_weight}
+
+  def loss(self, outputs, batch, stats):
     mask = base.node_label_mask(batch)
-    return base.masked_bce(outputs["node"], batch.nodes["label"], mask, self.pos_weight)
+    return base.masked_bce(outputs["node"], batch.nodes["label"], mask, stats["pos_weight"])
 
-  def metrics(self, y_true, y_pred, group) -> dict[str, float]:
-    return classification_metrics(y_true, y_pred, group)
+  def metrics(self, y_true, y_pred, group, stats) -> dict[str, float]:
+    return base.classification_metrics(y_true, y_pred, group)

@@ -26,7 +26,7 @@ Labels can be cached (`task.cache_dir`): one JSON file per generation setting ho
 decoy's rotation vector, translation and scores, written atomically after each complex, so a
 second load re-applies the motions without re-scoring (and an interrupted one resumes).
 
-Config (`config.task`, see `DEFAULTS`): data_dir (DB5.5, default <data root>/db5.5),
+Options (`config.task`, see `QualityOptions`): data_dir (DB5.5, default <data root>/db5.5),
 docking_dir (default <data root>/db5_docking), splits_dir, decoys_per_complex (train, 10),
 val_decoys_per_complex (0: as train), bins (10), max_evals (5), seed (0), methods (default
 all six), test_decoys ("methods" | "perturbed"), cache_dir ("": no cache), limit.
@@ -48,30 +48,58 @@ import jraph
 import numpy as np
 
 from jaxgeo import graph as graph_lib
+from jaxgeo.datasets import db5, docking_results
 from jaxgeo.errors import ConfigError, DataError
 from jaxgeo.io import atomic_write_json
+from jaxgeo.lm.features import attach, chain_segments
 from jaxgeo.metrics import docking
 from jaxgeo.structure import Protein
 from jaxgeo.tasks import base
-from jaxgeo.tasks import docking_data as dd
 
 logger = logging.getLogger(__name__)
 
-# Options of `config.task` ("" / 0: the default noted).
-DEFAULTS = {
-    "data_dir": "",                 # DB5.5 folder; "": <data root>/db5.5
-    "docking_dir": "",              # docking results; "": <data root>/db5_docking
-    "splits_dir": "",               # "": <data_dir>/splits
-    "decoys_per_complex": 10,       # train decoys per complex
-    "val_decoys_per_complex": 0,    # val (and perturbed test) decoys; 0: decoys_per_complex
-    "bins": 10,                     # DockQ bins the targets are stratified over
-    "max_evals": 5,                 # DockQ evaluations per decoy at most
-    "seed": 0,                      # decoy generator seed
-    "methods": ",".join(dd.DOCKING_METHODS),   # test-set docking methods
-    "test_decoys": "methods",       # "methods" (real models) or "perturbed"
-    "cache_dir": "",                # folder for the decoy-label JSON cache; "": no cache
-    "limit": 0,                     # first N complexes of each split; 0: all
-}
+
+
+@dataclasses.dataclass(frozen=True)
+class QualityOptions:
+  """Options of `config.task` ("" / 0: the default noted)."""
+  data_dir: str = ""                 # DB5.5 folder; "": <data root>/db5.5
+  docking_dir: str = ""              # docking results; "": <data root>/db5_docking
+  splits_dir: str = ""               # "": <data_dir>/splits
+  decoys_per_complex: int = 10       # train decoys per complex
+  val_decoys_per_complex: int = 0    # val (and perturbed test) decoys; 0: decoys_per_complex
+  bins: int = 10                     # DockQ bins the targets are stratified over
+  max_evals: int = 5                 # DockQ evaluations per decoy at most
+  seed: int = 0                      # decoy generator seed
+  methods: str = ",".join(docking_results.DOCKING_METHODS)   # test-set docking methods
+  test_decoys: str = "methods"       # "methods" (real models) or "perturbed"
+  cache_dir: str = ""                # folder for the decoy-label JSON cache; "": no cache
+  limit: int = 0                     # first N complexes of each split; 0: all
+
+  def __post_init__(self):
+    for m in self.method_list:
+      if m not in docking_results.DOCKING_METHODS:
+        raise ConfigError(f"task.methods: unknown docking method {m!r}; choose from "
+                          f"{', '.join(docking_results.DOCKING_METHODS)}")
+    if self.test_decoys not in ("methods", "perturbed"):
+      raise ConfigError(f"task.test_decoys={self.test_decoys!r}: expected 'methods' or "
+                        "'perturbed'")
+    if self.decoys_per_complex < 1:
+      raise ConfigError(f"task.decoys_per_complex={self.decoys_per_complex}: must be at "
+                        "least 1")
+    if self.bins < 1 or self.max_evals < 1:
+      raise ConfigError(f"task.bins={self.bins}, task.max_evals={self.max_evals}: must be "
+                        ">= 1")
+
+  @property
+  def method_list(self) -> list[str]:
+    return base.name_list(self.methods, "task.methods")
+
+  def decoys(self, split: str) -> int:
+    """Decoys per complex of a perturbed split."""
+    if split == "train":
+      return self.decoys_per_complex
+    return self.val_decoys_per_complex or self.decoys_per_complex
 ROTATION_DEG_PER_A = 2.0
 MAX_MAGNITUDE = 80.0
 GENERATOR_VERSION = 1
@@ -296,12 +324,12 @@ def decoy_graph(receptor: Protein, ligand: Protein, dockq: float, group: int,
   g = graph_lib.complex_graph(receptor, ligand, **(graph_options or {}))
   g = graph_lib.with_globals(g, label=np.float32(dockq), group=np.int32(group))
   if lm is not None:
-    g = dd.attach_rows(g, np.concatenate(lm, axis=0))
+    g = attach(g, np.concatenate(lm, axis=0))
   return g
 
 
 def _rows_for_model(model: Protein, native: Protein, native_rows: np.ndarray | None,
-                    config, store) -> np.ndarray | None:
+                    inputs: base.Inputs) -> np.ndarray | None:
   """LM rows of a decoy partner: the native's rows of the paired residues (so decoy files
   whose chain ids differ still find the native's store entries); looked up from the model's
   own chains when some residue has no native partner."""
@@ -312,7 +340,7 @@ def _rows_for_model(model: Protein, native: Protein, native_rows: np.ndarray | N
     rows = np.zeros((len(model), native_rows.shape[1]), np.float32)
     rows[match.model_index] = native_rows[match.native_index]
     return rows
-  return dd.lm_rows(model, config, store)
+  return inputs.lm.rows(model)
 
 
 def dockq_summary(values: np.ndarray, bins: int = 10) -> dict:
@@ -332,92 +360,62 @@ def dockq_summary(values: np.ndarray, bins: int = 10) -> dict:
 class QualityTask(base.Task):
   """DockQ regression of docked complexes (graph task)."""
   name = "quality"
-  defaults = DEFAULTS
+  Options = QualityOptions
   head = "graph"
   out_dim = 1
   primary_metric = "spearman"
   higher_is_better = True
 
-  def __init__(self):
-    self.info: dict[str, Any] = {}
+  @staticmethod
+  def folders(options: QualityOptions, inputs: base.Inputs) -> dict[str, pathlib.Path]:
+    """{"data": DB5.5, "splits": split files, "docking": docking results}."""
+    data_dir = base.data_folder(inputs, options.data_dir, "db5.5")
+    return {"data": data_dir,
+            "splits": base.data_folder(inputs, options.splits_dir, "") if options.splits_dir
+            else data_dir / "splits",
+            "docking": base.data_folder(inputs, options.docking_dir, "db5_docking")}
 
-  def _settings(self, config) -> dict:
-    o = dd.task_options(config, DEFAULTS, self.name)
-    data_dir = dd.data_folder(config, o["data_dir"], "db5.5")
-    methods = dd.name_list(o["methods"], "task.methods")
-    for m in methods:
-      if m not in dd.DOCKING_METHODS:
-        raise ConfigError(f"task.methods: unknown docking method {m!r}; choose from "
-                          f"{', '.join(dd.DOCKING_METHODS)}")
-    test_decoys = str(o["test_decoys"])
-    if test_decoys not in ("methods", "perturbed"):
-      raise ConfigError(f"task.test_decoys={test_decoys!r}: expected 'methods' or 'perturbed'")
-    n_train = int(o["decoys_per_complex"])
-    n_val = int(o["val_decoys_per_complex"]) or n_train
-    if n_train < 1:
-      raise ConfigError(f"task.decoys_per_complex={n_train}: must be at least 1")
-    if int(o["bins"]) < 1 or int(o["max_evals"]) < 1:
-      raise ConfigError(f"task.bins={o['bins']}, task.max_evals={o['max_evals']}: must be >= 1")
-    return {
-        "data_dir": data_dir,
-        "docking_dir": dd.data_folder(config, o["docking_dir"], "db5_docking"),
-        "splits_dir": dd.data_folder(config, o["splits_dir"], "") if o["splits_dir"]
-        else data_dir / "splits",
-        "n": {"train": n_train, "val": n_val, "test": n_val},
-        "bins": int(o["bins"]),
-        "max_evals": int(o["max_evals"]),
-        "seed": int(o["seed"]),
-        "methods": methods,
-        "test_decoys": test_decoys,
-        "cache_dir": str(o["cache_dir"]),
-        "limit": int(o["limit"]),
-    }
+  def split_ids(self, split: str, options: QualityOptions, inputs: base.Inputs) -> list[str]:
+    f = self.folders(options, inputs)
+    if split == "test" and options.test_decoys == "methods":
+      return db5.limit_ids(docking_results.docking_complex_ids(f["docking"]), options.limit)
+    return db5.limit_ids(db5.read_split(f["data"], split, f["splits"]), options.limit)
 
-  def split_ids(self, config) -> dict[str, list[str]]:
-    s = self._settings(config)
-    ids = {split: dd.limit_ids(dd.read_split(s["data_dir"], split, s["splits_dir"]), s["limit"])
-           for split in ("train", "val")}
-    if s["test_decoys"] == "methods":
-      ids["test"] = dd.limit_ids(dd.docking_complex_ids(s["docking_dir"]), s["limit"])
-    else:
-      ids["test"] = dd.limit_ids(dd.read_split(s["data_dir"], "test", s["splits_dir"]),
-                                 s["limit"])
-    return ids
-
-  def required_paths(self, config) -> list[tuple[str, str]]:
-    s = self._settings(config)
-    paths = [(str(s["data_dir"] / "structures"), "DB5.5 structures"),
-             (str(s["splits_dir"]), "DB5.5 split files")]
-    if s["test_decoys"] == "methods":
-      paths.append((str(s["docking_dir"]), "DB5.5 docking results (ground truth and decoys)"))
+  def required_paths(self, options, inputs) -> list[tuple[str, str]]:
+    f = self.folders(options, inputs)
+    paths = [(str(f["data"] / "structures"), "DB5.5 structures"),
+             (str(f["splits"]), "DB5.5 split files")]
+    if options.test_decoys == "methods":
+      paths.append((str(f["docking"]), "DB5.5 docking results (ground truth and decoys)"))
     return paths
 
-  def sequences(self, config) -> list[str]:
+  def sequences(self, options, inputs) -> list[str]:
     """Chain sequences of the natives (decoys reuse their natives' embeddings)."""
-    from jaxgeo.lm.embed import chain_segments
-    s = self._settings(config)
+    f = self.folders(options, inputs)
     out = []
-    for split, ids in self.split_ids(config).items():
-      for pdb_id in ids:
-        if split == "test" and s["test_decoys"] == "methods":
-          proteins = [_load(p) for p in dd.ground_truth_files(s["docking_dir"], pdb_id)]
+    for split in db5.SPLITS:
+      for pdb_id in self.split_ids(split, options, inputs):
+        if split == "test" and options.test_decoys == "methods":
+          proteins = [_load(p) for p in docking_results.ground_truth_files(f["docking"], pdb_id)]
         else:
-          proteins = dd.load_complex(s["data_dir"], pdb_id)
+          proteins = db5.load_complex(f["data"], pdb_id)
         for protein in proteins:
           out.extend(seq for _, seq in chain_segments(protein))
     return sorted(set(out))
 
-  def _generation_settings(self, s: dict) -> dict:
-    return {"version": GENERATOR_VERSION, "seed": s["seed"], "bins": s["bins"],
-            "max_evals": s["max_evals"], "rotation_deg_per_a": ROTATION_DEG_PER_A,
+  @staticmethod
+  def _generation_settings(options: QualityOptions) -> dict:
+    return {"version": GENERATOR_VERSION, "seed": options.seed, "bins": options.bins,
+            "max_evals": options.max_evals, "rotation_deg_per_a": ROTATION_DEG_PER_A,
             "max_magnitude": MAX_MAGNITUDE}
 
-  def _perturbed(self, split: str, names: list[str], s: dict, groups: dict, cache: LabelCache,
-                 opts: dict, config, store) -> tuple[list, list[float]]:
+  def _perturbed(self, split: str, names: list[str], options: QualityOptions,
+                 folder: pathlib.Path, groups: dict, cache: LabelCache, inputs: base.Inputs
+                 ) -> tuple[list, list[float]]:
     graphs, labels = [], []
-    n = s["n"][split]
+    n = options.decoys(split)
     for pdb_id in names:
-      receptor, ligand = dd.load_complex(s["data_dir"], pdb_id, bound=True)
+      receptor, ligand = db5.load_complex(folder, pdb_id, bound=True)
       key = f"perturbed/{pdb_id}/{n}"
       cached = cache.get(key)
       if cached is not None:
@@ -427,29 +425,32 @@ class QualityTask(base.Task):
           raise DataError(f"{cache.path}: bad cached decoys of {pdb_id} ({e}); delete the file "
                           "to regenerate") from None
       else:
-        rng = np.random.default_rng([s["seed"], zlib.crc32(pdb_id.encode())])
-        decoys = generate_decoys(receptor, ligand, n, rng, s["bins"], s["max_evals"], pdb_id)
+        rng = np.random.default_rng([options.seed, zlib.crc32(pdb_id.encode())])
+        decoys = generate_decoys(receptor, ligand, n, rng, options.bins, options.max_evals,
+                                 pdb_id)
         cache.put(key, [d.as_list() for d in decoys])
       lm = None
-      if dd.fusion_mode(config) != "none":
-        lm = (dd.lm_rows(receptor, config, store), dd.lm_rows(ligand, config, store))
+      if inputs.lm is not None:
+        lm = (inputs.lm.rows(receptor), inputs.lm.rows(ligand))
       for d in decoys:
         moved = perturb(ligand, np.array(d.rotvec), np.array(d.translation))
-        graphs.append(decoy_graph(receptor, moved, d.dockq, groups[pdb_id], opts, lm))
+        graphs.append(decoy_graph(receptor, moved, d.dockq, groups[pdb_id],
+                                  dict(inputs.graph_options), lm))
         labels.append(d.dockq)
     return graphs, labels
 
-  def _real(self, names: list[str], s: dict, groups: dict, cache: LabelCache, opts: dict,
-            config, store) -> tuple[list, list[float], dict]:
+  def _real(self, names: list[str], options: QualityOptions, folder: pathlib.Path,
+            groups: dict, cache: LabelCache, inputs: base.Inputs
+            ) -> tuple[list, list[float], dict]:
     graphs, labels, per_method = [], [], {}
     for pdb_id in names:
-      rec_path, lig_path = dd.ground_truth_files(s["docking_dir"], pdb_id)
+      rec_path, lig_path = docking_results.ground_truth_files(folder, pdb_id)
       native_rec, native_lig = _load(rec_path), _load(lig_path)
       native_rows = None
-      if dd.fusion_mode(config) != "none":
-        native_rows = (dd.lm_rows(native_rec, config, store), dd.lm_rows(native_lig, config, store))
-      for method in s["methods"]:
-        model_rec_path, model_lig_path = dd.decoy_files(s["docking_dir"], method, pdb_id)
+      if inputs.lm is not None:
+        native_rows = (inputs.lm.rows(native_rec), inputs.lm.rows(native_lig))
+      for method in options.method_list:
+        model_rec_path, model_lig_path = docking_results.decoy_files(folder, method, pdb_id)
         model_lig = _load(model_lig_path)
         model_rec = _load(model_rec_path) if model_rec_path is not None else native_rec
         key = f"{method}/{pdb_id}"
@@ -463,41 +464,38 @@ class QualityTask(base.Task):
           cache.put(key, score)
         lm = None
         if native_rows is not None:
-          lm = (_rows_for_model(model_rec, native_rec, native_rows[0], config, store),
-                _rows_for_model(model_lig, native_lig, native_rows[1], config, store))
-        graphs.append(decoy_graph(model_rec, model_lig, score["dockq"], groups[pdb_id], opts, lm))
+          lm = (_rows_for_model(model_rec, native_rec, native_rows[0], inputs),
+                _rows_for_model(model_lig, native_lig, native_rows[1], inputs))
+        graphs.append(decoy_graph(model_rec, model_lig, score["dockq"], groups[pdb_id],
+                                  dict(inputs.graph_options), lm))
         labels.append(score["dockq"])
         per_method.setdefault(method, []).append(score["dockq"])
     return graphs, labels, per_method
 
-  def load(self, config, store) -> base.Splits:
-    s = self._settings(config)
-    opts = dd.graph_options(config)
-    ids = self.split_ids(config)
-    groups = dd.complex_group_ids(*ids.values())
-    settings = self._generation_settings(s)
-    cache = LabelCache(_cache_path(s["cache_dir"], settings), settings)
-    out, info = {}, {"splits": {}}
-    for split in dd.SPLITS:
-      if split == "test" and s["test_decoys"] == "methods":
-        graphs, labels, per_method = self._real(ids[split], s, groups, cache, opts, config, store)
-        info["test_methods"] = {m: dockq_summary(v, s["bins"]) for m, v in per_method.items()}
-      else:
-        graphs, labels = self._perturbed(split, ids[split], s, groups, cache, opts, config,
-                                         store)
-      out[split] = graphs
-      info["splits"][split] = {"complexes": len(ids[split]), "graphs": len(graphs),
-                               "dockq": dockq_summary(labels, s["bins"])}
-    self.info = info
-    logger.info("quality task: %s", info["splits"])
-    return base.check_splits(base.Splits(out["train"], out["val"], out["test"]), self.name)
+  def examples(self, split, options, inputs) -> base.Examples:
+    f = self.folders(options, inputs)
+    names = self.split_ids(split, options, inputs)
+    groups = db5.complex_group_ids(names)
+    settings = self._generation_settings(options)
+    cache = LabelCache(_cache_path(options.cache_dir, settings), settings)
+    info: dict[str, Any] = {"complexes": len(names)}
+    if split == "test" and options.test_decoys == "methods":
+      graphs, labels, per_method = self._real(names, options, f["docking"], groups, cache,
+                                              inputs)
+      info["methods"] = {m: dockq_summary(v, options.bins) for m, v in per_method.items()}
+    else:
+      graphs, labels = self._perturbed(split, names, options, f["data"], groups, cache, inputs)
+    info["dockq"] = dockq_summary(labels, options.bins)
+    logger.info("quality task, %s split: %s", split, {k: v for k, v in info.items()
+                                                      if k != "methods"})
+    return base.Examples(graphs, info)
 
-  def loss(self, outputs, batch):
+  def loss(self, outputs, batch, stats):
     return base.masked_mse(outputs["graph"], batch.globals["label"],
                            base.graph_label_mask(batch))
 
-  def metrics(self, y_true, y_pred, group) -> dict[str, float]:
-    return dd.regression_metrics(y_true, y_pred, group)
+  def metrics(self, y_true, y_pred, group, stats) -> dict[str, float]:
+    return base.regression_metrics(y_true, y_pred, group)
 
 
 def _load(path) -> Protein:

@@ -1,9 +1,0 @@
-"""Table row: task `position` (jaxgeo/tasks/position.py) x GVP-GNN x fusion
-'replace': ESM-2 650M layer-33 vectors replace the residue-type embedding (the paper's PLM rows).
-Model, schedule and graphs: `jaxgeo.config.paper_experiment`.
-"""
-from jaxgeo import config as config_lib
-
-
-def get_config():
-  return config_lib.paper_experiment("position", "gvp", "replace")

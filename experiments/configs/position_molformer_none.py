@@ -1,9 +1,0 @@
-"""Table row: task `position` (jaxgeo/tasks/position.py) x Molformer x fusion
-'none': residue-type embedding, no language model (the paper's baseline).
-Model, schedule and graphs: `jaxgeo.config.paper_experiment`.
-"""
-from jaxgeo import config as config_lib
-
-
-def get_config():
-  return config_lib.paper_experiment("position", "molformer", "none")

@@ -1,0 +1,92 @@
+"""`jaxgeo embed`: per-residue language-model embeddings of many sequences into a store.
+
+    jaxgeo embed --model DIR|unirep1900 (--fasta F | --structures DIR | --config NAME) [--store S]
+
+The computation is the library (`jaxgeo.lm.embed`); this verb reads the inputs: a FASTA file,
+every chain of a folder of structures, or exactly the sequences an experiment's task reads
+(`--config`: a row name of `jaxgeo.rows` or a config file).
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def config_sequences(config_name: str, overrides: list[str]):
+  """-> ([(name, sequence)], config) for the sequences an experiment's task reads."""
+  from jaxgeo import config as config_lib
+  from jaxgeo import rows
+  from jaxgeo.errors import DataError
+  config = config_lib.apply_overrides(rows.resolve(config_name), overrides)
+  task, options, inputs = config_lib.task_setup(config, with_lm=False)
+  sequences = task.sequences(options, inputs)
+  if not sequences:
+    raise DataError(f"--config {config_name}: task {config.task.name!r} cannot list its "
+                    "sequences; use --fasta or --structures")
+  return [(f"{config.name}:{i}", seq) for i, seq in enumerate(sequences)], config
+
+
+def run(args: argparse.Namespace) -> int:
+  from jaxgeo.errors import DataError
+  from jaxgeo.lm import embed
+  from jaxgeo.lm.store import EmbeddingStore
+  config = None
+  if args.fasta:
+    records = embed.read_fasta(args.fasta)
+  elif args.structures:
+    records = embed.read_structures(args.structures)
+  else:
+    records, config = config_sequences(args.config, args.set or [])
+  if args.store is None:
+    if config is None:
+      raise DataError("--store is required with --fasta / --structures")
+    from jaxgeo import config as config_lib
+    args.store = str(config_lib.store_path(config))
+  if args.layers is None and config is not None:
+    args.layers = [int(config.lm.layer)]
+  embedder = embed.get_embedder(args.model, args.dtype)
+  store = EmbeddingStore(args.store)
+  result = embed.embed_sequences(
+      embedder, records, store, layers=args.layers, store_dtype=args.store_dtype,
+      max_tokens=args.max_tokens, overlap=args.overlap, max_residues=args.max_residues,
+      progress=not args.no_progress)
+  print(result.summary())
+  return 0
+
+
+def register(subparsers) -> None:
+  p = subparsers.add_parser(
+      "embed", help="per-residue language-model embeddings into an embedding store",
+      description="Embeds every sequence of a FASTA file, or every chain of the structure files "
+      "in a folder (each chain separately), or the sequences an experiment reads, with ESM-2 "
+      "(a `jaxgeo convert-esm` folder) or UniRep (unirep64/256/1900, offline), and writes one "
+      "[L, D] array per (model, layer, sequence) into the store. Re-running skips what is "
+      "there. Sequences longer than the model's context are embedded in overlapping windows "
+      "averaged where they overlap.")
+  p.add_argument("--model", required=True,
+                 help="convert-esm output folder, or unirep64 / unirep256 / unirep1900")
+  src = p.add_mutually_exclusive_group(required=True)
+  src.add_argument("--fasta", help="FASTA file of sequences")
+  src.add_argument("--structures", help="folder of structure files (.pdb, .cif, optionally .gz); "
+                   "each chain is embedded separately")
+  src.add_argument("--config", help="an experiment (a row name, see `./launch.sh --list`, or a "
+                   "config file): embed exactly the sequences its task reads, into its store "
+                   "(lm.store) at its layer (lm.layer) unless --store / --layers say otherwise")
+  p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                 help="with --config: override a config value (repeatable)")
+  p.add_argument("--store", default=None,
+                 help="embedding store folder (created if absent); with --config default lm.store")
+  p.add_argument("--layers", type=int, nargs="+", default=None,
+                 help="layers to keep (default: the last; ESM-2: 0..num_layers, 0 = embeddings)")
+  p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                 help="compute precision (parameters stay float32)")
+  p.add_argument("--store-dtype", choices=("float32", "float16"), default="float32",
+                 help="precision of the arrays on disk")
+  p.add_argument("--max-tokens", type=int, default=None,
+                 help="tokens per batch (rows x padded length); default 8192 (ESM-2), "
+                 "16384 (UniRep)")
+  p.add_argument("--max-residues", type=int, default=None,
+                 help="window size for long sequences (default: the model's context, 1022)")
+  p.add_argument("--overlap", type=int, default=256,
+                 help="minimum overlap of consecutive windows of a long sequence")
+  p.add_argument("--no-progress", action="store_true", help="no progress bar")
+  p.set_defaults(func=run)

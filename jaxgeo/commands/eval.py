@@ -1,0 +1,35 @@
+"""`jaxgeo eval RUN_DIR [--checkpoint best|last] [--split val --split test]`: re-evaluate a
+run folder's checkpoint."""
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+
+def register(subparsers) -> None:
+  e = subparsers.add_parser(
+      "eval", help="evaluate a run folder's best (or last) checkpoint",
+      description="Re-evaluates a run folder's checkpoint on its validation and test splits, "
+      "prints the metrics and writes RUN_DIR/eval_<checkpoint>.json.")
+  e.add_argument("run_dir", help="run folder written by `jaxgeo train`")
+  e.add_argument("--checkpoint", choices=("best", "last"), default="best")
+  e.add_argument("--split", dest="splits", action="append", default=None,
+                 choices=("train", "val", "test"), help="split to evaluate (repeatable; "
+                 "default: val and test)")
+  e.add_argument("--no-progress", action="store_true", help="no progress bars")
+  e.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+  from jaxgeo import train
+  train.setup_jax()
+  out = train.evaluate_run(args.run_dir, which=args.checkpoint,
+                           splits=tuple(args.splits or ("val", "test")),
+                           progress=not args.no_progress)
+  print(f"{args.run_dir}: {args.checkpoint} checkpoint (epoch {out['epoch']})")
+  for split in args.splits or ("val", "test"):
+    res = out[split]
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(res["metrics"].items()))
+    print(f"  {split:5s} loss {res['loss']:.4f} ({res['count']} items): {metrics}")
+  print(f"  written to {pathlib.Path(args.run_dir) / ('eval_' + args.checkpoint + '.json')}")
+  return 0

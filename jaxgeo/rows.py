@@ -1,0 +1,148 @@
+"""The experiment rows of the paper's tables (and our extensions), as data.
+
+One table, `ROWS`, of named rows: task x network x fusion x language model, plus any
+row-specific overrides (dotted config keys). `./launch.sh --list`, `./launch.sh NAME`,
+`jaxgeo train --config NAME`, `jaxgeo embed --config NAME` and the experiment grid read it;
+a user's own config file (`get_config()`, or a run's config.json) works wherever a name does.
+
+    rows.names()                       # every row name
+    rows.get("interface_gvp_replace")  # -> Row
+    rows.config("interface_gvp_none")  # -> the resolved ml_collections ConfigDict
+    rows.resolve(name_or_file)         # a row name or a config file -> ConfigDict
+
+Row names: `{task}_{network}_{fusion}` with ESM-2 650M (the paper's language model) and
+`{task}_{network}_{fusion}_unirep` with UniRep 1900 (the real pre-trained model that
+installs offline); `none` rows use no language model. Extra rows (demos) are listed in
+`_EXTRA`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import pathlib
+from typing import Any
+
+import ml_collections
+
+from jaxgeo import config as config_lib
+from jaxgeo.errors import ConfigError
+
+__all__ = ["Row", "ROWS", "TASKS", "NETWORKS", "FUSIONS", "LANGUAGE_MODELS", "names", "get",
+           "config", "resolve", "table"]
+
+# The paper's tasks as jaxgeo runs them, and the networks / fusion modes of every row.
+TASKS = ("position", "interface", "quality", "affinity", "atom3d_psr", "atom3d_lba",
+         "atom3d_ppi")
+NETWORKS = ("gvp", "egnn", "molformer")
+FUSIONS = ("none", "replace", "concat", "project")
+# Row-name suffix -> store model name (a key of config.PAPER_LMS).
+LANGUAGE_MODELS = {"": "esm2_t33_650M", "_unirep": "unirep1900"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One experiment.
+
+  Attributes:
+    name: the row's name (`launch.sh NAME`).
+    task, network, fusion: what is trained.
+    lm_model: the store model name of the language model (ignored for fusion "none").
+    overrides: (dotted key, value) pairs applied after the paper's defaults.
+    description: one line for `--list`.
+  """
+  name: str
+  task: str
+  network: str
+  fusion: str = "none"
+  lm_model: str = "esm2_t33_650M"
+  overrides: tuple[tuple[str, Any], ...] = ()
+  description: str = ""
+
+
+def _paper_rows() -> list[Row]:
+  out = []
+  for task in TASKS:
+    for network in NETWORKS:
+      for fusion in FUSIONS:
+        if fusion == "none":
+          out.append(Row(f"{task}_{network}_none", task, network, "none",
+                         description="residue-type embedding, no language model"))
+          continue
+        for suffix, lm_model in LANGUAGE_MODELS.items():
+          out.append(Row(f"{task}_{network}_{fusion}{suffix}", task, network, fusion, lm_model,
+                         description=f"{lm_model} per-residue vectors, fusion {fusion}"))
+  return out
+
+
+_EXTRA = [
+    Row("position_demo", "position", "egnn", "none", overrides=(
+        ("task.target", "relative"), ("task.num_train", 96), ("task.num_val", 12),
+        ("task.num_test", 12), ("task.min_length", 30), ("task.max_length", 80),
+        ("data.k", 10), ("data.edges", "knn"), ("model.egnn.hidden", 32),
+        ("model.egnn.num_layers", 2), ("model.fusion.embed_dim", 32), ("train.lr", 3e-3),
+        ("train.epochs", 30), ("train.batch_graphs", 8), ("train.max_buckets", 2),
+        ("train.patience", 8)),
+        description="a quick CPU demo: a small EGNN learns the relative sequence position of "
+        "generated proteins (minutes on a laptop)"),
+]
+
+ROWS: tuple[Row, ...] = tuple(_paper_rows() + _EXTRA)
+_BY_NAME = {row.name: row for row in ROWS}
+assert len(_BY_NAME) == len(ROWS), "duplicate row names"
+
+
+def names() -> list[str]:
+  """Every row name, in table order."""
+  return [row.name for row in ROWS]
+
+
+def get(name: str) -> Row:
+  """The row called `name`. Unknown -> ConfigError with the closest names."""
+  if name not in _BY_NAME:
+    close = difflib.get_close_matches(name, list(_BY_NAME), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ConfigError(f"experiment {name!r}: no such row (see `./launch.sh --list`){hint}")
+  return _BY_NAME[name]
+
+
+def _set(config: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
+  parts = dotted.split(".")
+  node = config
+  for part in parts[:-1]:
+    node = node[part]
+  if parts[-1] not in node:
+    raise ConfigError(f"row override {dotted}: no such key")
+  with node.unlocked():
+    node[parts[-1]] = value
+
+
+def config(row: str | Row) -> ml_collections.ConfigDict:
+  """The resolved config of a row (the paper's settings, then the row's overrides)."""
+  row = get(row) if isinstance(row, str) else row
+  out = config_lib.paper_experiment(row.task, row.network, row.fusion, lm_model=row.lm_model)
+  for key, value in row.overrides:
+    _set(out, key, value)
+  with out.unlocked():
+    out.name = row.name
+  return out
+
+
+def resolve(name_or_path: str) -> ml_collections.ConfigDict:
+  """A config from a row name, or from a config file (`.py` with get_config(), `.json`)."""
+  path = pathlib.Path(str(name_or_path))
+  if path.suffix in (".py", ".json") or path.exists():
+    return config_lib.load_config(path)
+  return config(str(name_or_path))
+
+
+def table(markdown: bool = False) -> str:
+  """The row table as text (name, task, network, fusion, language model, description)."""
+  header = ("name", "task", "network", "fusion", "language model", "description")
+  lines = [(r.name, r.task, r.network, r.fusion, r.lm_model if r.fusion != "none" else "-",
+            r.description) for r in ROWS]
+  if markdown:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return "\n".join(out)
+  width = max(len(r.name) for r in ROWS)
+  return "\n".join(f"{line[0]:<{width}}  {line[5]}" for line in lines)
