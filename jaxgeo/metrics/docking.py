@@ -1,7 +1,8 @@
 """Docking metrics on the host (numpy): superposition, EquiDock's RMSDs, CAPRI / DockQ.
 
 Superposition: `kabsch(mobile, target)` returns the proper rotation (det = +1) and
-translation minimising the RMSD of `mobile @ R.T + t` to `target`.
+translation minimising the RMSD of `mobile @ R.T + t` to `target` (`jaxgeo.geometry`'s
+Kabsch, with the inputs checked here).
 
 EquiDock's metrics (Ganea et al., ICLR 2022), on CA coordinates, as its evaluation script
 (`src/test_all_methods/eval_pdb_outputset.py` of octavian-ganea/equidock_public) computes them:
@@ -42,6 +43,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from jaxgeo import errors
+from jaxgeo import geometry
 from jaxgeo import residues
 
 CA_INDEX = residues.ATOM_ORDER["CA"]
@@ -85,20 +87,12 @@ def kabsch(mobile, target) -> tuple[np.ndarray, np.ndarray]:
   _same_shape(mobile, target, "kabsch")
   if mobile.shape[0] == 0:
     raise errors.DataError("metrics: kabsch needs at least one point")
-  mu_m = mobile.mean(axis=0)
-  mu_t = target.mean(axis=0)
-  h = (mobile - mu_m).T @ (target - mu_t)  # [3, 3] covariance
-  u, _, vt = np.linalg.svd(h)
-  d = np.sign(np.linalg.det(vt.T @ u.T))
-  d = 1.0 if d == 0 else d
-  r = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-  t = mu_t - r @ mu_m
-  return r, t
+  return geometry.kabsch(mobile, target)
 
 
 def apply_transform(x, r: np.ndarray, t: np.ndarray) -> np.ndarray:
   """`x @ r.T + t` for `x [N, 3]`."""
-  return np.asarray(x, dtype=np.float64) @ np.asarray(r).T + np.asarray(t)
+  return geometry.apply_transform(x, r, t)
 
 
 def superpose(mobile, target) -> np.ndarray:
@@ -120,11 +114,7 @@ def rmsd(a, b, align: bool = False) -> float:
   a = _coords(a, "a")
   b = _coords(b, "b")
   _same_shape(a, b, "rmsd")
-  if a.shape[0] == 0:
-    return float("nan")
-  if align:
-    a = superpose(a, b)
-  return float(np.sqrt(np.mean(np.sum((a - b) ** 2, axis=-1))))
+  return geometry.rmsd(a, b, align=align)
 
 
 # ------------------------------------------------------------------ EquiDock (CA atoms)
