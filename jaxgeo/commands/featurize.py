@@ -9,19 +9,24 @@ import time
 STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif")
 
 
+def _is_structure_name(name: str) -> bool:
+  parts = name.lower().removesuffix(".gz").split(".")
+  return any("." + p in STRUCTURE_SUFFIXES for p in parts[1:])
+
+
 def structure_files(folder: str | os.PathLike) -> list[pathlib.Path]:
   """Structure files in a folder (PDB / mmCIF, optionally gzipped, DB5.5 '.pdb.2.gz' too),
-  sorted by name. Raises DataError when the folder is missing or holds none."""
+  sorted by name; a file is itself (whatever its name: the reader sniffs the format).
+  Raises DataError when the path is missing or the folder holds none."""
   from jaxgeo.errors import DataError
   folder = pathlib.Path(folder)
+  if folder.is_file():
+    return [folder]
   if not folder.is_dir():
-    raise DataError(f"{folder}: no such folder")
-  files = []
-  for path in sorted(folder.iterdir()):
-    name = path.name.lower().removesuffix(".gz")
-    parts = name.split(".")
-    if path.is_file() and any("." + p in STRUCTURE_SUFFIXES for p in parts[1:]):
-      files.append(path)
+    kind = "file" if _is_structure_name(folder.name) else "folder"
+    raise DataError(f"{folder}: no such {kind}")
+  files = [path for path in sorted(folder.iterdir())
+           if path.is_file() and _is_structure_name(path.name)]
   if not files:
     raise DataError(f"{folder}: no structure files (.pdb, .cif, optionally .gz)")
   return files
@@ -38,13 +43,38 @@ def add_graph_options(parser: argparse.ArgumentParser) -> None:
                       help="neighbour cap for radius graphs (default: 32)")
 
 
+def check_graph_options(args: argparse.Namespace) -> None:
+  """Raises ConfigError naming the option when a graph option is out of range (once, before
+  any file is read)."""
+  from jaxgeo.errors import ConfigError
+  if args.edges == "knn" and args.k < 1:
+    raise ConfigError(f"--k {args.k}: must be at least 1")
+  if args.edges == "radius" and not args.radius > 0:
+    raise ConfigError(f"--radius {args.radius}: must be positive")
+  if args.edges == "radius" and args.max_neighbors < 1:
+    raise ConfigError(f"--max-neighbors {args.max_neighbors}: must be at least 1")
+
+
+def check_options(args: argparse.Namespace) -> None:
+  """Raises ConfigError naming the first out-of-range option of `jaxgeo featurize`."""
+  from jaxgeo.errors import ConfigError
+  check_graph_options(args)
+  for option, value in (("--batch-graphs", args.batch_graphs), ("--max-buckets", args.max_buckets)):
+    if value < 1:
+      raise ConfigError(f"{option} {value}: must be at least 1")
+  if args.limit is not None and args.limit < 1:
+    raise ConfigError(f"--limit {args.limit}: must be a positive number of files")
+
+
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
-      "featurize", help="turn a folder of structures into residue graphs and summarise them",
-      description="Reads every PDB/mmCIF file (optionally .gz) in FOLDER, builds its residue "
+      "featurize", help="turn structures (a folder or one file) into residue graphs and "
+      "summarise them",
+      description="Reads every PDB/mmCIF file (optionally .gz) in FOLDER (or the one file "
+      "FOLDER names), builds its residue "
       "graph, chooses padding buckets and prints structures/s, residues/s and the padding "
       "efficiency. Unreadable files are reported and skipped.")
-  parser.add_argument("folder", help="folder of structure files")
+  parser.add_argument("folder", metavar="FOLDER", help="folder of structure files, or one file")
   add_graph_options(parser)
   parser.add_argument("--chains", default=None, help="keep only these chains, e.g. A or A,B")
   parser.add_argument("--batch-graphs", type=int, default=8, help="graphs per batch (default: 8)")
@@ -58,8 +88,9 @@ def run(args: argparse.Namespace) -> int:
   from tqdm import tqdm
 
   from jaxgeo import batching, graph, structure
-  from jaxgeo.errors import DataError, JaxgeoError
+  from jaxgeo.errors import DataError, StructureError
 
+  check_options(args)
   files = structure_files(args.folder)[: args.limit]
   graphs, failures, residues = [], [], 0
   start = time.perf_counter()
@@ -69,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
       graphs.append(graph.residue_graph(protein, edges=args.edges, k=args.k, radius=args.radius,
                                         max_neighbors=args.max_neighbors))
       residues += len(protein)
-    except JaxgeoError as e:
+    except (StructureError, DataError) as e:  # a file's problem; option errors stop the run
       failures.append(str(e))
   seconds = time.perf_counter() - start
   for failure in failures:
