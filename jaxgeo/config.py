@@ -100,13 +100,22 @@ def experiment(task: str, network: str, fusion: str = "none", *, head: str = "gr
 PAPER_LMS = {"esm2_t33_650M": (33, 1280), "unirep1900": (1, 1900)}
 
 
+FEATURES = ("paper", "rich")
+
+
 def paper_experiment(task: str, network: str, fusion: str = "none", *,
-                     lm_model: str = "esm2_t33_650M", **task_options: Any
-                     ) -> ml_collections.ConfigDict:
+                     lm_model: str = "esm2_t33_650M", features: str = "paper",
+                     **task_options: Any) -> ml_collections.ConfigDict:
   """One row of the paper's tables: `experiment()` for (task, network, fusion) with the
   task's head and output size, every task option at its default (overridden by
-  `task_options`), the paper's radius graph (CA within 8 A, at most 32 neighbours) and
-  batches of 32 graphs (Molformer: batches of 4, attention over all nodes), reading `lm_model` embeddings (a key of PAPER_LMS) when fused."""
+  `task_options`), the paper's training settings (`main.py`: Adam lr 1e-4, batches of 32,
+  ReduceLROnPlateau x0.6 / 5 epochs / min 5e-7, early stopping after 8 epochs, 200 epochs at
+  most; Molformer on the position task: batches of 4) and the paper's inputs
+  (`features="paper"`: residue type or LM vector at the CA, 16 RBFs of the CA distance on
+  [0, 8 A] and the unit direction per edge, radius graph CA within 8 A with at most 32
+  neighbours). `features="rich"` is our extension (GVP-CPD inputs: dihedrals,
+  previous/next/CB vectors, sequence-separation and chain edges, fed to the network with
+  `model.node_features`). Reads `lm_model` embeddings (a key of PAPER_LMS) when fused."""
   from jaxgeo import tasks  # the registry imports task modules lazily
   if lm_model not in PAPER_LMS:
     raise ConfigError(f"lm_model={lm_model!r}: expected one of {', '.join(PAPER_LMS)}")
@@ -115,16 +124,22 @@ def paper_experiment(task: str, network: str, fusion: str = "none", *,
   config = experiment(task, network, fusion, head=task_class.head, out_dim=task_class.out_dim,
                       lm_dim=width)
   defaults = task_class.default_options()
-  task_class.options({**defaults, **task_options})   # unknown or mistyped: ConfigError
+  options = task_class.options({**defaults, **task_options})   # unknown or mistyped: ConfigError
+  if task_class.out_dim_for(options) != task_class.out_dim:
+    config.model.out_dim = task_class.out_dim_for(options)
   config.task.update({**defaults, **task_options})
-  if network == "molformer":
-    # Molformer attends over all nodes of a graph: no edges needed (knn is the cheapest to
-    # build) and the paper's smaller batches.
-    config.data.edges = "knn"
-    config.train.batch_graphs = 4
-  else:
-    config.data.edges = "radius"
-    config.train.batch_graphs = 32
+  if features not in FEATURES:
+    raise ConfigError(f"features={features!r}: expected one of {FEATURES}")
+  config.data.features = features
+  config.model.node_features = features == "rich"
+  if features == "rich" and network in ("egnn", "molformer"):
+    config.model[network].input_linear = True   # the dihedral scalars join the node inputs
+  config.data.edges = "radius"
+  config.data.radius = 8.0
+  config.data.max_neighbors = 32
+  config.train.batch_graphs = 32
+  if network == "molformer" and task.startswith("position"):
+    config.train.batch_graphs = 4      # main.py: args.batch = 4 for Molformer on TOY
   config.lm.model = lm_model
   config.lm.layer = layer
   return config
@@ -386,10 +401,11 @@ def validate(config: ml_collections.ConfigDict, task=None) -> ml_collections.Con
     raise ConfigError("train.plateau: patience must be >= 1 and cooldown, rtol, min_lr >= 0")
   model = model_config(config)
   if task is not None:
-    if model.head != task.head or model.out_dim != task.out_dim:
+    out_dim = task.out_dim_for(task.options(config.task))
+    if model.head != task.head or model.out_dim != out_dim:
       raise ConfigError(
           f"model.head={model.head!r}, model.out_dim={model.out_dim}: task {task.name!r} "
-          f"needs head={task.head!r}, out_dim={task.out_dim}")
+          f"needs head={task.head!r}, out_dim={out_dim}")
   return config
 
 

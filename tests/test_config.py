@@ -18,16 +18,41 @@ def test_every_experiment_row_loads_and_validates(name):
   config_lib.validate(config, task)
   task.options(config.task)   # typed options: every key known, every value of its type
   model = config_lib.model_config(config)
-  assert model.head == task.head and model.out_dim == task.out_dim
-  # The name says (task, network, fusion[, language model when not ESM-2]) so that tables
-  # can be regenerated.
+  assert model.head == task.head and model.out_dim == task.out_dim_for(task.options(config.task))
+  # The name says (task, network, fusion[, language model when not ESM-2][, _rich]) so that
+  # tables can be regenerated.
+  row = rows.get(name)
   if name != "position_demo":
-    stem, lm = name, "esm2"
+    stem, lm, features = name, "esm2", "paper"
+    if stem.endswith("_rich"):
+      stem, features = stem.removesuffix("_rich"), "rich"
     if stem.endswith("_unirep"):
       stem, lm = stem.removesuffix("_unirep"), "unirep"
     task_name, network, fusion = stem.rsplit("_", 2)
     assert (config.task.name, model.network, model.fusion.mode) == (task_name, network, fusion)
+    assert (row.task, row.network, row.fusion, row.features) == (task_name, network, fusion,
+                                                                   features)
     assert str(config.lm.model).startswith(lm)
+    assert config.data.features == features
+
+
+@pytest.mark.parametrize("name", [r.name for r in rows.ROWS if r.paper])
+def test_paper_rows_have_the_papers_settings(name):
+  """Every paper row follows `main.py` of GGNN_Meets_PLM and the paper's featurisation."""
+  config = rows.config(name)
+  t, d = config.train, config.data
+  assert (t.lr, t.epochs, t.patience, t.monitor) == (1e-4, 200, 8, "loss")
+  # ReduceLROnPlateau(factor=0.6, patience=5, min_lr=5e-7): optax counts to 6 (see config).
+  assert (t.plateau.factor, t.plateau.patience, t.plateau.min_lr) == (0.6, 6, 5e-7)
+  molformer_toy = config.model.network == "molformer" and config.task.name.startswith("position")
+  assert t.batch_graphs == (4 if molformer_toy else 32)
+  assert (d.features, d.edges, d.radius, d.max_neighbors) == ("paper", "radius", 8.0, 32)
+  model = config_lib.model_config(config)
+  assert model.node_features is False          # residue type / LM vector at the CA only
+  if model.network == "egnn":
+    assert model.egnn.normalize is False       # the paper's EGNN default
+  if model.fusion.mode != "none":
+    assert config.lm.model in config_lib.PAPER_LMS
 
 
 def test_row_names_and_user_files_resolve(tmp_path):

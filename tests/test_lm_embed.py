@@ -257,14 +257,17 @@ def test_embed_config_fills_exactly_what_training_reads(tmp_path):
   from jaxgeo.lm.store import EmbeddingStore
   overrides = ["task.num_train=3", "task.num_val=2", "task.num_test=2", "task.min_length=20", "task.max_length=40",
                "lm.model=unirep64", "lm.layer=1", f"lm.store={tmp_path / 'store'}"]
-  path = "position_gvp_replace"   # a row of jaxgeo.rows
+  path = tmp_path / "position_generated_gvp_replace.py"   # a user's own config file
+  path.write_text("from jaxgeo import config as c\n\ndef get_config():\n  return "
+                  "c.paper_experiment('position_generated', 'gvp', 'replace')\n")
+  path = str(path)
   argv = ["embed", "--model", "unirep64", "--config", path, "--no-progress"]
   for o in overrides:
     argv += ["--set", o]
   assert cli.main(argv) == 0
-  config = config_lib.apply_overrides(rows.config(path), overrides)
+  config = config_lib.apply_overrides(rows.resolve(path), overrides)
   _, options, inputs = config_lib.task_setup(config, with_lm=False)
-  sequences = tasks.get_task("position").sequences(options, inputs)
+  sequences = tasks.get_task("position_generated").sequences(options, inputs)
   store = EmbeddingStore(tmp_path / "store")
   for seq in sequences:
     assert store.get("unirep64", 1, seq).shape == (len(seq), 64)

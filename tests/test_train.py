@@ -37,13 +37,14 @@ def test_position_labels_follow_the_paper():
   # GGNN_Meets_PLM TOYDataset, label 'dist': min(i, L - i) for i in 0..L-1.
   np.testing.assert_array_equal(position.position_labels(5, "dist"), [0, 1, 2, 2, 1])
   np.testing.assert_allclose(position.position_labels(5, "relative"), [0, .25, .5, .75, 1])
+  np.testing.assert_array_equal(position.position_labels(5, "id"), [0, 1, 2, 3, 4])
   with pytest.raises(ConfigError, match="task.target"):
-    position.position_labels(5, "id")
+    position.position_labels(5, "index")
 
 
 def test_position_task_loads_deterministic_splits():
   config = tiny_config()
-  task = tasks.get_task("position")
+  task = tasks.get_task("position_generated")
   assert (task.head, task.primary_metric, task.higher_is_better) == ("node", "rmse", False)
   splits = config_lib.load_task(config, None)[1].splits
   assert splits.sizes() == {"train": 16, "val": 4, "test": 4}
@@ -67,7 +68,7 @@ def test_position_with_lm_fusion_needs_the_store():
 
 
 def test_padding_never_counts_in_loss_or_predictions():
-  task = tasks.get_task("position")
+  task = tasks.get_task("position_generated")
   splits = config_lib.load_task(tiny_config(), None)[1].splits
   graphs = splits.train[:3]
   buckets = batching.choose_buckets(graphs, batch_graphs=3, max_buckets=1)

@@ -22,6 +22,8 @@ __all__ = ["Dataset", "Examples", "Inputs", "Splits", "Task", "get_task", "known
 # name -> (module, class name)
 _REGISTRY: dict[str, tuple[str, str]] = {
     "position": ("jaxgeo.tasks.position", "PositionTask"),
+    "position_id": ("jaxgeo.tasks.position", "PositionIdTask"),
+    "position_generated": ("jaxgeo.tasks.position", "GeneratedPositionTask"),
     "interface": ("jaxgeo.tasks.interface", "InterfaceTask"),
     "quality": ("jaxgeo.tasks.quality", "QualityTask"),
     "affinity": ("jaxgeo.tasks.affinity", "AffinityTask"),

@@ -196,6 +196,11 @@ class Task(abc.ABC):
     """The task's options from a config's `task` section (see `parse_options`)."""
     return parse_options(self.Options, section, self.name)
 
+  def out_dim_for(self, options) -> int:
+    """Outputs per node / graph under `options` (default: the class's `out_dim`)."""
+    del options
+    return self.out_dim
+
   def default_options(self) -> dict[str, Any]:
     """Every option with its default (what an experiment config's `task` section holds)."""
     return dataclasses.asdict(self.Options())
