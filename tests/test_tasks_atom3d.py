@@ -282,7 +282,9 @@ def test_ppi_task_neighbours_and_distance_labels(tmp_path):
 
   _write_splits(tmp_path / "ppi", items)
   task = tasks.get_task("atom3d_ppi")
-  config = make_config("atom3d_ppi", "node", tmp_path, data_dir=str(tmp_path / "ppi"))
+  assert task.options({}).definition == "ca"          # the paper's labels by default
+  config = make_config("atom3d_ppi", "node", tmp_path, data_dir=str(tmp_path / "ppi"),
+                       definition="neighbors")
   splits = config_lib.load_task(config, None)[1].splits
   assert splits.sizes() == {"train": 2, "val": 2, "test": 2}
   g0, g1 = splits.train
@@ -311,3 +313,23 @@ def test_unknown_option_and_missing_split(tmp_path):
     config_lib.load_task(make_config("atom3d_psr", "graph", tmp_path, cutof=3), None)[1].splits
   with pytest.raises(DataError, match="no train LMDB found"):
     config_lib.load_task(make_config("atom3d_psr", "graph", tmp_path, data_dir=str(tmp_path)))
+
+
+def test_ppi_paper_split_re_splits_the_test_lmdb(tmp_path):
+  """main.py: split_randomly(LMDBDataset(test)): 80 / 10 / 10 of the test LMDB alone."""
+  a, b = _pair_complex(gap=6.0)
+  cols = {k: np.concatenate([atom3d.atoms_table(a, "e", "e_lig")[k],
+                             atom3d.atoms_table(b, "e", "e_rec")[k]])
+          for k in atom3d.atoms_table(a).names}
+  atom3d.write_lmdb(tmp_path / "ppi" / "test", [
+      {"id": f"e{i}", "atoms_pairs": atom3d.AtomsTable(cols)} for i in range(20)])
+  config = make_config("atom3d_ppi", "node", tmp_path, data_dir=str(tmp_path / "ppi"),
+                       split="paper")
+  task, options, inputs = config_lib.task_setup(config)
+  parts = {s: task.record_indices(s, options, inputs, 20)[1] for s in ("train", "val", "test")}
+  assert [len(parts[s]) for s in ("train", "val", "test")] == [16, 2, 2]
+  assert sorted(sum(parts.values(), [])) == list(range(20))
+  dataset = config_lib.load_task(config)[1]
+  assert dataset.splits.sizes() == {"train": 32, "val": 4, "test": 4}   # two graphs a pair
+  with pytest.raises(ConfigError, match="task.split"):
+    task.options({"split": "random"})

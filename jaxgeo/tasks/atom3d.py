@@ -7,9 +7,13 @@
 - `atom3d_lba` (ligand binding affinity): the pocket's residues plus the ligand's heavy atoms
   (element types kept) in one graph, label `scores[neglog_aff]` (outputs standardized with the
   training split's mean and std, `task.standardize`); primary metric: RMSE.
-- `atom3d_ppi` (protein interface): each subunit of a pair as a residue graph labelled by
-  ATOM3D's neighbour table (`atoms_neighbors`: residues with a heavy atom within 6 A of the
-  partner), or by CA / heavy-atom distances (`task.definition`); primary metric: AUROC.
+- `atom3d_ppi` (protein interface): each subunit of a pair as a residue graph labelled, as the
+  paper does, by CA distances (`task.definition="ca"`: a CA within 8 A of a partner CA), or by
+  ATOM3D's neighbour table (`"neighbors"`: residues with a heavy atom within 6 A of the
+  partner) or heavy-atom distances (`"heavy"`); primary metric: AUROC. Splits: ATOM3D's
+  official DIPS split folders (`task.split="official"`), or the paper's: a seeded random
+  80 / 10 / 10 re-split of the test LMDB alone (`task.split="paper"`, as `main.py` does with
+  `split_randomly(LMDBDataset(data_path + 'test'))`).
 """
 from __future__ import annotations
 
@@ -56,13 +60,17 @@ class LBAOptions(_CommonOptions):
 
 @dataclasses.dataclass(frozen=True)
 class PPIOptions(_CommonOptions):
-  definition: str = "neighbors"   # "neighbors" (ATOM3D's table), "ca" or "heavy"
+  definition: str = "ca"          # "ca" (the paper's, 8 A), "neighbors" (ATOM3D's table), "heavy"
   cutoff: float = 0.0             # A; 0: the definition's default
+  split: str = "official"         # "official" (split folders) or "paper" (re-split of test/)
+  split_seed: int = 0             # the paper split's seed
 
   def __post_init__(self):
     if self.definition not in ("neighbors", *DEFINITIONS):
       raise ConfigError(f"task.definition={self.definition!r}: expected 'neighbors', "
                         f"{', '.join(map(repr, DEFINITIONS))}")
+    if self.split not in ("official", "paper"):
+      raise ConfigError(f"task.split={self.split!r}: expected 'official' or 'paper'")
 
 
 class _Atom3DTask(base.Task):
@@ -98,17 +106,28 @@ class _Atom3DTask(base.Task):
                       inputs: base.Inputs) -> list[jraph.GraphsTuple]:
     raise NotImplementedError
 
+  def record_indices(self, split: str, options, inputs: base.Inputs, size: int
+                     ) -> tuple[pathlib.Path, list[int]]:
+    """(LMDB folder, record indices) of one split (all records of the split's LMDB)."""
+    return self.split_path(options, inputs, split), list(range(size))
+
   def examples(self, split, options, inputs) -> base.Examples:
-    path = self.split_path(options, inputs, split)
+    path = self.lmdb_of(split, options, inputs)
     groups: dict = {}
     graphs = []
     with LMDBDataset(path, allow_pickle=options.allow_pickle) as ds:
-      n = len(ds) if not options.limit else min(len(ds), options.limit)
-      for i in range(n):
+      _, indices = self.record_indices(split, options, inputs, len(ds))
+      if options.limit:
+        indices = indices[:options.limit]
+      for i in indices:
         item = ds[i]
         graphs.extend(self.record_examples(item, f"{path}: record {i} (id {item['id']!r})",
                                            groups, options, inputs))
-    return base.Examples(graphs, {"records": n})
+    return base.Examples(graphs, {"records": len(indices)})
+
+  def lmdb_of(self, split: str, options, inputs: base.Inputs) -> pathlib.Path:
+    """The LMDB folder a split's records come from."""
+    return self.split_path(options, inputs, split)
 
   @staticmethod
   def _table(item: dict, key: str, where: str) -> AtomsTable:
@@ -229,6 +248,22 @@ class PPITask(_Atom3DTask):
   primary_metric = "auroc"
   higher_is_better = True
   subfolder = os.path.join("atom3d", "ppi")
+
+  def lmdb_of(self, split, options, inputs):
+    if options.split == "paper":
+      return self.split_path(options, inputs, "test")
+    return self.split_path(options, inputs, split)
+
+  def record_indices(self, split, options, inputs, size):
+    if options.split != "paper":
+      return super().record_indices(split, options, inputs, size)
+    # main.py: split_randomly(LMDBDataset(test)) -> 80 / 10 / 10 of a random permutation.
+    order = np.random.default_rng(options.split_seed).permutation(size).tolist()
+    n_val = n_test = int(0.1 * size)
+    n_train = size - n_val - n_test
+    bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val),
+              "test": (n_train + n_val, size)}[split]
+    return self.lmdb_of(split, options, inputs), sorted(order[bounds[0]:bounds[1]])
 
   def _subunits(self, pairs: AtomsTable, neighbors: AtomsTable | None, where: str
                 ) -> tuple[str, str]:
