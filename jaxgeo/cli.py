@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "jaxgeo.commands.featurize",
     "jaxgeo.commands.convert_esm",
     "jaxgeo.commands.embed",
+    "jaxgeo.commands.store",
     "jaxgeo.commands.rows",
     "jaxgeo.commands.train",
     "jaxgeo.commands.eval",

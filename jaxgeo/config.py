@@ -96,8 +96,10 @@ def experiment(task: str, network: str, fusion: str = "none", *, head: str = "gr
   return config
 
 
-# The language models of the paper's tables: store name -> (layer, width).
-PAPER_LMS = {"esm2_t33_650M": (33, 1280), "unirep1900": (1, 1900)}
+# The language models of the tables: store name -> (layer, width). "unirep1900_random" is
+# the random-lm control: UniRep 1900's architecture at a fixed random initialisation.
+PAPER_LMS = {"esm2_t33_650M": (33, 1280), "unirep1900": (1, 1900),
+             "unirep1900_random": (1, 1900)}
 
 
 FEATURES = ("paper", "rich")
@@ -185,12 +187,25 @@ def write_json(config: ml_collections.ConfigDict, path: str | os.PathLike) -> No
   io.atomic_write_json(path, to_dict(config))
 
 
+# The sections every experiment config (and a run folder's config.json) has.
+SECTIONS = ("task", "data", "model", "train", "lm")
+
+
 def from_json(path: str | os.PathLike) -> ml_collections.ConfigDict:
+  """A config saved as JSON (a run folder's config.json). Raises ConfigError naming the file
+  when it cannot be read, is not a JSON object, or lacks a section."""
   try:
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
       data = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
     raise ConfigError(f"{path}: cannot read the config ({e})") from None
+  if not isinstance(data, dict):
+    raise ConfigError(f"{path}: holds a JSON {type(data).__name__}, not a config (a JSON "
+                      "object with sections " + ", ".join(SECTIONS) + ")")
+  missing = [k for k in SECTIONS if not isinstance(data.get(k), dict)]
+  if missing:
+    raise ConfigError(f"{path}: not a complete config (missing or not an object: "
+                      f"{', '.join(missing)})")
   return ml_collections.ConfigDict(data)
 
 
@@ -390,6 +405,8 @@ def validate(config: ml_collections.ConfigDict, task=None) -> ml_collections.Con
   for key in ("epochs", "batch_graphs", "max_buckets"):
     if int(t[key]) < 1:
       raise ConfigError(f"train.{key}={t[key]}: must be at least 1")
+  if not 0 <= int(t.seed) < 2 ** 32:
+    raise ConfigError(f"train.seed={t.seed}: must be in [0, 2**32)")
   if int(t.patience) < 0:
     raise ConfigError(f"train.patience={t.patience}: must be >= 0 (0: no early stopping)")
   if t.monitor not in MONITORS:

@@ -32,13 +32,23 @@ The run folder:
                      state, key, epoch, best value, early-stopping counters, data seed)
   checkpoints/best/  the best epoch so far
   test_metrics.json  final: test (and val) metrics of the best epoch, epochs run, timings
+  lm.json            with LM fusion: the model name, layer, store and the content fingerprint
+                     of the language model whose vectors the run trained with (None for a
+                     store written before fingerprints); resume and `eval` refuse a store
+                     that does not hold that fingerprint
+  .lock              the run's exclusive lock (see `checkpoint.RunLock`): a second training
+                     of the same folder stops with one line naming the process that holds it
 Training again on a folder that has a checkpoint resumes it (with the saved config; only
-`config.RESUMABLE_CHANGES` may differ, e.g. more epochs for a run that was killed); on a
-finished folder (test_metrics.json present) it prints the summary again.
+`config.RESUMABLE_CHANGES` may differ, e.g. more epochs for a run that was killed). A finished
+folder (test_metrics.json present) is extended when `train.epochs` grew and the run did not
+stop early (it resumes from the last checkpoint, ending with the numbers of a run trained that
+long from the start); otherwise it prints the summary again and says how to extend it.
+A torn last line of log.jsonl (a kill while it was written) is dropped.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import json
 import logging
@@ -59,8 +69,8 @@ import optax
 from jaxgeo import batching, io, nets
 from jaxgeo import config as config_lib
 from jaxgeo import tasks as tasks_lib
-from jaxgeo.checkpoint import Checkpointer
-from jaxgeo.errors import CheckpointError, ConfigError
+from jaxgeo.checkpoint import LOCK_FILE, Checkpointer, RunLock
+from jaxgeo.errors import CheckpointError, ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +78,7 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.json"
 LOG_FILE = "log.jsonl"
 RESULT_FILE = "test_metrics.json"
+LM_FILE = "lm.json"
 
 
 # --- environment ------------------------------------------------------------------------------
@@ -137,6 +148,7 @@ class Setup:
   train_step: Callable
   eval_step: Callable
   plateau_step: Callable
+  lm: Any = None           # the lm.Features the data was read with (None: not fused)
 
 
 def make_optimizer(config: ml_collections.ConfigDict):
@@ -208,7 +220,7 @@ def prepare(config: ml_collections.ConfigDict, store=None) -> Setup:
   adam, plateau, optimizer = make_optimizer(config)
   train_step, eval_step, plateau_step = make_steps(model, task, stats, adam, plateau)
   return Setup(config, task, model_config, splits, stats, buckets, model, adam, plateau,
-               optimizer, train_step, eval_step, plateau_step)
+               optimizer, train_step, eval_step, plateau_step, inputs.lm)
 
 
 def init_state(setup: Setup) -> dict:
@@ -256,11 +268,29 @@ def default_run_dir(config: ml_collections.ConfigDict, root: str | None = None) 
 
 
 def read_log(run_dir: str | os.PathLike) -> list[dict]:
+  """The epoch records of log.jsonl. A torn last line (a kill while it was written) is
+  dropped; an unreadable line before it raises DataError naming the file and line."""
   path = pathlib.Path(run_dir) / LOG_FILE
   if not path.exists():
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  if path.is_dir():
+    raise DataError(f"{path}: is a folder, not a file")
+  with open(path, encoding="utf-8", errors="replace") as f:
+    lines = [(n, line) for n, line in enumerate(f, 1) if line.strip()]
+  records = []
+  for i, (n, line) in enumerate(lines):
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError:
+      record = None
+    if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+      if i == len(lines) - 1:
+        logger.warning("%s: line %d is torn (an interrupted write); dropped", path, n)
+        break
+      raise DataError(f"{path}: line {n} is not an epoch record ({line.strip()[:60]!r}); "
+                      "the log is damaged: move it away to resume without it")
+    records.append(record)
+  return records
 
 
 def _write_log(run_dir: pathlib.Path, records: list[dict]) -> None:
@@ -336,20 +366,131 @@ def train(config: ml_collections.ConfigDict | None, run_dir: str | os.PathLike, 
   the run ends after that many epochs in total, as if killed after its checkpoint)."""
   from tqdm.auto import tqdm
   run_dir = pathlib.Path(run_dir)
-  config = resolve_run_config(config, run_dir)
   say = echo or (lambda msg: tqdm.write(msg) if progress else logger.info(msg))
+  if run_dir.exists() and not run_dir.is_dir():
+    raise ConfigError(f"--run-dir {run_dir}: is a file, not a folder")
+  created = not run_dir.exists()
+  try:
+    run_dir.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise ConfigError(f"--run-dir {run_dir}: cannot be created ({e.strerror or e})") from None
+  try:
+    with RunLock(run_dir):
+      return _train(config, run_dir, store=store, progress=progress,
+                    stop_after_epochs=stop_after_epochs, say=say)
+  finally:
+    # A run that failed before writing anything leaves no folder behind.
+    if created and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] in ([], [LOCK_FILE]):
+      with contextlib.suppress(OSError):
+        (run_dir / LOCK_FILE).unlink(missing_ok=True)
+        run_dir.rmdir()
+
+
+def _finished(config: ml_collections.ConfigDict, run_dir: pathlib.Path,
+              say: Callable[[str], None]) -> dict | None:
+  """The result of a finished run that is not to be extended (None: train on)."""
   result_path = run_dir / RESULT_FILE
-  if result_path.exists():
+  if not result_path.exists():
+    return None
+  try:
     with open(result_path) as f:
       result = json.load(f)
-    say(f"{run_dir}: finished earlier; nothing to do")
-    say(summary(result))
-    return result
+    done, stopped = int(result["epochs_run"]), bool(result["stopped_early"])
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise DataError(f"{result_path}: cannot be read ({type(e).__name__}: {e}); move it away to "
+                    "finish the run again") from None
+  epochs = int(config.train.epochs)
+  if epochs > done and not stopped:
+    say(f"{run_dir}: finished after {done} epochs; train.epochs is now {epochs}: extending the "
+        f"run from its last checkpoint")
+    return None
+  if stopped:
+    say(f"{run_dir}: finished earlier (stopped early after {done} epochs, train.patience "
+        f"{config.train.patience}); nothing to do. A run that stopped early is not extended: "
+        "start a new --run-dir to train with other settings")
+  else:
+    say(f"{run_dir}: finished earlier after {done} epochs; nothing to do (to train longer, "
+        f"run it again with --set train.epochs=N, N > {done})")
+  say(summary(result))
+  return result
+
+
+def _read_lm_record(run_dir: pathlib.Path) -> dict | None:
+  path = run_dir / LM_FILE
+  if not path.exists():
+    return None
+  try:
+    record = json.loads(path.read_text())
+    if not isinstance(record, dict):
+      raise ValueError("not a JSON object")
+  except (OSError, ValueError) as e:
+    raise DataError(f"{path}: cannot be read ({e})") from None
+  return record
+
+
+def lm_setup(config: ml_collections.ConfigDict, run_dir: pathlib.Path, store=None,
+             say: Callable[[str], None] = logger.warning
+             ) -> tuple[ml_collections.ConfigDict, dict | None]:
+  """Which language-model vectors a run reads. -> (the config to build the run with, whose
+  lm.model is the content fingerprint when there is one; the run's lm record for lm.json, or
+  None when the network is not fused).
+
+  A run folder that recorded a fingerprint (lm.json) reads exactly that model's entries and
+  raises DataError when the store does not hold them (a store whose vectors came from another
+  model); a store written before fingerprints is read by name, with a note.
+  """
+  if not config_lib.uses_lm(config):
+    return config, None
+  features = config_lib.lm_features(config, store)
+  db, model, layer = features.store, str(config.lm.model), int(config.lm.layer)
+  recorded = _read_lm_record(run_dir)
+  known = db.fingerprints()
+  if recorded is not None and recorded.get("fingerprint"):
+    fp = str(recorded["fingerprint"])
+    if fp not in known:
+      try:
+        now = db.fingerprint(model)
+        holds = (f"holds {model!r} as fingerprint {now[:12]}" if now else
+                 f"holds {model!r} only without a fingerprint")
+      except DataError:
+        holds = f"holds several models named {model!r}, none of them it"
+      raise DataError(
+          f"run folder {run_dir}: trained with {model} fingerprint {fp[:12]} ({LM_FILE}), but "
+          f"embedding store {db.path} {holds}: its vectors come from another model. Point "
+          f"lm.store at the store the run trained with, or re-embed that model into it")
+  else:
+    fp = db.fingerprint(model)   # DataError when the name is ambiguous
+    if recorded is None and (run_dir / RESULT_FILE).exists():
+      say(f"note: run folder {run_dir} has no {LM_FILE} (trained before jaxgeo recorded the "
+          "language model's fingerprint): cannot check that the store's vectors are the ones "
+          "it trained with")
+  if fp is None:
+    say(f"note: embedding store {db.path} holds {model} without a fingerprint (written before "
+        "jaxgeo keyed entries by model content): the run cannot check later that it reads the "
+        "same vectors; re-embed into a new store to record one")
+    return config, {"model": model, "layer": layer, "store": str(db.path), "fingerprint": None}
+  run_config = ml_collections.ConfigDict(config_lib.to_dict(config))
+  run_config.lm.model = fp
+  return run_config, {"model": model, "layer": layer, "store": str(db.path), "fingerprint": fp,
+                      "source": known.get(fp, {}).get("source")}
+
+
+def _train(config: ml_collections.ConfigDict | None, run_dir: pathlib.Path, *, store,
+           progress: bool, stop_after_epochs: int | None, say: Callable[[str], None]
+           ) -> dict | None:
+  from tqdm.auto import tqdm
+  config = resolve_run_config(config, run_dir)
+  finished = _finished(config, run_dir, say)
+  if finished is not None:
+    return finished
+  result_path = run_dir / RESULT_FILE
 
   started = time.time()
-  setup = prepare(config, store)
-  run_dir.mkdir(parents=True, exist_ok=True)
+  run_config, lm_record = lm_setup(config, run_dir, store, say)
+  setup = prepare(run_config, store)
   config_lib.write_json(config, run_dir / CONFIG_FILE)
+  if lm_record is not None and not (run_dir / LM_FILE).exists():
+    io.atomic_write_json(run_dir / LM_FILE, lm_record)
   io.atomic_write_json(run_dir / MODEL_FILE, setup.model_config.to_dict())
   t = config.train
   epochs, patience = int(t.epochs), int(t.patience)
@@ -457,6 +598,7 @@ def train(config: ml_collections.ConfigDict | None, run_dir: str | os.PathLike, 
       "compilations": int(setup.train_step._cache_size() + setup.eval_step._cache_size()),
       "buckets": [dataclasses.astuple(b) for b in setup.buckets],
       "seconds_this_session": time.time() - started,
+      "lm_fingerprint": None if lm_record is None else lm_record["fingerprint"],
       "train_seconds_total": float(sum(r["seconds"] for r in records)),
   }
   io.atomic_write_json(result_path, result)
@@ -488,7 +630,7 @@ def summary(result: dict, run_dir: str | os.PathLike | None = None) -> str:
 
 def evaluate_run(run_dir: str | os.PathLike, which: str = "best",
                  splits: Sequence[str] = ("val", "test"), progress: bool = True,
-                 store=None) -> dict:
+                 store=None, echo: Callable[[str], None] | None = None) -> dict:
   """Re-evaluates a run folder's best (or last) checkpoint on `splits`.
   -> {split: {"loss", "metrics", "count"}, "epoch": checkpoint step}; also written to
   eval_{which}.json in the run folder."""
@@ -498,7 +640,8 @@ def evaluate_run(run_dir: str | os.PathLike, which: str = "best",
   if which not in ("best", "last"):
     raise ConfigError(f"--checkpoint {which!r}: expected 'best' or 'last'")
   config = config_lib.from_json(run_dir / CONFIG_FILE)
-  setup = prepare(config, store)
+  run_config, _ = lm_setup(config, run_dir, store, echo or logger.warning)
+  setup = prepare(run_config, store)
   checkpointer = Checkpointer(run_dir / "checkpoints" / which)
   if checkpointer.latest_step() is None:
     raise CheckpointError(f"{run_dir}/checkpoints/{which}: no checkpoint yet")

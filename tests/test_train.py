@@ -282,3 +282,74 @@ def test_train_command_errors_are_one_line(tmp_path, capsys):
   assert "not a run folder" in capsys.readouterr().err
   assert cli.main(["train"]) == 2
   assert "--config" in capsys.readouterr().err
+
+
+# --- finished runs, the language model a run trained with -------------------------------------
+
+@pytest.mark.slow
+def test_finished_run_is_extended_when_epochs_grow(cli_run, tmp_path):
+  run_dir = tmp_path / "extended"
+  first = train.train(tiny_config("train.epochs=4"), run_dir, progress=False)
+  assert first["epochs_run"] == 4
+  said = []
+  again = train.train(tiny_config("train.epochs=4"), run_dir, progress=False, echo=said.append)
+  assert again["test"] == first["test"] and "--set train.epochs=N, N > 4" in said[0]
+  # Before: a finished run re-run with more epochs exited 0 doing nothing.
+  longer = train.train(tiny_config(), run_dir, progress=False, echo=said.append)   # 6 epochs
+  assert any("extending" in line for line in said)
+  full = json.loads((cli_run / "test_metrics.json").read_text())
+  assert longer["epochs_run"] == 6 and longer["best_epoch"] == full["best_epoch"]
+  for key, value in full["test"].items():
+    assert longer["test"][key] == pytest.approx(value, rel=1e-6, abs=1e-6), key
+  assert [r["epoch"] for r in train.read_log(run_dir)] == list(range(1, 7))
+  assert config_lib.from_json(run_dir / "config.json").train.epochs == 6
+
+
+def _fill_store(store, config, fingerprint, seed, dim=8):
+  """Random 'language-model' rows of every sequence the task reads, under `fingerprint`
+  (None: written by name, as stores were before fingerprints)."""
+  from jaxgeo import tasks as tasks_lib
+  _, options, inputs = config_lib.task_setup(config, with_lm=False)
+  task = tasks_lib.get_task(str(config.task.name))
+  model = fingerprint or "fake_lm"
+  store.register_model("fake_lm", "nowhere", dim, fingerprint=fingerprint)
+  rng = np.random.default_rng(seed)
+  for s in task.sequences(options, inputs):
+    store.put(model, 1, s, rng.normal(size=(len(s), dim)).astype(np.float32))
+
+
+@pytest.mark.slow
+def test_run_records_its_lm_fingerprint_and_eval_refuses_other_vectors(tmp_path):
+  from jaxgeo.lm.store import EmbeddingStore
+  fp_a, fp_b = "a" * 64, "b" * 64
+  store = EmbeddingStore(tmp_path / "store")
+  config = tiny_config("model.fusion.mode=project", "model.fusion.lm_dim=8",
+                       "lm.model=fake_lm", "lm.layer=1", f"lm.store={tmp_path / 'store'}",
+                       "train.epochs=1")
+  _fill_store(store, config, fp_a, seed=0)
+  run_dir = tmp_path / "run"
+  result = train.train(config, run_dir, progress=False)
+  assert result["lm_fingerprint"] == fp_a
+  assert json.loads((run_dir / "lm.json").read_text())["fingerprint"] == fp_a
+  # Another model converted under the same name lands in the same store: its entries are
+  # kept apart, and the run still reads the vectors it trained with.
+  _fill_store(store, config, fp_b, seed=1)
+  out = train.evaluate_run(run_dir, progress=False)
+  for key, value in result["test"].items():
+    assert out["test"]["metrics"][key] == pytest.approx(value, rel=1e-6, abs=1e-6), key
+  # A store holding only the other model's vectors under that name: refused.
+  other = EmbeddingStore(tmp_path / "other")
+  _fill_store(other, config, fp_b, seed=1)
+  with pytest.raises(DataError, match="trained with fake_lm fingerprint aaaaaaaaaaaa"):
+    train.evaluate_run(run_dir, progress=False, store=other)
+  # A store from before fingerprints: refused too (nothing says its vectors are the same).
+  legacy = EmbeddingStore(tmp_path / "legacy")
+  _fill_store(legacy, config, None, seed=0)
+  with pytest.raises(DataError, match="without a fingerprint"):
+    train.evaluate_run(run_dir, progress=False, store=legacy)
+  # Training on a legacy store works, with a note, and records no fingerprint.
+  said = []
+  legacy_run = train.train(config_lib.apply_overrides(config, [f"lm.store={legacy.path}"]),
+                           tmp_path / "legacy_run", progress=False, echo=said.append)
+  assert legacy_run["lm_fingerprint"] is None
+  assert any("without a fingerprint" in line for line in said)

@@ -9,6 +9,7 @@ every chain of a folder of structures, or exactly the sequences an experiment's 
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def config_sequences(config_name: str, overrides: list[str]):
@@ -49,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
       embedder, records, store, layers=args.layers, store_dtype=args.store_dtype,
       max_tokens=args.max_tokens, overlap=args.overlap, max_residues=args.max_residues,
       progress=not args.no_progress)
+  for note in result.notes:
+    print(note, file=sys.stderr)
   print(result.summary())
   return 0
 
@@ -60,7 +63,7 @@ def register(subparsers) -> None:
       "in a folder (each chain separately), or the sequences an experiment reads, with ESM-2 "
       "(a `jaxgeo convert-esm` folder) or UniRep (unirep64/256/1900, offline), and writes one "
       "[L, D] array per (model, layer, sequence) into the store. Re-running skips what is "
-      "there. Sequences longer than the model's context are embedded in overlapping windows "
+      "there (after checking it: damaged entries are recomputed). Sequences longer than the model's context are embedded in overlapping windows "
       "averaged where they overlap.")
   p.add_argument("--model", required=True,
                  help="convert-esm output folder, or unirep64 / unirep256 / unirep1900")
@@ -74,7 +77,8 @@ def register(subparsers) -> None:
   p.add_argument("--set", action="append", metavar="KEY=VALUE",
                  help="with --config: override a config value (repeatable)")
   p.add_argument("--store", default=None,
-                 help="embedding store folder (created if absent); with --config default lm.store")
+                 help="embedding store folder (created if absent; an existing folder must be a "
+                 "store or empty); with --config default lm.store")
   p.add_argument("--layers", type=int, nargs="+", default=None,
                  help="layers to keep (default: the last; ESM-2: 0..num_layers, 0 = embeddings)")
   p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",

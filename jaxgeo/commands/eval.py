@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import sys
 
 
 def register(subparsers) -> None:
   e = subparsers.add_parser(
       "eval", help="evaluate a run folder's best (or last) checkpoint",
       description="Re-evaluates a run folder's checkpoint on its validation and test splits, "
-      "prints the metrics and writes RUN_DIR/eval_<checkpoint>.json.")
+      "prints the metrics and writes RUN_DIR/eval_<checkpoint>.json. With LM fusion, the "
+      "store must hold the language model the run trained with (its fingerprint, RUN_DIR/"
+      "lm.json).")
   e.add_argument("run_dir", help="run folder written by `jaxgeo train`")
   e.add_argument("--checkpoint", choices=("best", "last"), default="best")
   e.add_argument("--split", dest="splits", action="append", default=None,
@@ -25,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
   train.setup_jax()
   out = train.evaluate_run(args.run_dir, which=args.checkpoint,
                            splits=tuple(args.splits or ("val", "test")),
-                           progress=not args.no_progress)
+                           progress=not args.no_progress,
+                           echo=lambda line: print(line, file=sys.stderr))
   print(f"{args.run_dir}: {args.checkpoint} checkpoint (epoch {out['epoch']})")
   for split in args.splits or ("val", "test"):
     res = out[split]

@@ -49,12 +49,16 @@ class ConversionReport:
   used: int
   unused: tuple[str, ...]
   inv_freq: str
+  fingerprint: str = ""
 
   def lines(self) -> list[str]:
     out = [f"converted {self.source} -> {self.out_dir}",
            f"  model {self.name}: {self.num_layers} layers, hidden {self.hidden_size}, "
            f"{self.num_params:,} parameters from {self.used} tensors",
            f"  rotary inverse frequencies: {self.inv_freq}"]
+    if self.fingerprint:
+      out.append(f"  fingerprint {self.fingerprint} (the embedding store keys its entries by "
+                 "it; the name is a label)")
     if self.unused:
       out.append(f"  {len(self.unused)} tensor(s) not used (not needed for embeddings): "
                  + ", ".join(_summarize(self.unused)))
@@ -405,10 +409,24 @@ def _download(repo_id: str) -> pathlib.Path:
                           f"HuggingFace hub failed ({type(e).__name__}: {e})") from None
 
 
+def check_finite(flat: Mapping[str, np.ndarray], where: str) -> None:
+  """Raises CheckpointError naming the tensors that hold NaN or inf (a corrupt source would
+  otherwise fill the embedding store with NaN vectors)."""
+  bad = {k: int(v.size - np.isfinite(v).sum()) for k, v in flat.items()
+         if not np.isfinite(v).all()}
+  if bad:
+    names = ", ".join(f"{k} ({n})" for k, n in sorted(bad.items())[:6])
+    raise CheckpointError(f"{where}: {len(bad)} tensor(s) hold non-finite values (NaN or inf): "
+                          f"{names}{' ...' if len(bad) > 6 else ''}; the source is corrupt")
+
+
 def convert(src: str | os.PathLike, out_dir: str | os.PathLike, name: str | None = None,
             config_path: str | os.PathLike | None = None) -> ConversionReport:
   """Converts `src` (see the module docstring) into `out_dir`. -> a report of what was used."""
-  from jaxgeo.lm.esm2 import ESM2Config, save_converted
+  from jaxgeo.lm.esm2 import ESM2Config, read_fingerprint, save_converted
+  out_path = pathlib.Path(out_dir)
+  if out_path.exists() and not out_path.is_dir():
+    raise CheckpointError(f"--out {out_path}: is a file, not a folder")
   src_path = pathlib.Path(src)
   override = None
   if config_path is not None:
@@ -447,8 +465,13 @@ def convert(src: str | os.PathLike, out_dir: str | os.PathLike, name: str | None
     hf_config = {**(hf_config or {}), **override}
   config = ESM2Config.from_hf(hf_config, name=name or default_name)
   flat, unused, how = hf_to_params(config, tensors, source)
-  save_converted(out_dir, config, flat)
+  check_finite(flat, source)
+  try:
+    save_converted(out_dir, config, flat)
+  except OSError as e:
+    raise CheckpointError(f"--out {out_dir}: cannot be written ({e.strerror or e})") from None
   return ConversionReport(
       source=source, out_dir=str(out_dir), name=config.name, num_layers=config.num_layers,
       hidden_size=config.hidden_size, num_params=int(sum(a.size for a in flat.values())),
-      used=len(tensors) - len(unused), unused=unused, inv_freq=how)
+      used=len(tensors) - len(unused), unused=unused, inv_freq=how,
+      fingerprint=read_fingerprint(out_dir) or "")

@@ -26,7 +26,18 @@ How sequences are run:
   (`jaxgeo.lm.features.Features.rows`).
 - Resuming: an entry is written (atomically) as soon as all windows of its sequence are done;
   a re-run skips every (sequence, layer) already in the store, so an interrupted run finishes
-  without recomputing finished sequences.
+  without recomputing finished sequences. What it skips is checked first (file size, header,
+  shape, dtype, finite values, the SHA-256 recorded at write time): a truncated, corrupt,
+  changed or non-finite entry is recomputed and counted in the summary.
+- Models are identified by content: entries are keyed by the embedder's `fingerprint` (ESM-2:
+  `fingerprint.json` written by `convert-esm`, computed from the weights when absent; UniRep:
+  its weights file), labelled with its name; see `jaxgeo.lm.store`.
+- Non-finite outputs (NaN or inf, e.g. from a model with corrupt weights) are never written:
+  the run stops with a `DataError` naming the sequence and the model.
+- Gaps: alignment gap characters ('-' and '.') are refused, with the same error for ESM-2 and
+  UniRep naming the record: a gap is not a residue, and silently dropping it would shift the
+  per-residue rows against a structure. Remove them from the input (e.g. `tr -d .-` on the
+  sequence lines of an alignment).
 """
 from __future__ import annotations
 
@@ -78,6 +89,19 @@ def windows(length: int, size: int, overlap: int) -> list[tuple[int, int]]:
 # ---------------------------------------------------------------------------------------------
 # Backends.
 
+GAP_CHARS = "-."
+
+
+def refuse_gaps(sequence: str, name: str | None, model: str) -> None:
+  """Raises DataError naming the record when `sequence` holds alignment gaps ('-', '.')."""
+  gaps = [i for i, c in enumerate(sequence) if c in GAP_CHARS]
+  if gaps:
+    what = f"sequence {name!r}" if name else f"sequence {sequence[:30]!r}"
+    raise DataError(f"{what}: {len(gaps)} alignment gap character(s) ('-' or '.', first at "
+                    f"position {gaps[0] + 1}); {model} embeds residues only: remove the gaps "
+                    "from the input (an aligned FASTA needs its gaps stripped)")
+
+
 class Embedder:
   """A language model behind the store interface.
 
@@ -85,7 +109,8 @@ class Embedder:
   limit), `source` and `n_prefix` (special tokens before the first residue), and implement
   `normalize` (sequence -> store key, raising DataError for invalid characters), `tokens`
   (key -> int32 [n_prefix + L (+ suffix)]), `pad_id` and `_build_forward(layers)` returning
-  `f(tokens int32 [B, T]) -> {layer: [B, T, D]}` (jitted).
+  `f(tokens int32 [B, T]) -> {layer: [B, T, D]}` (jitted). `fingerprint` identifies the
+  model's content (the store's key); `notes` are lines for the user (e.g. how it was found).
   """
   name: str
   dim: int
@@ -93,6 +118,8 @@ class Embedder:
   default_layers: tuple[int, ...]
   max_residues: int | None
   source: str
+  fingerprint: str
+  notes: tuple[str, ...] = ()
   n_prefix: int = 1
   pad_id: int = 0
   first_layer: int = 0
@@ -138,12 +165,20 @@ class ESM2Embedder(Embedder):
     self.default_layers = (self.config.num_layers,)
     self.max_residues = self.config.max_residues
     self.source = str(pathlib.Path(model_dir))
+    fp = esm2.read_fingerprint(model_dir)
+    if fp is None:
+      fp = esm2.fingerprint(self.config, esm2.flatten_params(params))
+      self.notes = (f"note: {model_dir} has no valid {esm2.FINGERPRINT_FILE} (converted by an "
+                    "older jaxgeo, or its parameters were replaced); its fingerprint was "
+                    "computed from the weights. Re-run `jaxgeo convert-esm` to record it",)
+    self.fingerprint = fp
     self.pad_id = tokenizer.PAD_ID
     self.n_prefix = 1
     self.compute_dtype = compute_dtype
     self.default_max_tokens = 8192
 
   def normalize(self, sequence: str, name: str | None = None) -> str:
+    refuse_gaps(sequence, name, f"ESM-2 ({self.name})")
     return self._tok.normalize_sequence(sequence, name)
 
   def tokens(self, sequence: str) -> np.ndarray:
@@ -176,11 +211,13 @@ class UniRepEmbedder(Embedder):
     self.max_residues = None
     self.first_layer = 1
     self.source = self.name
+    self.fingerprint = unirep.weights_fingerprint(size)
     self.pad_id = 0
     self.n_prefix = 1
     self.default_max_tokens = 16384
 
   def normalize(self, sequence: str, name: str | None = None) -> str:
+    refuse_gaps(sequence, name, f"UniRep ({self.name})")
     self._unirep.encode(sequence, name)  # validates
     if not sequence:
       raise DataError(f"sequence {name!r} is empty")
@@ -221,9 +258,12 @@ def read_fasta(path: str | os.PathLike) -> list[tuple[str, str]]:
   trailing '*' (stop) dropped."""
   path = pathlib.Path(path)
   try:
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
+  except UnicodeDecodeError as e:
+    raise DataError(f"--fasta {path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
+                    f"{e.start}); is it a FASTA file?") from None
   except OSError as e:
-    raise DataError(f"--fasta {path}: cannot be read ({e.strerror})") from None
+    raise DataError(f"--fasta {path}: cannot be read ({e.strerror or e})") from None
   records: list[tuple[str, list[str]]] = []
   for n, line in enumerate(text.splitlines(), 1):
     line = line.strip()
@@ -282,6 +322,8 @@ class EmbedResult:
   seconds: float          # wall time of the computation (compilation included)
   compilations: int       # compilations of the model in this run (one per new batch shape)
   shapes: tuple[tuple[int, int], ...]
+  recomputed: dict = dataclasses.field(default_factory=dict)  # damaged entries: status -> count
+  notes: tuple[str, ...] = ()
 
   @property
   def residues_per_second(self) -> float:
@@ -291,7 +333,15 @@ class EmbedResult:
     return (f"{self.model}: layers {list(self.layers)}: computed {self.computed} sequences "
             f"({self.residues:,} residues) in {self.seconds:.1f} s, "
             f"{self.residues_per_second:,.0f} residues/s; {self.skipped} already in the store; "
-            f"{self.compilations} compilation(s) for batch shapes {list(self.shapes)}")
+            f"{self.compilations} compilation(s) for batch shapes {list(self.shapes)}"
+            + self._recomputed())
+
+  def _recomputed(self) -> str:
+    if not self.recomputed:
+      return ""
+    parts = ", ".join(f"{k} {v}" for k, v in sorted(self.recomputed.items()))
+    return (f"; recomputed {sum(self.recomputed.values())} damaged entr(y/ies) found in the "
+            f"store ({parts})")
 
 
 def _plan(embedder: Embedder, keys: Sequence[str], max_tokens: int, window: int | None,
@@ -331,6 +381,32 @@ def _plan(embedder: Embedder, keys: Sequence[str], max_tokens: int, window: int 
   return batches, n_pieces
 
 
+def _params_fingerprint(embedder: Embedder) -> str:
+  """Fallback fingerprint of an embedder that sets none: its parameters and name."""
+  import jax
+  from jaxgeo.lm.store import content_fingerprint
+  flat = jax.tree_util.tree_flatten_with_path(getattr(embedder, "params", {}))[0]
+  arrays = {jax.tree_util.keystr(k): np.asarray(v) for k, v in flat}
+  return content_fingerprint(arrays, {"name": embedder.name, "dim": embedder.dim})
+
+
+def _non_finite_message(embedder: Embedder, name: str, key: str, layer: int,
+                        rows: np.ndarray) -> str:
+  bad = int(rows.size - np.isfinite(rows).sum())
+  params = getattr(embedder, "params", None)
+  weights = ""
+  if params is not None:
+    import jax
+    leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(params)]
+    n = sum(int(x.size - np.isfinite(x).sum()) for x in leaves)
+    if n:
+      weights = (f"; the model's weights hold {n} non-finite value(s): its conversion is "
+                 f"corrupt, re-run `jaxgeo convert-esm` from the original")
+  return (f"sequence {name!r} ({len(key)} residues): model {embedder.name} ({embedder.source}) "
+          f"produced {bad} non-finite value(s) (NaN or inf) at layer {layer}; nothing was "
+          f"written for it{weights}")
+
+
 def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], store,
                     layers: Sequence[int] | None = None, store_dtype: str = "float32",
                     max_tokens: int | None = None, overlap: int = 256,
@@ -359,21 +435,43 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
   hang_after = int(os.environ[_HANG_AFTER_ENV]) if os.environ.get(_HANG_AFTER_ENV) else None
 
   keys: list[str] = []
-  seen: set[str] = set()
+  names: dict[str, str] = {}
   for name, seq in records:
     key = embedder.normalize(seq, name)
-    if key not in seen:
-      seen.add(key)
+    if key not in names:
+      names[key] = name
       keys.append(key)
+  fp = getattr(embedder, "fingerprint", "") or _params_fingerprint(embedder)
+  notes = list(getattr(embedder, "notes", ()))
+  others = store.register_model(embedder.name, embedder.source, embedder.dim, fingerprint=fp)
+  if others:
+    notes.append(
+        f"note: store {store.path} already holds {len(others)} other model(s) named "
+        f"{embedder.name!r} (fingerprints {', '.join(o[:12] for o in others)}); this one is "
+        f"{fp[:12]}: their entries are kept apart, and readers must set lm.model to a "
+        "fingerprint (its first 8+ characters) to choose one")
+  legacy = store.unfingerprinted(embedder.name)
+  if legacy:
+    notes.append(
+        f"note: store {store.path} holds {legacy} entries of {embedder.name!r} written before "
+        "jaxgeo keyed entries by model content; nothing says which weights computed them, so "
+        f"they are not reused: this run computes {fp[:12]}'s own")
   todo_keys, todo_layers = [], []
+  damaged: collections.Counter = collections.Counter()
   for key in keys:
-    missing = tuple(l for l in layers if not store.has(embedder.name, l, key))
+    missing = []
+    for l in layers:
+      status, _ = store.check(fp, l, key, checksum=True)
+      if status != "ok":
+        missing.append(l)
+        if status != "absent":
+          damaged[status] += 1
     if missing:
       todo_keys.append(key)
-      todo_layers.append(missing)
+      todo_layers.append(tuple(missing))
   skipped = len(keys) - len(todo_keys)
-  store.register_model(embedder.name, embedder.source, embedder.dim)
-  result = EmbedResult(embedder.name, layers, len(keys), 0, skipped, 0, 0.0, 0, ())
+  result = EmbedResult(embedder.name, layers, len(keys), 0, skipped, 0, 0.0, 0, (),
+                       dict(damaged), tuple(notes))
   if not todo_keys:
     return result
 
@@ -399,7 +497,10 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
     c = counts.pop(si)[:, None]
     per_layer = sums.pop(si)
     for l in todo_layers[si]:
-      store.put(embedder.name, l, key, per_layer[l] / c, dtype=store_dtype)
+      rows = per_layer[l] / c
+      if not np.isfinite(rows).all():
+        raise DataError(_non_finite_message(embedder, names[key], key, l, rows))
+      store.put(fp, l, key, rows, dtype=store_dtype)
     written += 1
     result.computed += 1
     result.residues += len(key)

@@ -19,7 +19,9 @@ requested layers are kept.
 
 Converted weights live in a folder as `params.safetensors` (flat names "module/param", layer
 weights stacked on a leading [num_layers] axis) and `config.json` (the HuggingFace config);
-`load_pretrained(folder)` reads them with neither torch nor transformers.
+`load_pretrained(folder)` reads them with neither torch nor transformers. `fingerprint.json`
+holds the model's content fingerprint (`fingerprint`: SHA-256 of the parameters and the config
+without its name), computed once at conversion: the embedding store keys entries by it.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ PARAMS_FILE = "params.safetensors"
 # Haiku module path of the stacked block parameters ([num_layers, ...] each).
 STACK_MODULE = "esm2/layers/~"
 CONFIG_FILE = "config.json"
+FINGERPRINT_FILE = "fingerprint.json"
 # Training-time masking ratio that token dropout compensates for (15% masked x 80% <mask>).
 _MASK_RATIO_TRAIN = 0.15 * 0.8
 
@@ -426,17 +429,50 @@ def check_params(config: ESM2Config, flat: Mapping[str, np.ndarray], where: str)
         + (" ..." if len(problems) > 8 else ""))
 
 
+def fingerprint(config: ESM2Config, flat: Mapping[str, np.ndarray]) -> str:
+  """The content fingerprint of converted weights: parameters (as float32) and config, without
+  the name (a label). -> 64 hex characters."""
+  from jaxgeo.lm.store import content_fingerprint
+  hf = config.to_hf()
+  hf.pop("_name_or_path", None)
+  return content_fingerprint({k: np.asarray(v, np.float32) for k, v in flat.items()}, hf)
+
+
 def save_converted(out_dir: str | os.PathLike, config: ESM2Config,
                    flat: Mapping[str, np.ndarray]) -> None:
-  """Writes params.safetensors + config.json into `out_dir` (atomic file by file)."""
+  """Writes params.safetensors + config.json + fingerprint.json into `out_dir` (atomic file
+  by file; the old fingerprint goes first, so a killed conversion leaves none, never a stale
+  one)."""
   from safetensors.numpy import save_file
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   check_params(config, flat, str(out))
+  if (out / FINGERPRINT_FILE).exists():
+    (out / FINGERPRINT_FILE).unlink()
+  arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in flat.items()}
   with io.atomic_path(out / PARAMS_FILE) as tmp:
-    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in flat.items()}, tmp,
-              metadata={"format": "jaxgeo-esm2", "name": config.name})
+    save_file(arrays, tmp, metadata={"format": "jaxgeo-esm2", "name": config.name})
   io.atomic_write_text(out / CONFIG_FILE, json.dumps(config.to_hf(), indent=2) + "\n")
+  io.atomic_write_json(out / FINGERPRINT_FILE, {
+      "fingerprint": fingerprint(config, arrays),
+      "params_bytes": (out / PARAMS_FILE).stat().st_size})
+
+
+def read_fingerprint(model_dir: str | os.PathLike) -> str | None:
+  """The fingerprint recorded at conversion, or None when there is none (an older
+  `convert-esm`) or it does not match the parameters file beside it (replaced by hand)."""
+  p = pathlib.Path(model_dir)
+  try:
+    data = json.loads((p / FINGERPRINT_FILE).read_text())
+    fp, size = str(data["fingerprint"]), int(data["params_bytes"])
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+  try:
+    if (p / PARAMS_FILE).stat().st_size != size:
+      return None
+  except OSError:
+    return None
+  return fp
 
 
 def is_converted(path: str | os.PathLike) -> bool:

@@ -48,16 +48,27 @@ class Features:
 
   Attributes:
     store: the EmbeddingStore holding the entries.
-    model: the store's model name (e.g. "unirep1900", "esm2_t33_650M").
+    model: the store's model name (e.g. "unirep1900", "esm2_t33_650M"), or the content
+      fingerprint (or a unique prefix of 8+ hex digits) of the model, which the store resolves
+      the name to (see `jaxgeo.lm.store`).
     layer: the layer whose outputs were stored.
+
+  Reads check each entry's checksum and finite values (a damaged entry is a DataError at
+  load time, not NaN losses an epoch later).
   """
   store: EmbeddingStore
   model: str
   layer: int
 
+  @property
+  def fingerprint(self) -> str | None:
+    """The content fingerprint of the model whose vectors these are (None: a store written
+    before fingerprints). Raises DataError when the name is ambiguous in the store."""
+    return self.store.fingerprint(self.model)
+
   def sequence_rows(self, sequence: str) -> np.ndarray:
     """[L, D] float32 rows of one sequence (one store entry)."""
-    return np.asarray(self.store.get(self.model, self.layer, sequence), np.float32)
+    return np.asarray(self.store.get(self.model, self.layer, sequence, verify=True), np.float32)
 
   def rows(self, protein) -> np.ndarray:
     """[L, D] float32 rows of a Protein, chain by chain, in residue order."""

@@ -16,6 +16,8 @@ Where we differ from `EsmTokenizer`, on purpose:
   naming the sequence) instead of a silent `<unk>`.
 Special tokens written out in angle brackets (`<mask>`, `<unk>`, ...) are read as one token
 each, as `EsmTokenizer` does; `normalize_sequence` (used by the embedding pipeline) rejects them.
+The gap characters '.' and '-' are tokens here (as in `EsmTokenizer`), but `jaxgeo embed`
+refuses sequences holding them, for ESM-2 and UniRep alike (`jaxgeo.lm.embed.refuse_gaps`).
 """
 from __future__ import annotations
 

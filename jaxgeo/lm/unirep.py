@@ -54,6 +54,21 @@ def weights_path(size: int) -> pathlib.Path:
                         f"weights/uniref50/{size}_weights/model_weights.npz")
 
 
+_FINGERPRINTS: dict[tuple[str, int, int], str] = {}
+
+
+def weights_fingerprint(size: int) -> str:
+  """The content fingerprint of UniRep `size`: SHA-256 of its weights file (cached per file
+  path, size and modification time). -> 64 hex characters."""
+  from jaxgeo.lm.store import file_fingerprint
+  path = weights_path(size)
+  stat = path.stat()
+  key = (str(path), stat.st_size, stat.st_mtime_ns)
+  if key not in _FINGERPRINTS:
+    _FINGERPRINTS[key] = file_fingerprint(path)
+  return _FINGERPRINTS[key]
+
+
 def load_weights(size: int) -> tuple[int, dict]:
   """-> (number of mLSTM cells, Haiku params of numpy float32 arrays)."""
   path = weights_path(size)
