@@ -61,3 +61,27 @@ def test_backend_in_store(tmp_path):
     embed.embed_sequences(e, [("x1", "MK*")], store, progress=False)
   with pytest.raises(Exception, match="layers 1..4"):
     embed.embed_sequences(e, [("a", "MK")], store, layers=[0], progress=False)
+
+
+def test_random_lm_control_is_reproducible_and_not_the_pretrained_model(tmp_path):
+  """`unirep{size}_random`: the same architecture and width at a fixed random init."""
+  pretrained = embed.get_embedder("unirep64")
+  control = embed.get_embedder("unirep64_random")
+  again = embed.get_embedder("unirep64_random")
+  assert (control.name, control.dim, control.num_layers) == (
+      "unirep64_random", pretrained.dim, pretrained.num_layers)
+  assert control.fingerprint != pretrained.fingerprint == unirep.weights_fingerprint(64)
+  for module in pretrained.params:
+    for name, w in pretrained.params[module].items():
+      r = control.params[module][name]
+      assert r.shape == w.shape and not np.allclose(r, w)
+      np.testing.assert_array_equal(r, again.params[module][name])   # the seed fixes it
+  store = EmbeddingStore(tmp_path / "store")
+  records = [("a", SEQUENCES[0]), ("b", SEQUENCES[1])]
+  for e in (pretrained, control):
+    embed.embed_sequences(e, records, store, progress=False)
+  a = store.get("unirep64", 4, SEQUENCES[0])
+  b = store.get("unirep64_random", 4, SEQUENCES[0])
+  assert a.shape == b.shape and np.all(np.isfinite(b)) and not np.allclose(a, b, atol=1e-3)
+  # Same scale of activations: the control is not degenerate.
+  assert 0.1 < float(np.std(b)) / float(np.std(a)) < 10.0

