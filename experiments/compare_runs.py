@@ -22,7 +22,9 @@ def main() -> int:
       print(f"compare_runs: {path}: not found (has the run finished?)", file=sys.stderr)
       return 2
     results.append(json.loads(path.read_text()))
-  metrics = sorted({k for r in results for k in r["test"]})
+  primary = results[0]["primary_metric"]
+  # The primary metric first, then the others alphabetically.
+  metrics = sorted({k for r in results for k in r["test"]}, key=lambda k: (k != primary, k))
   header = ["test metric"] + [f"{r['network']}/{r['fusion']} ({r['name']})" for r in results]
   rows = [[m] + [f"{r['test'].get(m, float('nan')):.4f}" for r in results] for m in metrics]
   rows.append(["parameters"] + [f"{r['parameters']:,}" for r in results])
@@ -37,7 +39,6 @@ def main() -> int:
     widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
     for row in [header] + rows:
       print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
-  primary = results[0]["primary_metric"]
   print(f"primary metric: {primary} ({'higher' if results[0]['higher_is_better'] else 'lower'} "
         "is better)")
   return 0

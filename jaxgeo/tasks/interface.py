@@ -16,7 +16,9 @@ LM features (`nodes["lm"]`) when the inputs carry them (each chain looked up by 
 Each graph carries `nodes["label"] [N] float32` and `globals["group"] [1] int32` (the complex,
 an index into the sorted ids of its split). Metrics: AUROC pooled over all residues
 (primary), mean AUROC per complex, AUPRC pooled and per complex.
-A complex whose partners do not touch (no interface residue) raises DataError naming it.
+A complex whose partners do not touch (no interface residue) raises DataError naming it;
+so does definition "heavy" on a backbone-only structure (e.g. examples/db5_backbone: atoms
+N, CA, C, O, CB only): heavy-atom labels need the full structures.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import jraph
 import numpy as np
 
 from jaxgeo import graph as graph_lib
+from jaxgeo import residues
 from jaxgeo.errors import ConfigError, DataError
 from jaxgeo.datasets import db5
 from jaxgeo.lm.features import attach, chain_segments
@@ -95,6 +98,25 @@ def labelled_graphs(receptor: Protein, ligand: Protein, name: str, group: int,
   return out
 
 
+# atom37 slots beyond the backbone and CB: a structure with none of them is backbone-only.
+_SIDE_CHAIN_SLOTS = np.array([i for i, name in enumerate(residues.ATOM_TYPES)
+                              if name not in ("N", "CA", "C", "O", "CB")])
+
+
+def is_backbone_only(protein: Protein) -> bool:
+  """Whether no residue has a side-chain atom beyond CB (a backbone-only copy)."""
+  return not protein.atom_mask[:, _SIDE_CHAIN_SLOTS].any()
+
+
+def check_heavy_atoms(protein: Protein, path: pathlib.Path) -> None:
+  """Raises DataError naming `path` when `protein` is backbone-only (definition "heavy")."""
+  if is_backbone_only(protein):
+    raise DataError(
+        f"{path}: backbone-only structure (no side-chain atom beyond CB in any residue): "
+        "task.definition='heavy' (heavy-atom interface labels) needs the full structures; "
+        "use definition 'ca' or set task.data_dir to the full DB5.5")
+
+
 class InterfaceTask(base.Task):
   """DB5.5 protein-protein interface residues (node classification, logits out)."""
   name = "interface"
@@ -140,6 +162,10 @@ class InterfaceTask(base.Task):
     graphs = []
     for pdb_id in names:
       receptor, ligand = db5.load_complex(data_dir, pdb_id, options.bound)
+      if options.definition == "heavy":
+        for protein, path in zip((receptor, ligand),
+                                 db5.complex_files(data_dir, pdb_id, options.bound)):
+          check_heavy_atoms(protein, path)
       lm = None
       if inputs.lm is not None:
         lm = (inputs.lm.rows(receptor), inputs.lm.rows(ligand))
