@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "jaxgeo.commands.train",
     "jaxgeo.commands.eval",
     "jaxgeo.commands.params",
+    "jaxgeo.commands.grid",
+    "jaxgeo.commands.report",
 )
 
 

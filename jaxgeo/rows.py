@@ -30,7 +30,8 @@ from jaxgeo import config as config_lib
 from jaxgeo.errors import ConfigError
 
 __all__ = ["Row", "ROWS", "TASKS", "PAPER_TASKS", "NETWORKS", "FUSIONS", "RICH_FUSIONS",
-           "LANGUAGE_MODELS", "names", "get", "config", "resolve", "table"]
+           "RANDOM_LM", "LANGUAGE_MODELS", "GRID_BUDGETS", "names", "get", "config", "resolve",
+           "table", "grid_row"]
 
 # The paper's tasks as jaxgeo runs them, and the networks / fusion modes of every row.
 TASKS = ("position", "position_id", "interface", "quality", "affinity", "atom3d_psr",
@@ -41,6 +42,10 @@ PAPER_TASKS = ("position", "position_id", "interface", "atom3d_psr", "atom3d_lba
                "atom3d_ppi")
 # Fusion modes with a `_rich` row (the features control of the experiment grid).
 RICH_FUSIONS = ("none", "replace")
+# The random-lm control: `replace` with UniRep 1900's architecture at a fixed random
+# initialisation (`{task}_{network}_replace_randomlm`), so pre-trained knowledge is separated
+# from "any sequence model's features".
+RANDOM_LM = "unirep1900_random"
 NETWORKS = ("gvp", "egnn", "molformer")
 FUSIONS = ("none", "replace", "concat", "project")
 # Row-name suffix -> store model name (a key of config.PAPER_LMS).
@@ -70,7 +75,8 @@ class Row:
   @property
   def paper(self) -> bool:
     """Whether the row is one of the paper's (its task, its inputs)."""
-    return self.task in PAPER_TASKS and self.features == "paper" and not self.overrides
+    return (self.task in PAPER_TASKS and self.features == "paper" and not self.overrides
+            and self.lm_model != RANDOM_LM)
 
 
 def _paper_rows() -> list[Row]:
@@ -91,6 +97,9 @@ def _paper_rows() -> list[Row]:
                            lm_model, features=features,
                            description=f"{lm_model} per-residue vectors, fusion {fusion}"
                            + what))
+      out.append(Row(f"{task}_{network}_replace_randomlm", task, network, "replace", RANDOM_LM,
+                     description="control: UniRep 1900 at a fixed random initialisation, "
+                     "fusion replace"))
   return out
 
 
@@ -110,6 +119,26 @@ _EXTRA = [
 ROWS: tuple[Row, ...] = tuple(_paper_rows() + _EXTRA)
 _BY_NAME = {row.name: row for row in ROWS}
 assert len(_BY_NAME) == len(ROWS), "duplicate row names"
+
+# The experiment grid's budgets (`jaxgeo grid --budget NAME`): per task, overrides applied to
+# every row of that task, so that a budget is a property of the table, not of a run. "full"
+# is the paper's (no override); "cpu" fits the grid of the README on a 2-core CPU.
+GRID_BUDGETS: dict[str, dict[str, tuple[tuple[str, Any], ...]]] = {
+    "full": {},
+    "cpu": {
+        "interface": (("task.limit", 60), ("train.epochs", 6), ("train.batch_graphs", 8)),
+        "position": (("task.limit", 40), ("train.epochs", 8), ("train.batch_graphs", 8)),
+        "position_id": (("task.limit", 40), ("train.epochs", 8), ("train.batch_graphs", 8)),
+        "affinity": (("train.epochs", 12), ("train.batch_graphs", 8)),
+        "quality": (("task.limit", 40), ("task.decoys_per_complex", 4),
+                    ("train.epochs", 6), ("train.batch_graphs", 8)),
+    },
+    # A smoke test of the grid machinery (tests).
+    "tiny": {
+        "interface": (("task.limit", 4), ("train.epochs", 1), ("train.batch_graphs", 4)),
+        "position": (("task.limit", 2), ("train.epochs", 1), ("train.batch_graphs", 4)),
+    },
+}
 
 
 def names() -> list[str]:
@@ -155,6 +184,21 @@ def resolve(name_or_path: str) -> ml_collections.ConfigDict:
   if path.suffix in (".py", ".json") or path.exists():
     return config_lib.load_config(path)
   return config(str(name_or_path))
+
+
+def grid_row(task: str, network: str, variant: str, features: str = "paper",
+             lm: str = "unirep") -> str:
+  """The row name of one cell of the experiment grid. variant: none, replace, concat,
+  project or random-lm; lm: "unirep" (UniRep 1900) or "esm2" (ESM-2 650M)."""
+  suffix = {"unirep": "_unirep", "esm2": ""}[lm]
+  tail = "" if features == "paper" else "_rich"
+  if variant == "none":
+    name = f"{task}_{network}_none{tail}"
+  elif variant == "random-lm":
+    name = f"{task}_{network}_replace_randomlm"
+  else:
+    name = f"{task}_{network}_{variant}{suffix}{tail}"
+  return get(name).name
 
 
 def table(markdown: bool = False) -> str:

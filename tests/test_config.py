@@ -24,6 +24,8 @@ def test_every_experiment_row_loads_and_validates(name):
   row = rows.get(name)
   if name != "position_demo":
     stem, lm, features = name, "esm2", "paper"
+    if stem.endswith("_randomlm"):
+      stem, lm = stem.removesuffix("_randomlm"), "unirep1900_random"
     if stem.endswith("_rich"):
       stem, features = stem.removesuffix("_rich"), "rich"
     if stem.endswith("_unirep"):

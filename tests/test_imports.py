@@ -20,6 +20,7 @@ LAYERS = (
     ("jaxgeo.config",),
     ("jaxgeo.rows", "jaxgeo.checkpoint"),
     ("jaxgeo.train",),
+    ("jaxgeo.grid", "jaxgeo.report"),
     ("jaxgeo.commands",),
     ("jaxgeo.cli", "jaxgeo.__main__"),
     ("jaxgeo.testing",),       # for tests and examples only: no library module imports it

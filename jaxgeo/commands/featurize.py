@@ -41,6 +41,10 @@ def add_graph_options(parser: argparse.ArgumentParser) -> None:
                       help="cutoff in Angstrom for radius graphs (default: 8)")
   parser.add_argument("--max-neighbors", type=int, default=32,
                       help="neighbour cap for radius graphs (default: 32)")
+  parser.add_argument("--features", choices=("paper", "rich"), default="paper",
+                      help="node/edge features: the paper's (residue type at the CA, 16 RBFs "
+                      "and the direction per edge) or rich (GVP-CPD: dihedrals, neighbour "
+                      "vectors, sequence-separation edges) (default: paper)")
 
 
 def check_graph_options(args: argparse.Namespace) -> None:
@@ -98,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     try:
       protein = structure.load_protein(path, chains=args.chains)
       graphs.append(graph.residue_graph(protein, edges=args.edges, k=args.k, radius=args.radius,
-                                        max_neighbors=args.max_neighbors))
+                                        max_neighbors=args.max_neighbors,
+                                        features=args.features))
       residues += len(protein)
     except (StructureError, DataError) as e:  # a file's problem; option errors stop the run
       failures.append(str(e))

@@ -1,0 +1,370 @@
+"""Tables and figures of the experiment grid, regenerated from run folders (never typed).
+
+    runs = report.read_runs("experiments/results/runs")   # one Run per finished run folder
+    rows = report.aggregate(runs)                          # mean +- std over seeds per row
+    report.write(runs, "experiments/results")              # Markdown tables + PNG figures
+
+A run folder (written by `jaxgeo train`, or its small copy kept by `jaxgeo grid`) holds
+`config.json`, `log.jsonl` and `test_metrics.json`; the row it belongs to is the config's
+`name` and its seed `train.seed`. Rows are compared in pairs that differ only in the
+language model: (none, replace), (none, project), (none, random-lm: replace with a randomly
+initialised language model of the same architecture), each with the same task, network and
+featurisation. The relative gain of a pair is (with - without) / |without|, signed so that a
+positive gain is an improvement of the task's primary metric; the paired difference is
+computed seed by seed and said to exceed the seed spread when its mean is larger than the
+standard deviation of the per-seed differences (and larger than zero with 2+ seeds).
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import math
+import os
+import pathlib
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from jaxgeo import io
+from jaxgeo.errors import DataError
+
+__all__ = ["Run", "RowSummary", "Pair", "read_run", "read_runs", "aggregate", "pairs",
+           "task_table", "headline_table", "write", "FIGURES"]
+
+RESULT_FILE = "test_metrics.json"
+FIGURES = ("primary_{task}.png", "knowledge_vs_capacity.png", "validation_curves.png")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One finished run: its row, seed, test metrics, and what it cost."""
+  path: pathlib.Path
+  row: str
+  seed: int
+  task: str
+  network: str
+  fusion: str
+  lm_model: str
+  features: str
+  primary_metric: str
+  higher_is_better: bool
+  test: dict
+  parameters: int
+  seconds: float
+  val_curve: tuple[float, ...]    # the primary metric per epoch on the validation split
+
+  @property
+  def variant(self) -> str:
+    """The language-model variant: none, replace, concat, project or random-lm."""
+    if self.fusion != "none" and self.lm_model.endswith("_random"):
+      return "random-lm"
+    return self.fusion
+
+  @property
+  def group(self) -> tuple[str, str, str]:
+    """(task, network, features): the rows that a with/without comparison pairs up."""
+    return (self.task, self.network, self.features)
+
+
+def _read_json(path: pathlib.Path):
+  try:
+    return json.loads(path.read_text())
+  except (OSError, json.JSONDecodeError) as e:
+    raise DataError(f"{path}: cannot read ({e})") from None
+
+
+def read_run(folder: str | os.PathLike) -> Run:
+  """The Run of a finished run folder. Raises DataError naming a missing or broken file."""
+  folder = pathlib.Path(folder)
+  result = _read_json(folder / RESULT_FILE)
+  config = _read_json(folder / "config.json")
+  curve = []
+  log = folder / "log.jsonl"
+  if log.is_file():
+    for line in log.read_text().splitlines():
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError:     # a torn last line (a killed run) carries nothing
+        continue
+      value = record.get("val", {}).get(result["primary_metric"])
+      curve.append(float("nan") if value is None else float(value))
+  try:
+    return Run(
+        path=folder, row=str(config["name"]), seed=int(config["train"]["seed"]),
+        task=str(result["task"]), network=str(result["network"]),
+        fusion=str(result["fusion"]),
+        lm_model=str(config.get("lm", {}).get("model", "")) if result["fusion"] != "none"
+        else "", features=str(config.get("data", {}).get("features", "rich")),
+        primary_metric=str(result["primary_metric"]),
+        higher_is_better=bool(result["higher_is_better"]), test=dict(result["test"]),
+        parameters=int(result["parameters"]),
+        seconds=float(result.get("train_seconds_total", float("nan"))),
+        val_curve=tuple(curve))
+  except (KeyError, TypeError, ValueError) as e:
+    raise DataError(f"{folder}: not a finished jaxgeo run ({type(e).__name__}: {e})") from None
+
+
+def read_runs(root: str | os.PathLike) -> list[Run]:
+  """Every finished run below `root` (folders holding test_metrics.json), sorted by path."""
+  root = pathlib.Path(root)
+  if not root.is_dir():
+    raise DataError(f"{root}: no such folder of runs")
+  return [read_run(p.parent) for p in sorted(root.rglob(RESULT_FILE))]
+
+
+@dataclasses.dataclass(frozen=True)
+class RowSummary:
+  """A row's runs over seeds: mean and std (ddof=0 for one seed: 0) of each test metric."""
+  row: str
+  runs: tuple[Run, ...]
+
+  @property
+  def first(self) -> Run:
+    return self.runs[0]
+
+  def values(self, metric: str) -> np.ndarray:
+    return np.array([r.test.get(metric, float("nan")) for r in self.runs], np.float64)
+
+  def mean(self, metric: str) -> float:
+    return float(np.mean(self.values(metric)))
+
+  def std(self, metric: str) -> float:
+    v = self.values(metric)
+    return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+
+  @property
+  def seeds(self) -> tuple[int, ...]:
+    return tuple(r.seed for r in self.runs)
+
+
+def aggregate(runs: Iterable[Run]) -> dict[str, RowSummary]:
+  """Runs grouped by row (seeds sorted)."""
+  by_row: dict[str, list[Run]] = collections.defaultdict(list)
+  for run in runs:
+    by_row[run.row].append(run)
+  return {row: RowSummary(row, tuple(sorted(rs, key=lambda r: r.seed)))
+          for row, rs in sorted(by_row.items())}
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+  """A with / without language-model comparison of one (task, network, features) group."""
+  without: RowSummary
+  with_lm: RowSummary
+  variant: str
+
+  @property
+  def metric(self) -> str:
+    return self.without.first.primary_metric
+
+  @property
+  def sign(self) -> float:
+    return 1.0 if self.without.first.higher_is_better else -1.0
+
+  @property
+  def relative_gain(self) -> float:
+    """(with - without) / |without| of the mean primary metric, positive = better."""
+    base = self.without.mean(self.metric)
+    if base == 0 or not math.isfinite(base):
+      return float("nan")
+    return self.sign * (self.with_lm.mean(self.metric) - base) / abs(base)
+
+  def paired_differences(self) -> np.ndarray:
+    """Per seed (seeds both rows have): sign * (with - without)."""
+    a = {r.seed: r.test.get(self.metric, float("nan")) for r in self.without.runs}
+    b = {r.seed: r.test.get(self.metric, float("nan")) for r in self.with_lm.runs}
+    return np.array([self.sign * (b[s] - a[s]) for s in sorted(set(a) & set(b))], np.float64)
+
+  @property
+  def exceeds_seed_spread(self) -> bool:
+    d = self.paired_differences()
+    if len(d) < 2:
+      return False
+    return bool(abs(d.mean()) > d.std(ddof=1))
+
+
+def pairs(summaries: dict[str, RowSummary]) -> list[Pair]:
+  """Every (none, X) pair within a (task, network, features) group, X in replace, concat,
+  project, random-lm (one language model per group: the first found)."""
+  groups: dict[tuple, dict[str, RowSummary]] = collections.defaultdict(dict)
+  for s in summaries.values():
+    groups[s.first.group].setdefault(s.first.variant, s)
+  out = []
+  for key in sorted(groups):
+    variants = groups[key]
+    if "none" not in variants:
+      continue
+    for v in ("replace", "concat", "project", "random-lm"):
+      if v in variants:
+        out.append(Pair(variants["none"], variants[v], v))
+  return out
+
+
+def _fmt(mean: float, std: float, n: int) -> str:
+  if not math.isfinite(mean):
+    return "-"
+  return f"{mean:.4f} ± {std:.4f}" if n > 1 else f"{mean:.4f}"
+
+
+def task_table(summaries: dict[str, RowSummary], task: str) -> str:
+  """A Markdown table of one task: a line per row (network x variant x features), the
+  task's metrics as mean ± std over seeds, seeds, parameters, train minutes."""
+  rows = [s for s in summaries.values() if s.first.task == task]
+  if not rows:
+    return ""
+  primary = rows[0].first.primary_metric
+  metrics = [primary] + sorted({m for s in rows for r in s.runs for m in r.test
+                                if m != primary and m != "n"})[:5]
+  header = (["network", "language model", "features", "seeds"] + metrics
+            + ["parameters", "train min"])
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for s in sorted(rows, key=lambda s: (s.first.network, s.first.features,
+                                       ("none", "replace", "concat", "project",
+                                        "random-lm").index(s.first.variant))):
+    r = s.first
+    lm = "-" if r.variant == "none" else f"{r.variant} ({r.lm_model})"
+    cells = [r.network, lm, r.features, str(len(s.runs))]
+    cells += [_fmt(s.mean(m), s.std(m), len(s.runs)) for m in metrics]
+    cells += [f"{r.parameters:,}",
+              f"{np.mean([x.seconds for x in s.runs]) / 60:.1f}"]
+    lines.append("| " + " | ".join(cells) + " |")
+  arrow = "higher" if rows[0].first.higher_is_better else "lower"
+  return f"Primary metric: {primary} ({arrow} is better).\n\n" + "\n".join(lines)
+
+
+def headline_table(summaries: dict[str, RowSummary]) -> str:
+  """The paper's headline: relative gain of each network with the language model over
+  without, per task and on average, with the controls beside it."""
+  found = pairs(summaries)
+  if not found:
+    return "No with/without pairs yet."
+  header = ["task", "network", "features", "with", "metric", "without", "with LM",
+            "relative gain", "paired difference (per seed)", "exceeds seed spread"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for p in found:
+    d = p.paired_differences()
+    lines.append("| " + " | ".join([
+        p.without.first.task, p.without.first.network, p.without.first.features, p.variant,
+        p.metric, _fmt(p.without.mean(p.metric), p.without.std(p.metric), len(p.without.runs)),
+        _fmt(p.with_lm.mean(p.metric), p.with_lm.std(p.metric), len(p.with_lm.runs)),
+        f"{100 * p.relative_gain:+.1f}%",
+        _fmt(float(d.mean()) if len(d) else float("nan"),
+             float(d.std(ddof=1)) if len(d) > 1 else 0.0, len(d)),
+        "yes" if p.exceeds_seed_spread else "no"]) + " |")
+  averages = collections.defaultdict(list)
+  for p in found:
+    if math.isfinite(p.relative_gain):
+      averages[(p.variant, p.without.first.features)].append(p.relative_gain)
+  lines.append("")
+  lines.append("Average relative gain over every (task, network) pair: " + "; ".join(
+      f"{v} ({f} features) {100 * np.mean(g):+.1f}% over {len(g)}"
+      for (v, f), g in sorted(averages.items())) + ".")
+  return "\n".join(lines)
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+def _pyplot():
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def figure_primary(summaries: dict[str, RowSummary], task: str, path: pathlib.Path) -> None:
+  """Bar chart of the primary metric per network and variant, error bars over seeds."""
+  plt = _pyplot()
+  rows = [s for s in summaries.values() if s.first.task == task]
+  metric = rows[0].first.primary_metric
+  labels = [f"{s.first.network}\n{s.first.variant}\n{s.first.features}" for s in rows]
+  fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(rows)), 3.6))
+  ax.bar(range(len(rows)), [s.mean(metric) for s in rows],
+         yerr=[s.std(metric) for s in rows], capsize=3, color="#4c72b0")
+  ax.set_xticks(range(len(rows)), labels, fontsize=7)
+  ax.set_ylabel(metric)
+  ax.set_title(f"{task}: {metric} ({'higher' if rows[0].first.higher_is_better else 'lower'}"
+               " is better)")
+  fig.tight_layout()
+  with io.atomic_path(path, suffix=".png") as tmp:
+    fig.savefig(tmp, format="png", dpi=120)
+  plt.close(fig)
+
+
+def figure_knowledge(summaries: dict[str, RowSummary], path: pathlib.Path) -> None:
+  """Knowledge vs capacity: relative gain of project, random-lm and replace over none, per
+  (task, network, features) group."""
+  plt = _pyplot()
+  found = pairs(summaries)
+  groups = sorted({p.without.first.group for p in found})
+  variants = ("project", "random-lm", "replace")
+  fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(groups)), 3.6))
+  width = 0.8 / len(variants)
+  for i, v in enumerate(variants):
+    gains = []
+    for g in groups:
+      match = [p.relative_gain for p in found if p.variant == v and p.without.first.group == g]
+      gains.append(100 * match[0] if match else float("nan"))
+    ax.bar(np.arange(len(groups)) + (i - 1) * width, gains, width, label=v)
+  ax.axhline(0.0, color="black", linewidth=0.8)
+  ax.set_xticks(range(len(groups)), ["\n".join(g) for g in groups], fontsize=7)
+  ax.set_ylabel("relative gain over none (%)")
+  ax.set_title("knowledge (replace vs random-lm) vs capacity (project)")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  with io.atomic_path(path, suffix=".png") as tmp:
+    fig.savefig(tmp, format="png", dpi=120)
+  plt.close(fig)
+
+
+def figure_curves(summaries: dict[str, RowSummary], path: pathlib.Path) -> None:
+  """Validation curves (primary metric per epoch) of one row per task (its first seed),
+  with and without the language model."""
+  plt = _pyplot()
+  tasks = sorted({s.first.task for s in summaries.values()})
+  fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.0), squeeze=False)
+  for ax, task in zip(axes[0], tasks):
+    for s in summaries.values():
+      r = s.first
+      if r.task == task and r.features == "paper" and r.variant in ("none", "replace"):
+        ax.plot(range(1, len(r.val_curve) + 1), r.val_curve, marker=".",
+                label=f"{r.network} {r.variant}")
+    ax.set_title(task, fontsize=9)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(next(s.first.primary_metric for s in summaries.values()
+                       if s.first.task == task))
+    ax.legend(fontsize=6)
+  fig.tight_layout()
+  with io.atomic_path(path, suffix=".png") as tmp:
+    fig.savefig(tmp, format="png", dpi=120)
+  plt.close(fig)
+
+
+def write(runs: Sequence[Run], out_dir: str | os.PathLike, figures: bool = True
+          ) -> list[pathlib.Path]:
+  """Writes `results.md` (a table per task and the headline table) and the figures into
+  `out_dir`. -> the files written."""
+  out_dir = pathlib.Path(out_dir)
+  summaries = aggregate(runs)
+  tasks = sorted({s.first.task for s in summaries.values()})
+  parts = ["# Results of the experiment grid", "",
+           "Generated by `jaxgeo report` from the run folders; mean ± std over seeds.", ""]
+  parts += ["## Headline: relative gain with the language model", "",
+            headline_table(summaries), ""]
+  for task in tasks:
+    parts += [f"## {task}", "", task_table(summaries, task), ""]
+  total = sum(r.seconds for r in runs if math.isfinite(r.seconds))
+  parts += [f"{len(runs)} runs, {len(summaries)} rows, {total / 3600:.2f} CPU-hours of "
+            "training (epoch time as logged).", ""]
+  written = [out_dir / "results.md"]
+  io.atomic_write_text(written[0], "\n".join(parts))
+  if figures and summaries:
+    for task in tasks:
+      written.append(out_dir / f"primary_{task}.png")
+      figure_primary(summaries, task, written[-1])
+    if pairs(summaries):
+      written.append(out_dir / "knowledge_vs_capacity.png")
+      figure_knowledge(summaries, written[-1])
+    written.append(out_dir / "validation_curves.png")
+    figure_curves(summaries, written[-1])
+  return written

@@ -1,0 +1,122 @@
+"""`jaxgeo report` gives exactly the numbers its run folders hold; `jaxgeo grid` skips finished
+cells and resumes half-finished ones."""
+import json
+
+import numpy as np
+import pytest
+
+from jaxgeo import cli, grid, report, rows, train
+from jaxgeo.errors import ConfigError, DataError
+
+
+def fake_run(folder, row, seed, task, network, fusion, primary, values, higher=True,
+             lm="unirep1900", features="paper", curve=(0.5, 0.6)):
+  folder.mkdir(parents=True)
+  (folder / "config.json").write_text(json.dumps({
+      "name": row, "train": {"seed": seed}, "lm": {"model": lm},
+      "data": {"features": features}}))
+  (folder / "test_metrics.json").write_text(json.dumps({
+      "task": task, "network": network, "fusion": fusion, "primary_metric": primary,
+      "higher_is_better": higher, "test": values, "parameters": 1000,
+      "train_seconds_total": 60.0}))
+  (folder / "log.jsonl").write_text("".join(
+      json.dumps({"epoch": i + 1, "val": {primary: v}}) + "\n" for i, v in enumerate(curve))
+      + '{"epoch": 3, "val"')          # a torn last line, as a kill leaves it
+
+
+@pytest.fixture
+def runs(tmp_path):
+  root = tmp_path / "runs"
+  # interface / gvp: none 0.60, 0.62; replace 0.70, 0.66; random-lm 0.61, 0.60.
+  for seed, (a, b, c) in enumerate([(0.60, 0.70, 0.61), (0.62, 0.66, 0.60)]):
+    fake_run(root / f"n{seed}", "interface_gvp_none", seed, "interface", "gvp", "none",
+             "auroc", {"auroc": a, "auprc": 0.1})
+    fake_run(root / f"r{seed}", "interface_gvp_replace_unirep", seed, "interface", "gvp",
+             "replace", "auroc", {"auroc": b, "auprc": 0.2})
+    fake_run(root / f"x{seed}", "interface_gvp_replace_randomlm", seed, "interface", "gvp",
+             "replace", "auroc", {"auroc": c, "auprc": 0.1}, lm="unirep1900_random")
+  # position / egnn (lower is better): none 10.0, replace 8.0 (one seed).
+  fake_run(root / "p0", "position_egnn_none", 0, "position", "egnn", "none", "rmse",
+           {"rmse": 10.0}, higher=False)
+  fake_run(root / "p1", "position_egnn_replace_unirep", 0, "position", "egnn", "replace",
+           "rmse", {"rmse": 8.0}, higher=False)
+  return root
+
+
+def test_aggregates_and_pairs_hold_the_folders_numbers(runs):
+  found = report.read_runs(runs)
+  assert len(found) == 8
+  assert found[0].val_curve == (0.5, 0.6)     # the torn line is skipped
+  summaries = report.aggregate(found)
+  none = summaries["interface_gvp_none"]
+  assert none.seeds == (0, 1)
+  assert none.mean("auroc") == pytest.approx(0.61)
+  assert none.std("auroc") == pytest.approx(np.std([0.60, 0.62], ddof=1))
+  by_variant = {(p.without.first.task, p.variant): p for p in report.pairs(summaries)}
+  replace = by_variant[("interface", "replace")]
+  assert replace.relative_gain == pytest.approx((0.68 - 0.61) / 0.61)
+  np.testing.assert_allclose(replace.paired_differences(), [0.10, 0.04])
+  assert replace.exceeds_seed_spread          # mean 0.07 > std 0.042
+  random = by_variant[("interface", "random-lm")]
+  np.testing.assert_allclose(random.paired_differences(), [0.01, -0.02])
+  assert not random.exceeds_seed_spread
+  position = by_variant[("position", "replace")]
+  assert position.relative_gain == pytest.approx(0.2)   # lower RMSE is a gain
+  assert not position.exceeds_seed_spread               # one seed: no spread to exceed
+
+
+def test_report_writes_tables_and_figures(runs, tmp_path):
+  assert cli.main(["report", str(runs), "--out", str(tmp_path / "out")]) == 0
+  text = (tmp_path / "out" / "results.md").read_text()
+  assert "0.6100 ± 0.0141" in text and "0.6800 ± 0.0283" in text
+  assert "+11.5%" in text and "+20.0%" in text
+  assert "| position | egnn | paper | replace | rmse | 10.0000 | 8.0000 | +20.0% |" in text
+  for name in ("primary_interface.png", "primary_position.png", "knowledge_vs_capacity.png",
+               "validation_curves.png"):
+    assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  with pytest.raises(DataError, match="no such folder"):
+    report.read_runs(tmp_path / "nope")
+
+
+def test_grid_cells_follow_the_row_table():
+  spec = grid.GridSpec(tasks=("interface",), networks=("gvp",),
+                       variants=("none", "project", "random-lm"), features=("paper", "rich"),
+                       seeds=(0, 1))
+  names = [c.name for c in grid.cells(spec)]
+  assert names == ["interface_gvp_none-seed0", "interface_gvp_none-seed1",
+                   "interface_gvp_project_unirep-seed0", "interface_gvp_project_unirep-seed1",
+                   "interface_gvp_replace_randomlm-seed0", "interface_gvp_replace_randomlm-seed1",
+                   "interface_gvp_none_rich-seed0", "interface_gvp_none_rich-seed1"]
+  config = grid.cell_config(grid.Cell("interface_gvp_none", 1), "cpu")
+  assert config.train.seed == 1 and config.task.limit == 60
+  with pytest.raises(ConfigError, match="--fusions"):
+    grid.GridSpec(variants=("mean",))
+
+
+def test_grid_skips_finished_cells_and_resumes_half_finished_ones(shared_data, tmp_path,
+                                                                   monkeypatch):
+  monkeypatch.setenv("JAXGEO_DATA", str(shared_data))
+  monkeypatch.setitem(rows.GRID_BUDGETS, "tiny", {"position": (
+      ("task.limit", 1), ("train.epochs", 2), ("train.batch_graphs", 4),
+      ("model.egnn.hidden", 8), ("model.egnn.num_layers", 1), ("model.fusion.embed_dim", 8))})
+  spec = grid.GridSpec(tasks=("position",), networks=("egnn",), variants=("none",),
+                       seeds=(0, 1), budget="tiny")
+  results, runs_dir = tmp_path / "results", tmp_path / "runs"
+  # Seed 0 finished on another machine: only its small results are here.
+  fake_run(results / "position_egnn_none-seed0", "position_egnn_none", 0, "position", "egnn",
+           "none", "rmse", {"rmse": 1.0}, higher=False)
+  # Seed 1 was interrupted after its first epoch.
+  half = runs_dir / "position_egnn_none-seed1"
+  config = grid.cell_config(grid.Cell("position_egnn_none", 1), "tiny")
+  assert train.train(config, half, progress=False, stop_after_epochs=1) is None
+  said = []
+  status = grid.run(spec, runs_dir, results, progress=False, echo=said.append)
+  assert status == {"position_egnn_none-seed0": "kept", "position_egnn_none-seed1": "trained"}
+  assert any("resuming after epoch 1" in line for line in said)
+  assert [r["epoch"] for r in train.read_log(half)] == [1, 2]
+  kept = results / "position_egnn_none-seed1"
+  assert sorted(p.name for p in kept.iterdir()) == ["config.json", "log.jsonl", "model.json",
+                                                    "test_metrics.json"]
+  # Everything is kept now: a second call trains nothing.
+  assert set(grid.run(spec, runs_dir, results, progress=False, echo=said.append).values()) == {
+      "kept"}
