@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "jaxgeo.commands.rows",
     "jaxgeo.commands.train",
     "jaxgeo.commands.eval",
+    "jaxgeo.commands.predict",
     "jaxgeo.commands.params",
     "jaxgeo.commands.grid",
     "jaxgeo.commands.report",

@@ -38,6 +38,13 @@ def register(subparsers) -> None:
                  "missing")
   p.add_argument("--check-only", action="store_true", help="only check the environment")
   p.add_argument("--no-progress", action="store_true", help="no progress bars")
+  embed = p.add_mutually_exclusive_group()
+  embed.add_argument("--embed-missing", dest="embed", action="store_true", default=True,
+                     help="with a fused network: first embed the task's sequences the store "
+                     "lacks with the run's language model when it is at hand (unirep*, or "
+                     "the convert-esm folder the store records; the default)")
+  embed.add_argument("--no-embed", dest="embed", action="store_false",
+                     help="never embed; a missing sequence is an error naming `jaxgeo embed`")
   p.add_argument("--stop-after-epochs", type=int, default=None, help=argparse.SUPPRESS)
   p.set_defaults(func=run_train)
 
@@ -74,10 +81,32 @@ def run_train(args: argparse.Namespace) -> int:
       return 2
     if args.check_only:
       return 0
+  if args.embed and not (run_dir / train.RESULT_FILE).exists():
+    _embed_missing(config, progress=not args.no_progress)
   result = train.train(config, run_dir, progress=not args.no_progress,
                        stop_after_epochs=args.stop_after_epochs,
                        echo=None if not args.no_progress else print)
   return 0 if result is not None or args.stop_after_epochs is not None else 1
+
+
+def _embed_missing(config, progress: bool = True) -> None:
+  """Embeds the task's sequences the store lacks when the language model is at hand (tasks
+  that cannot list their sequences cheaply are left to the loader's own error)."""
+  from jaxgeo import config as config_lib
+  from jaxgeo.commands.predict import embed_missing
+  from jaxgeo.lm.store import EmbeddingStore
+  if not config_lib.uses_lm(config):
+    return
+  model = str(config.lm.model)
+  store_dir = config_lib.store_path(config)
+  source = (EmbeddingStore(store_dir, create=False).source(model)
+            if EmbeddingStore.is_store(store_dir) else None) or model
+  if not (source.startswith("unirep") or pathlib.Path(source).is_dir()):
+    return   # not at hand: the loader names the `jaxgeo embed` command
+  task, options, inputs = config_lib.task_setup(config, with_lm=False)
+  sequences = task.sequences(options, inputs)
+  if sequences:
+    embed_missing(config, sequences, progress=progress)
 
 
 def _writable(folder: pathlib.Path) -> str | None:

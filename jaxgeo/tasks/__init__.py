@@ -30,6 +30,8 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "atom3d_psr": ("jaxgeo.tasks.atom3d", "PSRTask"),
     "atom3d_lba": ("jaxgeo.tasks.atom3d", "LBATask"),
     "atom3d_ppi": ("jaxgeo.tasks.atom3d", "PPITask"),
+    "csv": ("jaxgeo.tasks.csv_labels", "CsvTask"),
+    "csv_residue": ("jaxgeo.tasks.csv_labels", "CsvResidueTask"),
 }
 
 
