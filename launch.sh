@@ -10,6 +10,12 @@
 # JAXGEO_STORE (embedding store, default embeddings/; or --set lm.store=...),
 # JAXGEO_JAX_CACHE (persistent compilation cache, default .jax_cache/),
 # XLA_PYTHON_CLIENT_MEM_FRACTION (default 0.9).
+# Several hosts: run this script once per host with JAX_COORDINATOR_ADDRESS=HOST:PORT (process
+# 0's address), JAX_NUM_PROCESSES and JAX_PROCESS_ID set (on a multi-host TPU slice JAX finds
+# them itself); the trainer joins the run with jax.distributed.initialize (jaxgeo.parallel),
+# every process prints the devices it sees, and only process 0 writes logs and results.
+# JAXGEO_DISTRIBUTED_TIMEOUT (seconds, default 300): how long a process waits for the
+# coordinator before it stops with an error. --set train.devices=N uses the first N devices.
 # Before training, `jaxgeo train --check-env` checks the JAX devices, the config, the data
 # and the embedding store the experiment needs (one line each; exit 2 if a piece is missing).
 set -euo pipefail
@@ -17,7 +23,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 
 list_experiments() { python -m jaxgeo rows --names; }
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; }
 
 if [ $# -eq 0 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then usage; exit 0; fi
 if [ "$1" = "--list" ]; then exec python -m jaxgeo rows; fi
@@ -39,9 +45,16 @@ config="$name"
 
 setup_env
 
-python - <<'PY' || { echo "launch.sh: jax is not importable; install with: pip install -r requirements.txt -e ." >&2; exit 2; }
+# This check runs outside the multi-host run (it must not join it): it lists this host's
+# devices; the trainer prints the global picture once every process has joined.
+JAX_COORDINATOR_ADDRESS= JAX_NUM_PROCESSES= JAX_PROCESS_ID= python - <<'PY' || { echo "launch.sh: jax is not importable; install with: pip install -r requirements.txt -e ." >&2; exit 2; }
+import os
 import jax
-print(f"launch.sh: jax {jax.__version__}, devices: {', '.join(str(d) for d in jax.devices())}")
+print(f"launch.sh: jax {jax.__version__}, this host's devices: "
+      f"{', '.join(str(d) for d in jax.local_devices())}")
 PY
+if [ -n "${JAX_COORDINATOR_ADDRESS:-}${JAX_NUM_PROCESSES:-}${JAX_PROCESS_ID:-}" ]; then
+  echo "launch.sh: multi-host run: process ${JAX_PROCESS_ID:-?} of ${JAX_NUM_PROCESSES:-?}, coordinator ${JAX_COORDINATOR_ADDRESS:-?}"
+fi
 
 exec python -m jaxgeo train --config "$config" --check-env "$@"

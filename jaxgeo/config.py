@@ -48,7 +48,7 @@ DEFAULT_DATA = os.path.join("..", "shared", "data")
 DEFAULT_STORE = "embeddings"
 # Keys that may differ between a run folder's saved config and the config a resumed run
 # is started with (they do not change what the run computes up to that point).
-RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.prefetch")
+RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.prefetch", "train.devices")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -76,6 +76,7 @@ def base_config() -> ml_collections.ConfigDict:
                       "cooldown": 0},
           "seed": 0,
           "prefetch": 2,
+          "devices": 0,        # devices to train on (0: every visible device)
       },
       "lm": {"store": "", "model": "esm2_t33_650M", "layer": 33},
   })

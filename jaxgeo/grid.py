@@ -32,7 +32,8 @@ __all__ = ["GridSpec", "Cell", "cells", "cell_config", "run", "SMALL_FILES", "VA
 logger = logging.getLogger(__name__)
 
 VARIANTS = ("none", "replace", "concat", "project", "random-lm")
-SMALL_FILES = ("config.json", "log.jsonl", "test_metrics.json", "model.json")
+SMALL_FILES = ("config.json", "log.jsonl", "test_metrics.json", "model.json", "dataset.json",
+               "lm.json")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -66,7 +66,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxgeo import batching, io, nets
+from jaxgeo import batching, io, nets, parallel
 from jaxgeo import config as config_lib
 from jaxgeo import tasks as tasks_lib
 from jaxgeo.checkpoint import LOCK_FILE, Checkpointer, RunLock
@@ -76,6 +76,7 @@ logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.json"
+DATASET_FILE = "dataset.json"   # the dataset's summary: resolved splits, skips, stats
 LOG_FILE = "log.jsonl"
 RESULT_FILE = "test_metrics.json"
 LM_FILE = "lm.json"
@@ -84,8 +85,10 @@ LM_FILE = "lm.json"
 # --- environment ------------------------------------------------------------------------------
 
 def setup_jax(cache_dir: str | None = None) -> str | None:
-  """Turns on the persistent compilation cache at `cache_dir` or $JAXGEO_JAX_CACHE (if set).
-  -> the folder used, or None."""
+  """Joins a multi-host run when one is configured (`parallel.initialize`, before any device
+  is touched) and turns on the persistent compilation cache at `cache_dir` or
+  $JAXGEO_JAX_CACHE (if set). -> the folder used, or None."""
+  parallel.initialize()   # a no-op unless a multi-host launch is configured
   cache_dir = cache_dir or os.environ.get("JAXGEO_JAX_CACHE") or None
   if cache_dir:
     os.makedirs(cache_dir, exist_ok=True)
@@ -117,13 +120,17 @@ class CompileCounter:
       pass
 
 
-def prefetch(items: Iterable[tuple[jraph.GraphsTuple, Any]], size: int = 2
+def prefetch(items: Iterable[tuple[jraph.GraphsTuple, Any]], size: int = 2,
+             put: Callable | None = None
              ) -> Iterator[tuple[jraph.GraphsTuple, jraph.GraphsTuple, Any]]:
   """(host batch, extra) -> (host batch, device batch, extra), keeping up to `size` batches
-  in flight (jax.device_put is asynchronous, so the copy overlaps the running step)."""
+  in flight (jax.device_put is asynchronous, so the copy overlaps the running step).
+  `put`: host batch -> device batch (default `jax.device_put`; data-parallel runs shard a
+  stacked global batch over the mesh)."""
+  put = put or jax.device_put
   queue: collections.deque = collections.deque()
   for batch, extra in items:
-    queue.append((batch, jax.device_put(batch), extra))
+    queue.append((batch, put(batch), extra))
     if len(queue) > max(size, 0):
       yield queue.popleft()
   while queue:
@@ -149,6 +156,18 @@ class Setup:
   eval_step: Callable
   plateau_step: Callable
   lm: Any = None           # the lm.Features the data was read with (None: not fused)
+  mesh: Any = None         # jax.sharding.Mesh of a data-parallel run (None: one device)
+  info: Any = None         # the dataset's JSON-ready summary (splits, skips, stats)
+
+  @property
+  def devices(self) -> int:
+    """Devices along the mesh's data axis (1 without a mesh)."""
+    return 1 if self.mesh is None else parallel.data_size(self.mesh)
+
+  @property
+  def device_graphs(self) -> int:
+    """Graphs per device of a global batch of train.batch_graphs."""
+    return int(self.config.train.batch_graphs) // self.devices
 
 
 def make_optimizer(config: ml_collections.ConfigDict):
@@ -202,6 +221,92 @@ def make_steps(model, task: tasks_lib.Task, stats: dict, adam: optax.GradientTra
           jax.jit(plateau_step))
 
 
+def label_count(task: tasks_lib.Task, batch: jraph.GraphsTuple):
+  """Real labelled items of a padded batch (nodes for node tasks, graphs for graph tasks):
+  the count a task's masked-mean loss divides by. -> float32 scalar (jnp, in jit)."""
+  mask = (tasks_lib.base.node_label_mask(batch) if task.head == "node"
+          else tasks_lib.base.graph_label_mask(batch))
+  return jnp.sum(mask).astype(jnp.float32)
+
+
+def make_parallel_steps(model, task: tasks_lib.Task, stats: dict,
+                        adam: optax.GradientTransformation,
+                        plateau: optax.GradientTransformationExtraArgs, mesh):
+  """Data-parallel (train_step, eval_step, plateau_step) over `mesh`, jitted with shardings.
+
+  Batches are stacked global batches [D, ...] (D slots, sharded over the `data` axis; a device
+  may hold several slots); params and optimizer state are replicated.
+
+  The loss of a step is the mean over the real labelled items of all slots:
+  sum_d loss_d * n_d / sum_d n_d, with loss_d a slot's masked mean (the task's `loss`) and n_d
+  its labelled count (`label_count`), so it equals the loss of one device on the same global
+  batch (not a mean of per-slot means). It is computed inside `jax.shard_map` with `psum`s;
+  its gradient with respect to the replicated parameters is reduced over devices by the
+  transpose of shard_map (an XLA all-reduce). Dropout keys: slot d of step s uses
+  fold_in(fold_in(fold_in(key, epoch), step), d), whatever the device count.
+
+  train_step(params, opt_state, batch, key, epoch, step) -> (params, opt_state, loss).
+  eval_step(params, batch) -> (outputs [D, ...], per-slot losses [D]), both replicated so that
+    every process reads them.
+  """
+  from jax.sharding import PartitionSpec as P
+  data, repl = parallel.data_sharded(mesh), parallel.replicated(mesh)
+  spec = P(parallel.DATA_AXIS)
+
+  def slots_apply(fn, batch):
+    """fn(slot batch, global slot index) over the local slots [k, ...] of a device."""
+    k = jax.tree_util.tree_leaves(batch)[0].shape[0]
+    first = jax.lax.axis_index(parallel.DATA_AXIS) * k
+    if k == 1:
+      return jax.tree_util.tree_map(
+          lambda x: x[None], fn(jax.tree_util.tree_map(lambda x: x[0], batch), first))
+    return jax.vmap(fn)(batch, first + jnp.arange(k))
+
+  def global_loss(params, batch, rng):
+    def per_device(params, batch, rng):
+      def one(b, index):
+        outputs = model.apply(params, jax.random.fold_in(rng, index), b, is_training=True)
+        return task.loss(outputs, b, stats), label_count(task, b)
+      losses, counts = slots_apply(one, batch)
+      total = jax.lax.psum(jnp.sum(counts), parallel.DATA_AXIS)
+      return jax.lax.psum(jnp.sum(losses * counts), parallel.DATA_AXIS) / jnp.maximum(total, 1.0)
+    return jax.shard_map(per_device, mesh=mesh, in_specs=(P(), spec, P()), out_specs=P())(
+        params, batch, rng)
+
+  def train_step(params, opt_state, batch, key, epoch, step):
+    rng = jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(key), epoch), step)
+    loss, grads = jax.value_and_grad(global_loss)(params, batch, rng)
+    adam_state, plateau_state = opt_state
+    updates, adam_state = adam.update(grads, adam_state, params)
+    updates = jax.tree_util.tree_map(lambda u: plateau_state.scale * u, updates)
+    params = optax.apply_updates(params, updates)
+    return params, (adam_state, plateau_state), loss
+
+  def eval_step(params, batch):
+    def per_device(params, batch):
+      def one(b, index):
+        del index
+        outputs = model.apply(params, None, b, is_training=False)
+        return outputs, task.loss(outputs, b, stats)
+      return slots_apply(one, batch)
+    return jax.shard_map(per_device, mesh=mesh, in_specs=(P(), spec),
+                         out_specs=(spec, spec))(params, batch)
+
+  def plateau_step(plateau_state, value):
+    return plateau.update({}, plateau_state, value=value)[1]
+
+  return (jax.jit(train_step, donate_argnums=(0, 1),
+                  in_shardings=(repl, repl, data, repl, repl, repl),
+                  out_shardings=(repl, repl, repl)),
+          jax.jit(eval_step, in_shardings=(repl, data), out_shardings=repl),
+          jax.jit(plateau_step, out_shardings=repl))
+
+
+def run_devices(config: ml_collections.ConfigDict) -> int:
+  """Devices a run of `config` uses (train.devices; 0 or absent: every visible device)."""
+  return len(parallel.select_devices(int(config.train.get("devices", 0) or 0)))
+
+
 def prepare(config: ml_collections.ConfigDict, store=None) -> Setup:
   """Validates the config, loads the task's data (with the language-model features of the
   config's `lm` section, read from `store` or `lm.store`), chooses buckets, builds the model
@@ -213,25 +318,74 @@ def prepare(config: ml_collections.ConfigDict, store=None) -> Setup:
   splits, stats = dataset.splits, dict(dataset.stats)
   logger.info("%s: %s", task.name, dataset.info)
   t = config.train
+  devices = parallel.select_devices(int(t.get("devices", 0) or 0))
+  per_device = parallel.per_device_graphs(int(t.batch_graphs), len(devices))
   everything = list(splits.train) + list(splits.val) + list(splits.test)
-  buckets = batching.choose_buckets(everything, batch_graphs=int(t.batch_graphs),
+  buckets = batching.choose_buckets(everything, batch_graphs=per_device,
                                     max_buckets=int(t.max_buckets), seed=int(t.seed))
   model = nets.make_model(model_config)
   adam, plateau, optimizer = make_optimizer(config)
-  train_step, eval_step, plateau_step = make_steps(model, task, stats, adam, plateau)
+  mesh = None
+  if len(devices) > 1:
+    mesh = parallel.make_mesh(devices)
+    steps = make_parallel_steps(model, task, stats, adam, plateau, mesh)
+  else:
+    steps = make_steps(model, task, stats, adam, plateau)
+  train_step, eval_step, plateau_step = steps
   return Setup(config, task, model_config, splits, stats, buckets, model, adam, plateau,
-               optimizer, train_step, eval_step, plateau_step, inputs.lm)
+               optimizer, train_step, eval_step, plateau_step, inputs.lm, mesh,
+               _jsonable_tree(dataset.info))
+
+
+def _jsonable_tree(value):
+  """A JSON-ready copy of a nested summary (numpy scalars and arrays to Python values)."""
+  if isinstance(value, dict):
+    return {str(k): _jsonable_tree(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_jsonable_tree(v) for v in value]
+  if isinstance(value, np.generic):
+    return value.item()
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  if isinstance(value, (str, int, float, bool)) or value is None:
+    return value
+  return str(value)
 
 
 def init_state(setup: Setup) -> dict:
   """Fresh {"params", "opt_state", "key"} from train.seed."""
   seed = int(setup.config.train.seed)
   init_key, train_key = jax.random.split(jax.random.key(seed))
-  example = next(batching.batches(setup.splits.train[:1], setup.buckets,
-                                  int(setup.config.train.batch_graphs)))
+  example = next(batching.batches(setup.splits.train[:1], setup.buckets, setup.device_graphs))
   params = setup.model.init(init_key, example, is_training=True)
-  return {"params": params, "opt_state": setup.optimizer.init(params),
-          "key": jax.random.key_data(train_key)}
+  state = {"params": params, "opt_state": setup.optimizer.init(params),
+           "key": jax.random.key_data(train_key)}
+  return place_state(setup, state)
+
+
+def place_state(setup: Setup, state):
+  """A state tree on the run's devices: replicated over the mesh of a data-parallel run, as
+  it is (uncommitted) on one device."""
+  if setup.mesh is None:
+    return state
+  return parallel.replicate(parallel.to_host(state), setup.mesh)
+
+
+def device_batches(setup: Setup, graphs: Sequence[jraph.GraphsTuple],
+                   rng: np.random.Generator | None, batch_graphs: int | None = None):
+  """(host batch, device batch, extra) of a pass over `graphs` with prefetching.
+
+  One device: extra = the [B] dataset indices of the batch. Data-parallel: the host batch is
+  the stacked global batch [D, ...] and extra = (per-slot indices, per-slot padded batches with
+  None for all-padding slots)."""
+  batch_graphs = batch_graphs or int(setup.config.train.batch_graphs)
+  size = int(setup.config.train.get("prefetch", 2))
+  if setup.mesh is None:
+    plan = batching.batches(graphs, setup.buckets, batch_graphs, rng=rng, return_indices=True)
+    return prefetch(plan, size)
+  plan = ((stacked, (parts, slots)) for stacked, parts, slots in parallel.global_batches(
+      graphs, setup.buckets, batch_graphs, setup.devices, rng))
+  return prefetch(plan, size, put=lambda b: parallel.shard_stacked(b, setup.mesh))
 
 
 def evaluate(setup: Setup, params, graphs: Sequence[jraph.GraphsTuple],
@@ -241,17 +395,25 @@ def evaluate(setup: Setup, params, graphs: Sequence[jraph.GraphsTuple],
   from tqdm.auto import tqdm
   batch_graphs = int(setup.config.train.batch_graphs)
   parts, loss_sum, count = [], 0.0, 0
-  plan = batching.batches(graphs, setup.buckets, batch_graphs, rng=None)
   total = math.ceil(len(graphs) / batch_graphs)
-  bar = tqdm(prefetch(((b, None) for b in plan), int(setup.config.train.get("prefetch", 2))),
-             total=total, desc=desc, leave=False, disable=not progress, unit="batch")
-  for host_batch, device_batch, _ in bar:
+  bar = tqdm(device_batches(setup, graphs, None), total=total, desc=desc, leave=False,
+             disable=not progress, unit="batch")
+  for host_batch, device_batch, extra in bar:
     outputs, loss = setup.eval_step(params, device_batch)
-    part = setup.task.predictions(jax.device_get(outputs), host_batch, setup.stats)
-    n = int(len(part[0]))
-    loss_sum += float(loss) * n
-    count += n
-    parts.append(part)
+    if setup.mesh is None:
+      pieces = [(jax.device_get(outputs), host_batch, loss)]
+    else:
+      # Every slot's outputs (replicated on every process); all-padding slots are skipped, so
+      # nothing is counted twice or from padding.
+      outputs, losses = parallel.to_host((outputs, loss))
+      pieces = [(jax.tree_util.tree_map(lambda x: x[d], outputs), b, losses[d])
+                for d, b in enumerate(extra[1]) if b is not None]
+    for out, batch, batch_loss in pieces:
+      part = setup.task.predictions(out, batch, setup.stats)
+      n = int(len(part[0]))
+      loss_sum += float(batch_loss) * n
+      count += n
+      parts.append(part)
   y_true, y_pred, group = tasks_lib.base.concatenate_predictions(parts)
   metrics = {k: float(v) for k, v in
              setup.task.metrics(y_true, y_pred, group, setup.stats).items()}
@@ -310,23 +472,37 @@ def resolve_run_config(config: ml_collections.ConfigDict | None,
   saved = config_lib.from_json(saved_path)
   if config is None:
     return saved
-  changed = [k for k in config_lib.diff(saved, config)
-             if k not in config_lib.RESUMABLE_CHANGES]
+  changed = [k for k in config_lib.diff(saved, config) if k not in _resumable()]
   if changed:
     raise ConfigError(f"--run-dir {run_dir}: holds a run of a different config (differs in "
                       f"{', '.join(changed)}); choose another --run-dir to start a new run")
   merged = config_lib.from_json(saved_path)
-  for key in config_lib.RESUMABLE_CHANGES:
+  for key in _resumable():
     section, name = key.split(".")
     if name in config[section]:
-      merged[section][name] = config[section][name]
+      with merged[section].unlocked():
+        merged[section][name] = config[section][name]
   return merged
+
+
+# A run folder trained on one device count resumes on another (see `parallel`).
+DEVICE_KEYS = ("train.devices",)
+
+
+def _resumable() -> tuple[str, ...]:
+  return tuple(config_lib.RESUMABLE_CHANGES) + tuple(
+      k for k in DEVICE_KEYS if k not in config_lib.RESUMABLE_CHANGES)
 
 
 def _uncommitted(tree):
   """Restored checkpoint arrays are committed to a device, fresh ones are not, and jit
   caches the two separately: a host round trip keeps one compilation per bucket."""
   return jax.tree_util.tree_map(lambda x: jax.device_put(np.asarray(x)), tree)
+
+
+def _restored(setup: Setup, tree):
+  """Restored checkpoint arrays placed as the run's fresh ones are (see `place_state`)."""
+  return _uncommitted(tree) if setup.mesh is None else place_state(setup, tree)
 
 
 def _improved(value: float, best: float | None, higher_is_better: bool) -> bool:
@@ -365,8 +541,12 @@ def train(config: ml_collections.ConfigDict | None, run_dir: str | os.PathLike, 
   test_metrics.json), or None when stopped by `stop_after_epochs` (simulated interruption:
   the run ends after that many epochs in total, as if killed after its checkpoint)."""
   from tqdm.auto import tqdm
+  if parallel.initialize():
+    print(parallel.process_info().describe(), flush=True)   # every process says what it sees
   run_dir = pathlib.Path(run_dir)
   say = echo or (lambda msg: tqdm.write(msg) if progress else logger.info(msg))
+  if not parallel.is_primary():
+    say = lambda msg: None
   if run_dir.exists() and not run_dir.is_dir():
     raise ConfigError(f"--run-dir {run_dir}: is a file, not a folder")
   created = not run_dir.exists()
@@ -375,12 +555,13 @@ def train(config: ml_collections.ConfigDict | None, run_dir: str | os.PathLike, 
   except OSError as e:
     raise ConfigError(f"--run-dir {run_dir}: cannot be created ({e.strerror or e})") from None
   try:
-    with RunLock(run_dir):
+    # Process 0 holds the run folder's lock for all processes of a multi-host run.
+    with (RunLock(run_dir) if parallel.is_primary() else contextlib.nullcontext()):
       return _train(config, run_dir, store=store, progress=progress,
                     stop_after_epochs=stop_after_epochs, say=say)
   finally:
     # A run that failed before writing anything leaves no folder behind.
-    if created and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] in ([], [LOCK_FILE]):
+    if created and parallel.is_primary() and run_dir.is_dir() and [p.name for p in run_dir.iterdir()] in ([], [LOCK_FILE]):
       with contextlib.suppress(OSError):
         (run_dir / LOCK_FILE).unlink(missing_ok=True)
         run_dir.rmdir()
@@ -475,6 +656,29 @@ def lm_setup(config: ml_collections.ConfigDict, run_dir: pathlib.Path, store=Non
                       "source": known.get(fp, {}).get("source")}
 
 
+def _check_device_count(config: ml_collections.ConfigDict, run_dir: pathlib.Path) -> None:
+  """ConfigError when the run's global batch does not split over the devices visible now,
+  naming the device count the run folder was trained with."""
+  t = config.train
+  devices = run_devices(config)
+  if int(t.batch_graphs) % devices == 0:
+    return
+  before = None
+  last = run_dir / "checkpoints" / "last"
+  if last.is_dir() and any(p.name.isdigit() for p in last.iterdir()):
+    checkpointer = Checkpointer(last)
+    try:
+      before = checkpointer.restore_meta().get("devices", 1)
+    finally:
+      checkpointer.close()
+  where = (f"run folder {run_dir} was trained on {before} device(s) with" if before else
+           f"run folder {run_dir}:")
+  raise ConfigError(
+      f"{where} train.batch_graphs={t.batch_graphs} graphs a step, which does not split evenly "
+      f"over the {devices} device(s) of this run; set train.devices to a divisor of "
+      f"{t.batch_graphs} (e.g. --set train.devices={before or 1}) to resume it")
+
+
 def _train(config: ml_collections.ConfigDict | None, run_dir: pathlib.Path, *, store,
            progress: bool, stop_after_epochs: int | None, say: Callable[[str], None]
            ) -> dict | None:
@@ -486,12 +690,16 @@ def _train(config: ml_collections.ConfigDict | None, run_dir: pathlib.Path, *, s
   result_path = run_dir / RESULT_FILE
 
   started = time.time()
+  primary = parallel.is_primary()   # only process 0 writes the run folder's files
+  _check_device_count(config, run_dir)
   run_config, lm_record = lm_setup(config, run_dir, store, say)
   setup = prepare(run_config, store)
-  config_lib.write_json(config, run_dir / CONFIG_FILE)
-  if lm_record is not None and not (run_dir / LM_FILE).exists():
-    io.atomic_write_json(run_dir / LM_FILE, lm_record)
-  io.atomic_write_json(run_dir / MODEL_FILE, setup.model_config.to_dict())
+  if primary:
+    config_lib.write_json(config, run_dir / CONFIG_FILE)
+    if lm_record is not None and not (run_dir / LM_FILE).exists():
+      io.atomic_write_json(run_dir / LM_FILE, lm_record)
+    io.atomic_write_json(run_dir / MODEL_FILE, setup.model_config.to_dict())
+    io.atomic_write_json(run_dir / DATASET_FILE, setup.info or {})
   t = config.train
   epochs, patience = int(t.epochs), int(t.patience)
   batch_graphs, seed = int(t.batch_graphs), int(t.seed)
@@ -505,10 +713,17 @@ def _train(config: ml_collections.ConfigDict | None, run_dir: pathlib.Path, *, s
           "stopped": False, "seed": seed, "data_order": "np.random.default_rng([seed, epoch])"}
   if last.latest_step() is not None:
     state, meta, _ = last.restore(state)
-    state = _uncommitted(state)
+    state = _restored(setup, state)
     say(f"{run_dir}: resuming after epoch {meta['epoch']}")
+    before = int(meta.get("devices", 1))
+    if before != setup.devices:
+      say(f"note: {run_dir} was trained on {before} device(s) and resumes on {setup.devices} "
+          f"(the same global batch of {batch_graphs} graphs, {setup.device_graphs} per device): "
+          "its numbers agree with an uninterrupted run to float32 rounding, not bit for bit")
+  meta["devices"] = setup.devices
   records = [r for r in read_log(run_dir) if r["epoch"] <= meta["epoch"]]
-  _write_log(run_dir, records)
+  if primary:
+    _write_log(run_dir, records)
 
   counter = CompileCounter()
   train_nodes, train_edges = batching.graph_sizes(setup.splits.train)
@@ -526,23 +741,31 @@ def _train(config: ml_collections.ConfigDict | None, run_dir: pathlib.Path, *, s
         break
       tick = time.time()
       rng = np.random.default_rng([seed, epoch])
-      plan = batching.batches(setup.splits.train, setup.buckets, batch_graphs, rng=rng,
-                              return_indices=True)
       losses, real_nodes, padded_nodes, real_edges, padded_edges = [], 0, 0, 0, 0
-      bar = tqdm(prefetch(plan, int(t.get("prefetch", 2))), leave=False, unit="batch",
+      n_dev = setup.devices
+      slot_real = np.zeros((n_dev, 2), np.int64)     # per device: real nodes, edges
+      slot_padded = np.zeros((n_dev, 2), np.int64)   # per device: padded nodes, edges
+      slot_graphs = np.zeros(n_dev, np.int64)
+      bar = tqdm(device_batches(setup, setup.splits.train, rng), leave=False, unit="batch",
                  desc=f"epoch {epoch + 1}", disable=not progress,
                  total=math.ceil(len(setup.splits.train) / batch_graphs))
       for step, (host_batch, device_batch, index) in enumerate(bar):
         params, opt_state, loss = setup.train_step(
             params, opt_state, device_batch, key, jnp.int32(epoch), jnp.int32(step))
         losses.append(loss)
-        real_nodes += int(train_nodes[index].sum())
-        real_edges += int(train_edges[index].sum())
-        padded_nodes += int(host_batch.n_node.sum())
-        padded_edges += int(host_batch.n_edge.sum())
+        slot_index = [index] if setup.mesh is None else index[0]
+        for d, idx in enumerate(slot_index):
+          slot_real[d] += (int(train_nodes[idx].sum()), int(train_edges[idx].sum()))
+          slot_graphs[d] += len(idx)
+        counts = np.asarray(host_batch.n_node).reshape(n_dev, -1).sum(axis=1), \
+            np.asarray(host_batch.n_edge).reshape(n_dev, -1).sum(axis=1)
+        slot_padded += np.stack(counts, axis=1)
         if progress and step % 10 == 0:
           bar.set_postfix(loss=f"{float(loss):.4f}")
       train_loss = float(np.mean(jax.device_get(losses))) if losses else float("nan")
+      train_seconds = time.time() - tick
+      real_nodes, real_edges = (int(v) for v in slot_real.sum(axis=0))
+      padded_nodes, padded_edges = (int(v) for v in slot_padded.sum(axis=0))
       val = evaluate(setup, params, setup.splits.val, progress, desc="val")
       value = val["metrics"][setup.task.primary_metric] if monitor_metric else val["loss"]
       # The plateau transform minimises: feed it the value with the sign that makes lower
@@ -561,10 +784,21 @@ def _train(config: ml_collections.ConfigDict | None, run_dir: pathlib.Path, *, s
           "backend_compiles": counter.count,
           "padding_efficiency": {"nodes": real_nodes / max(padded_nodes, 1),
                                  "edges": real_edges / max(padded_edges, 1)},
+          "devices": n_dev, "processes": int(jax.process_count()),
+          "train_seconds": train_seconds,
+          "graphs_per_second": float(slot_graphs.sum()) / max(train_seconds, 1e-9),
+          "per_device": {
+              "graphs_per_second": [float(g) / max(train_seconds, 1e-9) for g in slot_graphs],
+              "padding_efficiency_nodes": [float(r / max(p, 1)) for r, p in
+                                           zip(slot_real[:, 0], slot_padded[:, 0])],
+              "padding_efficiency_edges": [float(r / max(p, 1)) for r, p in
+                                           zip(slot_real[:, 1], slot_padded[:, 1])]},
           "best_epoch": meta["best_epoch"], "bad_epochs": meta["bad_epochs"],
       }
       records.append(record)
-      _write_log(run_dir, records)
+      if primary:
+        _write_log(run_dir, records)
+      meta["devices"] = setup.devices
       saved = {"params": params, "opt_state": opt_state, "key": key}
       if improved:
         best.save(epoch + 1, saved, dict(meta))
@@ -583,7 +817,7 @@ def _train(config: ml_collections.ConfigDict | None, run_dir: pathlib.Path, *, s
                             "NaN?)")
     best_state, _, best_step = best.restore(
         {"params": params, "opt_state": opt_state, "key": key})
-    best_state = _uncommitted(best_state)
+    best_state = _restored(setup, best_state)
     val = evaluate(setup, best_state["params"], setup.splits.val, progress, desc="val")
     test = evaluate(setup, best_state["params"], setup.splits.test, progress, desc="test")
   result = {
@@ -601,7 +835,8 @@ def _train(config: ml_collections.ConfigDict | None, run_dir: pathlib.Path, *, s
       "lm_fingerprint": None if lm_record is None else lm_record["fingerprint"],
       "train_seconds_total": float(sum(r["seconds"] for r in records)),
   }
-  io.atomic_write_json(result_path, result)
+  if primary:
+    io.atomic_write_json(result_path, result)
   last.close()
   best.close()
   say(summary(result, run_dir))
@@ -646,7 +881,7 @@ def evaluate_run(run_dir: str | os.PathLike, which: str = "best",
   if checkpointer.latest_step() is None:
     raise CheckpointError(f"{run_dir}/checkpoints/{which}: no checkpoint yet")
   state, _, step = checkpointer.restore(init_state(setup))
-  state = _uncommitted(state)
+  state = _restored(setup, state)
   out: dict[str, Any] = {"checkpoint": which, "epoch": step}
   for split in splits:
     graphs = getattr(setup.splits, split, None)

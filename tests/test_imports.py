@@ -14,6 +14,7 @@ LAYERS = (
     ("jaxgeo.structure", "jaxgeo.geometry"),
     ("jaxgeo.graph", "jaxgeo.datasets", "jaxgeo.lm"),
     ("jaxgeo.batching",),
+    ("jaxgeo.parallel",),
     ("jaxgeo.nets",),
     ("jaxgeo.metrics",),
     ("jaxgeo.tasks",),

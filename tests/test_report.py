@@ -115,7 +115,8 @@ def test_grid_skips_finished_cells_and_resumes_half_finished_ones(shared_data, t
   assert any("resuming after epoch 1" in line for line in said)
   assert [r["epoch"] for r in train.read_log(half)] == [1, 2]
   kept = results / "position_egnn_none-seed1"
-  assert sorted(p.name for p in kept.iterdir()) == ["config.json", "log.jsonl", "model.json",
+  assert sorted(p.name for p in kept.iterdir()) == ["config.json", "dataset.json", "log.jsonl",
+                                                    "model.json",
                                                     "test_metrics.json"]
   # Everything is kept now: a second call trains nothing.
   assert set(grid.run(spec, runs_dir, results, progress=False, echo=said.append).values()) == {

@@ -27,9 +27,12 @@ def config_sequences(config_name: str, overrides: list[str]):
 
 
 def run(args: argparse.Namespace) -> int:
+  from jaxgeo import parallel
   from jaxgeo.errors import DataError
   from jaxgeo.lm import embed
   from jaxgeo.lm.store import EmbeddingStore
+  if parallel.initialize():   # a multi-host launch: each process embeds its share
+    print(parallel.process_info().describe(), file=sys.stderr, flush=True)
   config = None
   if args.fasta:
     records = embed.read_fasta(args.fasta)
@@ -44,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     args.store = str(config_lib.store_path(config))
   if args.layers is None and config is not None:
     args.layers = [int(config.lm.layer)]
-  embedder = embed.get_embedder(args.model, args.dtype)
+  embedder = embed.get_embedder(args.model, args.dtype, devices=args.devices,
+                                model_parallel=args.model_parallel)
   store = EmbeddingStore(args.store)
   result = embed.embed_sequences(
       embedder, records, store, layers=args.layers, store_dtype=args.store_dtype,
@@ -87,10 +91,16 @@ def register(subparsers) -> None:
                  help="precision of the arrays on disk")
   p.add_argument("--max-tokens", type=int, default=None,
                  help="tokens per batch (rows x padded length); default 8192 (ESM-2), "
-                 "16384 (UniRep)")
+                 "16384 (UniRep) per data-parallel device")
   p.add_argument("--max-residues", type=int, default=None,
                  help="window size for long sequences (default: the model's context, 1022)")
   p.add_argument("--overlap", type=int, default=256,
                  help="minimum overlap of consecutive windows of a long sequence")
+  p.add_argument("--devices", type=int, default=0,
+                 help="local devices to spread each batch over (default 0: all of them); "
+                 "in a multi-host launch every process takes its share of the sequences")
+  p.add_argument("--model-parallel", type=int, default=1,
+                 help="ESM-2: split the parameters over this many of the devices (for 3B / "
+                 "15B models larger than one device's memory); must divide --devices")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
   p.set_defaults(func=run)

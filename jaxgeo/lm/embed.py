@@ -34,6 +34,22 @@ How sequences are run:
   its weights file), labelled with its name; see `jaxgeo.lm.store`.
 - Non-finite outputs (NaN or inf, e.g. from a model with corrupt weights) are never written:
   the run stops with a `DataError` naming the sequence and the model.
+- Devices: `devices` (0: every local device) and `model_parallel` (devices a model's
+  parameters are split over, ESM-2 only: `esm2.param_specs`) make a mesh (`data` x `model`)
+  of this process's local devices. Each batch's rows are split over the `data` axis (padded
+  with rows of padding tokens to a multiple of it, whose outputs are dropped), the parameters
+  replicated or sharded over `model`; the default token budget is per data-parallel device.
+- Hosts: in a multi-process run (`jax.process_count() > 1`, see `jaxgeo.parallel.initialize`)
+  each process embeds the sequences whose SHA-256 is its `jax.process_index()` modulo
+  `jax.process_count()`, all into the one shared store; a process whose share is empty (more
+  processes than sequences) says so and has nothing to do.
+- Concurrent runs on one store (several `jaxgeo embed` at once, e.g. overlapping inputs):
+  before a sequence is computed its claim is taken, a `fcntl.flock` on
+  STORE/claims/XXXX.lock (XXXX: 4 hex digits of the entry's hash; the kernel drops a dead
+  process's claims), and the store is checked again under the claim (an entry another
+  process wrote meanwhile is skipped). A sequence another process holds is skipped for now and looked at again
+  when this process's own work is done: written by the other (skipped) or still missing
+  (computed). So no entry is computed and written twice (`store.writes(...) == 1`).
 - Gaps: alignment gap characters ('-' and '.') are refused, with the same error for ESM-2 and
   UniRep naming the record: a gap is not a residue, and silently dropping it would shift the
   per-residue rows against a structure. Remove them from the input (e.g. `tr -d .-` on the
@@ -134,6 +150,69 @@ class Embedder:
   def _build_forward(self, layers: tuple[int, ...]) -> Callable:
     raise NotImplementedError
 
+  devices: int = 1          # local devices to spread batches over (0: all)
+  model_parallel: int = 1   # devices a model's parameters are split over (ESM-2)
+
+  def mesh(self):
+    """The local `jax.sharding.Mesh` (`data` x `model`) of this embedder, or None for one
+    device."""
+    import jax
+    from jax.sharding import Mesh
+    local = jax.local_devices()
+    n = int(self.devices or len(local))
+    mp = max(int(self.model_parallel or 1), 1)
+    if n < 1 or n > len(local):
+      raise ConfigError(f"--devices {n}: this process sees {len(local)} local device(s)")
+    if n % mp:
+      raise ConfigError(f"--model-parallel {mp} must divide --devices {n}")
+    if n == 1:
+      return None
+    return Mesh(np.array(local[:n], dtype=object).reshape(n // mp, mp), ("data", "model"))
+
+  @property
+  def data_parallel(self) -> int:
+    """Devices along the data axis (batches are split over them)."""
+    mesh = self.mesh()
+    return 1 if mesh is None else int(mesh.shape["data"])
+
+  def param_specs(self, params, mesh):
+    """PartitionSpecs of the parameters (default: replicated)."""
+    import jax
+    from jax.sharding import PartitionSpec as P
+    return jax.tree_util.tree_map(lambda _: P(), params)
+
+  def _compile(self, apply: Callable, params) -> Callable:
+    """`apply(params, tokens)` jitted on this embedder's devices. -> f(tokens int32 [B, T])
+    -> {layer: [B, T, D]} with `f.jitted` (for compilation counts)."""
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    mesh = self.mesh()
+    if mesh is None:
+      params = jax.device_put(params)
+      jitted = jax.jit(apply)
+      f = lambda tokens: jitted(params, tokens)
+      f.jitted = jitted
+      return f
+    specs = self.param_specs(params, mesh)
+    shardings = jax.tree_util.tree_map(lambda spec: NamedSharding(mesh, spec), specs,
+                                       is_leaf=lambda x: isinstance(x, P))
+    params = jax.tree_util.tree_map(lambda a, sh: jax.device_put(np.asarray(a), sh), params,
+                                    shardings)
+    rows = NamedSharding(mesh, P("data"))
+    jitted = jax.jit(apply, in_shardings=(shardings, rows), out_shardings=rows)
+    data = int(mesh.shape["data"])
+
+    def f(tokens):
+      b = tokens.shape[0]
+      extra = (-b) % data
+      if extra:  # rows of padding tokens, dropped again below
+        tokens = np.concatenate([tokens, np.full((extra, tokens.shape[1]), self.pad_id,
+                                                 tokens.dtype)])
+      out = jitted(params, tokens)
+      return {l: v[:b] for l, v in out.items()} if extra else out
+    f.jitted = jitted
+    return f
+
   def make_forward(self, layers: tuple[int, ...]) -> Callable:
     """The jitted forward for `layers`, built once per embedder (compilations are cached)."""
     cache = self.__dict__.setdefault("_forwards", {})
@@ -189,11 +268,15 @@ class ESM2Embedder(Embedder):
     import jax.numpy as jnp
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[self.compute_dtype]
     fwd = self._esm2.make_forward(self.config, layers, compute_dtype=dtype)
-    params = jax.device_put(self.params)
-    jitted = jax.jit(fwd.apply)
-    f = lambda tokens: jitted(params, tokens)
-    f.jitted = jitted
-    return f
+    params = self.params
+    if self.compute_dtype == "bfloat16":
+      # The block matrices are cast to bfloat16 inside every matmul anyway: storing them so
+      # halves their memory and changes no output bit.
+      params = self._esm2.cast_matrices(params, jnp.bfloat16)
+    return self._compile(fwd.apply, params)
+
+  def param_specs(self, params, mesh):
+    return self._esm2.param_specs(params, int(mesh.shape["model"]))
 
 
 class UniRepEmbedder(Embedder):
@@ -235,17 +318,25 @@ class UniRepEmbedder(Embedder):
   def _build_forward(self, layers: tuple[int, ...]) -> Callable:
     import jax
     fwd = self._unirep.make_forward(self.n_cells, self.size, layers)
-    params = jax.device_put(self.params)
-    jitted = jax.jit(fwd.apply)
-    f = lambda tokens: jitted(params, tokens)
-    f.jitted = jitted
-    return f
+    return self._compile(fwd.apply, self.params)
 
 
-def get_embedder(model: str, compute_dtype: str = "float32") -> Embedder:
+def get_embedder(model: str, compute_dtype: str = "float32", devices: int = 1,
+                 model_parallel: int = 1) -> Embedder:
   """`model`: a convert-esm folder, or unirep64 / unirep256 / unirep1900, or
   `unirep{size}_random` (the random-lm control: the same architecture, randomly initialised
-  with a fixed seed)."""
+  with a fixed seed). `devices`: local devices to spread batches over (0: all);
+  `model_parallel`: devices ESM-2's parameters are split over (must divide `devices`)."""
+  embedder = _get_embedder(model, compute_dtype)
+  embedder.devices, embedder.model_parallel = int(devices), int(model_parallel)
+  if model_parallel > 1 and not isinstance(embedder, ESM2Embedder):
+    raise ConfigError(f"--model-parallel {model_parallel}: only ESM-2 parameters are sharded "
+                      f"({embedder.name} is small enough to replicate)")
+  embedder.mesh()  # checks the device counts
+  return embedder
+
+
+def _get_embedder(model: str, compute_dtype: str) -> Embedder:
   m = re.fullmatch(r"unirep(\d+)(_random)?", str(model))
   if m and not pathlib.Path(model).exists():
     if compute_dtype != "float32":
@@ -420,6 +511,7 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
                     layers: Sequence[int] | None = None, store_dtype: str = "float32",
                     max_tokens: int | None = None, overlap: int = 256,
                     max_residues: int | None = None, progress: bool = True,
+                    process_index: int | None = None, process_count: int | None = None,
                     _fail_after: int | None = None) -> EmbedResult:
   """Embeds `records` [(name, sequence)] into `store`, skipping what is there.
 
@@ -433,12 +525,13 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
     overlap: minimum overlap of the windows of a long sequence.
     max_residues: window size (default: the model's context, 1022 for ESM-2).
     progress: show a tqdm bar (residues, with residues/s).
+    process_index, process_count: this process's share of the sequences (default:
+      `jax.process_index()` of `jax.process_count()`; see the module docstring).
   """
   layers = embedder.check_layers(layers)
   window = max_residues if max_residues is not None else embedder.max_residues
   if window is not None and window < 1:
     raise ConfigError(f"--max-residues {window} must be positive")
-  max_tokens = max_tokens or embedder.default_max_tokens
   if _fail_after is None and os.environ.get(_FAIL_AFTER_ENV):
     _fail_after = int(os.environ[_FAIL_AFTER_ENV])
   hang_after = int(os.environ[_HANG_AFTER_ENV]) if os.environ.get(_HANG_AFTER_ENV) else None
@@ -465,6 +558,134 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
         f"note: store {store.path} holds {legacy} entries of {embedder.name!r} written before "
         "jaxgeo keyed entries by model content; nothing says which weights computed them, so "
         f"they are not reused: this run computes {fp[:12]}'s own")
+  share = _process_share(keys, process_index, process_count)
+  if share is not None:
+    index, count, mine = share
+    if not mine:
+      notes.append(f"note: process {index} of {count}: no sequence falls to its share "
+                   f"({len(keys)} distinct sequence(s) for {count} processes); nothing to do")
+    keys = mine
+  todo_keys, todo_layers, damaged = _missing(store, fp, layers, keys)
+  skipped = len(keys) - len(todo_keys)
+  result = EmbedResult(embedder.name, layers, len(keys), 0, skipped, 0, 0.0, 0, (),
+                       dict(damaged), tuple(notes))
+  if not todo_keys:
+    return result
+
+  t0 = time.perf_counter()
+  forward = embedder.make_forward(layers)
+  compiled_before = int(forward.jitted._cache_size())
+  max_tokens = max_tokens or embedder.default_max_tokens * embedder.data_parallel
+  total = sum(len(k) for k in todo_keys)
+  bar = None
+  if progress:
+    from tqdm import tqdm
+    bar = tqdm(total=total, unit="res", unit_scale=True, desc=f"embed {embedder.name}",
+               file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+  claims = _Claims(pathlib.Path(store.path) / CLAIMS_DIR)
+  shapes: list = []
+  state = {"written": 0}
+  try:
+    while todo_keys:
+      deferred = _compute(embedder, forward, store, fp, layers, todo_keys, todo_layers, names,
+                          store_dtype, max_tokens, window, overlap, claims, result, shapes,
+                          bar, state, _fail_after, hang_after)
+      if not deferred:
+        break
+      # Another process holds these: wait until one of its claims is released, then take
+      # what is still missing (the others' entries are skipped, not written again).
+      claims.wait(_claim_slot(fp, deferred[0]))
+      todo_keys, todo_layers, again = _missing(store, fp, layers, deferred)
+      result.skipped += len(deferred) - len(todo_keys)
+      for k, v in again.items():
+        result.recomputed[k] = result.recomputed.get(k, 0) + v
+  finally:
+    claims.close()
+    if bar is not None:
+      bar.close()
+  result.seconds = time.perf_counter() - t0
+  result.compilations = int(forward.jitted._cache_size()) - compiled_before
+  result.shapes = tuple(sorted(tuple(s) for s in shapes))
+  return result
+
+
+CLAIMS_DIR = "claims"
+
+
+def _claim_slot(fp: str, key: str) -> str:
+  """The claim file of a sequence: 4 hex digits of SHA-256(fingerprint, sequence), so that a
+  store never holds more than 65,536 claim files (two sequences sharing one merely wait)."""
+  import hashlib
+  return hashlib.sha256(f"{fp}\0{key}".encode()).hexdigest()[:4]
+
+
+class _Claims:
+  """Claims of sequences being computed, shared by every process writing one store:
+  `fcntl.flock` on STORE/claims/XXXX.lock, held while the sequence is computed and written,
+  dropped by the kernel if the process dies. Reference-counted within the process (flock
+  locks belong to an open file, so one process opens each claim file once)."""
+
+  def __init__(self, folder: pathlib.Path):
+    self.folder = folder
+    self._held: dict[str, list[int]] = {}   # slot -> [fd, count]
+
+  def _open(self, slot: str) -> int:
+    self.folder.mkdir(parents=True, exist_ok=True)
+    return os.open(self.folder / f"{slot}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+
+  def try_claim(self, slot: str) -> bool:
+    import fcntl
+    if slot in self._held:
+      self._held[slot][1] += 1
+      return True
+    fd = self._open(slot)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      os.close(fd)
+      return False
+    self._held[slot] = [fd, 1]
+    return True
+
+  def release(self, slot: str) -> None:
+    held = self._held.get(slot)
+    if held is None:
+      return
+    held[1] -= 1
+    if held[1] <= 0:
+      os.close(held[0])  # drops the flock
+      del self._held[slot]
+
+  def wait(self, slot: str) -> None:
+    """Blocks until no other process holds `slot` (this process must not hold it)."""
+    import fcntl
+    fd = self._open(slot)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX)
+    finally:
+      os.close(fd)
+
+  def close(self) -> None:
+    for fd, _ in self._held.values():
+      os.close(fd)
+    self._held.clear()
+
+
+def _process_share(keys: Sequence[str], index: int | None, count: int | None):
+  """(index, count, this process's keys) of a multi-process run, or None for one process."""
+  if index is None or count is None:
+    import jax
+    index, count = int(jax.process_index()), int(jax.process_count())
+  if count <= 1:
+    return None
+  import hashlib
+  mine = [k for k in keys
+          if int.from_bytes(hashlib.sha256(k.encode()).digest()[:8], "big") % count == index]
+  return index, count, mine
+
+
+def _missing(store, fp: str, layers: tuple[int, ...], keys: Sequence[str]):
+  """-> (keys with a layer to compute, those layers per key, damaged-entry counts)."""
   todo_keys, todo_layers = [], []
   damaged: collections.Counter = collections.Counter()
   for key in keys:
@@ -478,30 +699,22 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
     if missing:
       todo_keys.append(key)
       todo_layers.append(tuple(missing))
-  skipped = len(keys) - len(todo_keys)
-  result = EmbedResult(embedder.name, layers, len(keys), 0, skipped, 0, 0.0, 0, (),
-                       dict(damaged), tuple(notes))
-  if not todo_keys:
-    return result
+  return todo_keys, todo_layers, dict(damaged)
 
-  t0 = time.perf_counter()
-  forward = embedder.make_forward(layers)
-  compiled_before = int(forward.jitted._cache_size())
+
+def _compute(embedder, forward, store, fp, layers, todo_keys, todo_layers, names, store_dtype,
+             max_tokens, window, overlap, claims: _Claims, result: EmbedResult, shapes: list,
+             bar, state: dict, fail_after, hang_after) -> list[str]:
+  """Computes and writes `todo_keys`, claiming each sequence first. -> the keys another
+  process held (not computed here)."""
   batches, n_pieces = _plan(embedder, todo_keys, max_tokens, window, overlap)
-  total = sum(len(k) for k in todo_keys)
-  bar = None
-  if progress:
-    from tqdm import tqdm
-    bar = tqdm(total=total, unit="res", unit_scale=True, desc=f"embed {embedder.name}",
-               file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
   sums: dict[int, dict[int, np.ndarray]] = {}
   counts: dict[int, np.ndarray] = {}
   left = dict(n_pieces)
-  written = 0
-  shapes = []
+  claimed: set[int] = set()
+  deferred: set[int] = set()
 
   def finish(si: int) -> None:
-    nonlocal written
     key = todo_keys[si]
     c = counts.pop(si)[:, None]
     per_layer = sums.pop(si)
@@ -510,22 +723,25 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
       if not np.isfinite(rows).all():
         raise DataError(_non_finite_message(embedder, names[key], key, l, rows))
       store.put(fp, l, key, rows, dtype=store_dtype)
-    written += 1
+    claims.release(_claim_slot(fp, key))
+    state["written"] += 1
     result.computed += 1
     result.residues += len(key)
     if bar is not None:
       bar.update(len(key))
-    if _fail_after is not None and written >= _fail_after:
+    if fail_after is not None and state["written"] >= fail_after:
       if bar is not None:
         bar.close()
       os._exit(3)
-    if hang_after is not None and written >= hang_after:
+    if hang_after is not None and state["written"] >= hang_after:
       while True:
         time.sleep(1)
 
   def consume(out: dict, meta) -> None:
     host = {l: np.asarray(out[l]) for l in layers}
     for r, (si, s, e) in enumerate(meta):
+      if si in deferred:
+        continue
       if si not in sums:
         length = len(todo_keys[si])
         sums[si] = {l: np.zeros((length, embedder.dim), np.float32) for l in layers}
@@ -540,6 +756,19 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
 
   pending = collections.deque()
   for tokens, meta in batches:
+    for si, _, _ in meta:
+      if si not in claimed and si not in deferred:
+        key = todo_keys[si]
+        if not claims.try_claim(_claim_slot(fp, key)):
+          deferred.add(si)
+        elif all(store.has(fp, l, key) for l in todo_layers[si]):
+          # Written by another process since this run looked: claim, then check again.
+          claims.release(_claim_slot(fp, key))
+          deferred.add(si)
+        else:
+          claimed.add(si)
+    if all(si in deferred for si, _, _ in meta):
+      continue
     if tokens.shape not in shapes:
       shapes.append(tokens.shape)
     pending.append((forward(tokens), meta))  # dispatched asynchronously
@@ -547,9 +776,4 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
       consume(*pending.popleft())
   while pending:
     consume(*pending.popleft())
-  if bar is not None:
-    bar.close()
-  result.seconds = time.perf_counter() - t0
-  result.compilations = int(forward.jitted._cache_size()) - compiled_before
-  result.shapes = tuple(sorted(tuple(s) for s in shapes))
-  return result
+  return [todo_keys[si] for si in sorted(deferred)]

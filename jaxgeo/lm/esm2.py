@@ -508,3 +508,73 @@ def load_pretrained(model_dir: str | os.PathLike) -> tuple[ESM2Config, dict]:
     raise CheckpointError(f"{f}: cannot be read as safetensors ({e})") from None
   check_params(config, flat, str(f))
   return config, unflatten_params(flat)
+
+
+# --- large models: parameter count, memory, sharding -----------------------------------------
+
+# Block weights sharded over the mesh's `model` axis (Megatron-style): the q/k/v and first
+# feed-forward matrices by output column, the attention-output and second feed-forward
+# matrices by input row (dimension index within the stacked [num_layers, in, out] array).
+_SHARDED_DIMS = {"qkv_w": 2, "fc1_w": 2, "out_w": 1, "fc2_w": 1}
+MATRICES = tuple(_SHARDED_DIMS)
+
+
+def param_count(config: ESM2Config) -> int:
+  """Parameters of the encoder (no language-model head), from the config alone."""
+  return int(sum(np.prod(s) for s in param_shapes(config).values()))
+
+
+def memory_bytes(config: ESM2Config, param_dtype: str = "float32", tokens: int = 8192) -> dict:
+  """An estimate of the device memory of a forward pass: the parameters (block matrices in
+  `param_dtype`, the rest float32) and the working set of one batch of `tokens` tokens
+  (one layer's activations at a time under `hk.layer_stack`: residual stream, q/k/v, the
+  feed-forward hidden layer, float32; attention logits are computed in 4 MiB chunks).
+  -> {"params": bytes, "activations": bytes, "total": bytes}."""
+  shapes = param_shapes(config)
+  width = {"float32": 4, "bfloat16": 2}[param_dtype]
+  params = 0
+  for name, shape in shapes.items():
+    params += int(np.prod(shape)) * (width if name.rsplit("/", 1)[-1] in MATRICES else 4)
+  d, f = config.hidden_size, config.intermediate_size
+  activations = tokens * (d * 6 + 3 * d + f) * 4 + ATTENTION_CHUNK_BYTES * 2
+  return {"params": params, "activations": activations, "total": params + activations}
+
+
+def cast_matrices(params: Mapping, dtype) -> dict:
+  """The block matrices (q/k/v, output, feed-forward) cast to `dtype` (e.g. bfloat16 when the
+  model computes in bfloat16: `_dense` casts them to that dtype anyway, so the outputs are
+  the same bit for bit and the parameters take half the memory); the rest unchanged."""
+  out = {}
+  for module, sub in params.items():
+    out[module] = {n: (np.asarray(a).astype(dtype) if module == STACK_MODULE and n in MATRICES
+                       else a) for n, a in sub.items()}
+  return out
+
+
+def param_specs(params: Mapping, model_size: int, axis: str = "model") -> dict:
+  """`jax.sharding.PartitionSpec` per parameter: the block matrices split over `axis` (of
+  size `model_size`) along the dimension of `_SHARDED_DIMS` when it divides evenly; every
+  other parameter replicated."""
+  from jax.sharding import PartitionSpec as P
+  out = {}
+  for module, sub in params.items():
+    out[module] = {}
+    for n, a in sub.items():
+      dim = _SHARDED_DIMS.get(n) if module == STACK_MODULE else None
+      if dim is None or model_size <= 1 or np.shape(a)[dim] % model_size:
+        out[module][n] = P()
+      else:
+        spec = [None] * len(np.shape(a))
+        spec[dim] = axis
+        out[module][n] = P(*spec)
+  return out
+
+
+def shard_params(params: Mapping, mesh, axis: str = "model") -> dict:
+  """Parameters placed on `mesh` as `param_specs` says (each device holds 1 / model_size of
+  every block matrix). -> {module: {name: jax.Array}}."""
+  import jax
+  from jax.sharding import NamedSharding
+  specs = param_specs(params, int(mesh.shape[axis]), axis)
+  return {m: {n: jax.device_put(np.asarray(a), NamedSharding(mesh, specs[m][n]))
+              for n, a in sub.items()} for m, sub in params.items()}

@@ -1,0 +1,319 @@
+"""Every device of a host and of a pod: data-parallel training, evaluation, sharded ESM-2,
+embedding over devices, processes and concurrent writers, multi-host start-up errors.
+
+Checks that need several devices run once in a subprocess with 4 fake CPU devices
+(`--xla_force_host_platform_device_count=4`) and report JSON; the tests assert on it.
+"""
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from jaxgeo import parallel
+from jaxgeo.errors import ConfigError
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+TINY_ESM = dict(num_layers=2, hidden_size=32, num_heads=4, intermediate_size=64, name="tiny")
+
+FOUR_DEVICES = textwrap.dedent(r'''
+import json, sys, pathlib
+import numpy as np, jax, jax.numpy as jnp
+from jaxgeo import config as config_lib, rows, train, parallel, batching
+from jaxgeo.errors import ConfigError
+from jaxgeo.lm import esm2, embed
+from jaxgeo.lm.store import EmbeddingStore
+tmp = pathlib.Path(sys.argv[1])
+out = {}
+TINY = ["task.num_train=14", "task.num_val=5", "task.num_test=4", "task.min_length=20",
+        "task.max_length=60", "model.egnn.hidden=16", "model.fusion.embed_dim=16",
+        "train.epochs=2", "train.batch_graphs=4", "train.max_buckets=1", "train.lr=3e-3",
+        "train.patience=0", "model.head_dropout=0.0"]
+def cfg(devices):
+  c = config_lib.apply_overrides(rows.config("position_demo"), TINY)
+  with c.train.unlocked():
+    c.train.devices = devices
+  return c
+leaves = jax.tree_util.tree_leaves
+diff = lambda a, b: max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+                        for x, y in zip(leaves(a), leaves(b)))
+
+# 1. Steps on 4 devices == one device on the merged global batch.
+s4, s1 = train.prepare(cfg(4)), train.prepare(cfg(1))
+host = parallel.to_host(train.init_state(s1))
+p4 = parallel.replicate(host, s4.mesh)
+P4, O4, P1, O1 = p4["params"], p4["opt_state"], host["params"], host["opt_state"]
+P1, O1 = jax.tree_util.tree_map(jnp.asarray, (P1, O1))
+key = jnp.asarray(host["key"])
+out["l4"], out["l1"], out["slots"] = [], [], []
+plan = parallel.global_batches(s4.splits.train, s4.buckets, 4, 4, np.random.default_rng(0))
+for step, (stacked, parts, slots) in enumerate(plan):
+  out["slots"].append([len(p) for p in parts])
+  P4, O4, l4 = s4.train_step(P4, O4, parallel.shard_stacked(stacked, s4.mesh), key,
+                             jnp.int32(0), jnp.int32(step))
+  graphs = [s4.splits.train[i] for i in np.concatenate(parts)]
+  merged = batching.pad(graphs, batching.Bucket(512, 8192, 5))
+  P1, O1, l1 = s1.train_step(P1, O1, merged, key, jnp.int32(0), jnp.int32(step))
+  out["l4"].append(float(l4)); out["l1"].append(float(l1))
+out["param_diff"] = diff(P4, P1)
+out["opt_diff"] = max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))) /
+                           max(float(np.max(np.abs(np.asarray(y)))), 1e-6))
+                     for x, y in zip(leaves(O4[0]), leaves(O1[0])))   # relative: Adam's nu
+out["p4_sharding_replicated"] = all(x.sharding.is_fully_replicated for x in leaves(P4))
+e4, e1 = train.evaluate(s4, P4, s4.splits.val), train.evaluate(s1, P1, s1.splits.val)
+out["eval"] = {"count": [e4["count"], e1["count"]], "loss": [e4["loss"], e1["loss"]],
+               "metrics": [e4["metrics"], e1["metrics"]],
+               "real_nodes": int(sum(int(g.n_node[0]) for g in s1.splits.val))}
+
+# 2. A run folder on 4 devices, refused on 3, resumed on 2.
+run = tmp / "run"
+train.train(cfg(4), run, progress=False, stop_after_epochs=1)
+try:
+  train.train(cfg(3), run, progress=False)
+  out["three"] = None
+except ConfigError as e:
+  out["three"] = str(e)
+res = train.train(cfg(2), run, progress=False)
+out["log"] = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
+out["finished"] = res is not None and res["epochs_run"] == 2
+
+# 3. ESM-2 with parameters sharded over a 4-device model axis == unsharded.
+c = esm2.ESM2Config(**%(esm)s)
+params = esm2.init_params(c, seed=1)
+tokens = np.array([[0, 5, 6, 7, 8, 9, 2, 1], [0, 10, 11, 12, 2, 1, 1, 1]], np.int32)
+fwd = esm2.make_forward(c, layers=(1, 2))
+ref = fwd.apply(params, tokens)
+mesh = jax.sharding.Mesh(np.array(jax.devices()).reshape(1, 4), ("data", "model"))
+sharded = esm2.shard_params(params, mesh)
+qkv = sharded["esm2/layers/~"]["qkv_w"]
+out["qkv_shard_shape"] = list(qkv.addressable_shards[0].data.shape)
+got = jax.jit(fwd.apply)(sharded, tokens)
+out["esm_sharded_diff"] = max(float(np.max(np.abs(np.asarray(got[l]) - np.asarray(ref[l]))))
+                              for l in (1, 2))
+
+# 4. Embedding over 4 devices (2 x 2 mesh, rows not a multiple of 2) == one device.
+folder = tmp / "esm"
+esm2.save_converted(folder, c, esm2.flatten_params(params))
+seqs = [("a", "MKTAYIAK"), ("b", "GSHMLEDPV"), ("c", "ACDEFGHIKLMNPQRSTVWY"), ("d", "MKV")]
+results = {}
+for devices, mp in ((1, 1), (4, 2)):
+  e = embed.get_embedder(str(folder), devices=devices, model_parallel=mp)
+  store = EmbeddingStore(tmp / f"store{devices}")
+  embed.embed_sequences(e, seqs, store, progress=False, max_tokens=64)
+  results[devices] = {s: np.asarray(store.get(e.fingerprint, 2, s)) for _, s in seqs}
+out["embed_diff"] = max(float(np.max(np.abs(results[1][s] - results[4][s]))) for _, s in seqs)
+print("RESULT " + json.dumps(out))
+''') % {"esm": repr(TINY_ESM)}
+
+
+def _env(**extra):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+  env.setdefault("JAXGEO_JAX_CACHE", "/tmp/jaxcache")
+  env.update(extra)
+  return env
+
+
+@pytest.fixture(scope="module")
+def four(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("four")
+  proc = subprocess.run(
+      [sys.executable, "-c", FOUR_DEVICES, str(tmp)], capture_output=True, text=True,
+      timeout=600, cwd=REPO, env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"))
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+  assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+  return json.loads(lines[-1][len("RESULT "):])
+
+
+# --- data-parallel training ----------------------------------------------------------------------
+
+def test_four_devices_train_like_one_device_on_the_same_global_batches(four):
+  # A global batch with fewer graphs than devices leaves all-padding slots: they add nothing.
+  assert any(0 in s for s in four["slots"])
+  np.testing.assert_allclose(four["l4"], four["l1"], rtol=2e-5)
+  assert four["param_diff"] < 1e-5 and four["opt_diff"] < 1e-4
+  assert four["p4_sharding_replicated"]
+
+
+def test_evaluation_gathers_every_device_exactly_once(four):
+  ev = four["eval"]
+  assert ev["count"][0] == ev["count"][1] == ev["real_nodes"]   # no padding, no duplicates
+  np.testing.assert_allclose(ev["loss"][0], ev["loss"][1], rtol=1e-5)
+  for k, v in ev["metrics"][1].items():
+    np.testing.assert_allclose(ev["metrics"][0][k], v, rtol=1e-4, atol=1e-6)
+
+
+def test_run_folder_resumes_on_another_device_count_and_logs_per_device(four):
+  log = four["log"]
+  assert [r["devices"] for r in log] == [4, 2]
+  assert four["finished"]
+  first = log[0]
+  assert len(first["per_device"]["graphs_per_second"]) == 4
+  assert first["graphs_per_second"] > 0
+  assert all(0 < e <= 1 for e in first["per_device"]["padding_efficiency_nodes"])
+  # 3 devices cannot split a global batch of 4 graphs: one line saying so and what to do.
+  assert four["three"] and "trained on 4 device(s)" in four["three"]
+  assert "train.devices" in four["three"] and "\n" not in four["three"]
+
+
+# --- ESM-2 and embedding over devices ------------------------------------------------------------
+
+def test_sharded_esm2_forward_equals_unsharded(four):
+  assert four["qkv_shard_shape"] == [2, 32, 24]     # [L, D, 3D / 4 devices]
+  assert four["esm_sharded_diff"] < 1e-5
+
+
+def test_embedding_over_devices_equals_one_device(four):
+  assert four["embed_diff"] < 1e-5
+
+
+def test_esm2_memory_table_from_the_configs():
+  from jaxgeo.lm import esm2
+  folder = REPO.parent / "shared" / "data" / "esm2" / "esm2_t48_15B_UR50D"
+  if not folder.is_dir():
+    pytest.skip("../shared/data/esm2 absent")
+  config = esm2.load_config(folder)
+  n = esm2.param_count(config)
+  assert 15.0e9 < n < 15.3e9                         # "15B"
+  f32 = esm2.memory_bytes(config, "float32")
+  bf16 = esm2.memory_bytes(config, "bfloat16")
+  assert f32["params"] > 60e9 and bf16["params"] < 0.51 * f32["params"]
+
+
+def test_bfloat16_matrices_change_no_output_bit():
+  import jax.numpy as jnp
+  from jaxgeo.lm import esm2
+  c = esm2.ESM2Config(**TINY_ESM)
+  params = esm2.init_params(c)
+  fwd = esm2.make_forward(c, compute_dtype=jnp.bfloat16)
+  tokens = np.array([[0, 5, 6, 7, 2, 1]], np.int32)
+  a = fwd.apply(params, tokens)[2]
+  b = fwd.apply(esm2.cast_matrices(params, jnp.bfloat16), tokens)[2]
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+def test_process_shares_partition_the_sequences():
+  keys = [f"SEQ{i}" for i in range(50)]
+  shares = [parallel.process_share(keys, i, 3) for i in range(3)]
+  assert sorted(sum(shares, [])) == list(range(50))
+  assert shares == [parallel.process_share(list(keys), i, 3) for i in range(3)]
+
+
+@pytest.fixture(scope="module")
+def tiny_esm(tmp_path_factory):
+  from jaxgeo.lm import esm2
+  folder = tmp_path_factory.mktemp("esm") / "tiny"
+  c = esm2.ESM2Config(**TINY_ESM)
+  esm2.save_converted(folder, c, esm2.flatten_params(esm2.init_params(c)))
+  return folder
+
+
+def test_more_processes_than_sequences_leaves_some_with_nothing_to_do(tiny_esm, tmp_path):
+  from jaxgeo.lm import embed
+  from jaxgeo.lm.store import EmbeddingStore
+  e = embed.get_embedder(str(tiny_esm))
+  seqs = [("a", "MKTAYIAK"), ("b", "GSHMLEDPV")]
+  store = EmbeddingStore(tmp_path / "store")
+  done = [embed.embed_sequences(e, seqs, store, progress=False, process_index=i,
+                                process_count=5) for i in range(5)]
+  assert sum(r.computed for r in done) == 2
+  idle = [r for r in done if r.sequences == 0]
+  assert len(idle) == 3 and all("nothing to do" in " ".join(r.notes) for r in idle)
+
+
+CONCURRENT = textwrap.dedent(r'''
+import sys, json
+from jaxgeo.lm import embed
+from jaxgeo.lm.store import EmbeddingStore
+e = embed.get_embedder(sys.argv[1])
+records = embed.read_fasta(sys.argv[2])
+r = embed.embed_sequences(e, records, EmbeddingStore(sys.argv[3]), progress=False,
+                          max_tokens=64)
+print("RESULT " + json.dumps({"computed": r.computed, "skipped": r.skipped}))
+''')
+
+
+def test_two_processes_embed_overlapping_inputs_into_one_store(tiny_esm, tmp_path):
+  from jaxgeo.lm import embed
+  from jaxgeo.lm.store import EmbeddingStore
+  rng = np.random.default_rng(0)
+  aa = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+  seqs = ["".join(rng.choice(aa, size=int(rng.integers(8, 28)))) for _ in range(60)]
+  (tmp_path / "a.fasta").write_text("".join(f">a{i}\n{s}\n" for i, s in enumerate(seqs[:40])))
+  (tmp_path / "b.fasta").write_text("".join(f">b{i}\n{s}\n" for i, s in enumerate(seqs[20:])))
+  store_dir = tmp_path / "store"
+  EmbeddingStore(store_dir)
+  procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT, str(tiny_esm),
+                             str(tmp_path / f), str(store_dir)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO, env=_env())
+           for f in ("a.fasta", "b.fasta")]
+  outs = [p.communicate(timeout=300) for p in procs]
+  for p, (o, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-2000:]
+  results = [json.loads(o.split("RESULT ")[-1]) for o, _ in outs]
+  assert sum(r["computed"] for r in results) == len(set(seqs))   # nothing computed twice
+  store = EmbeddingStore(store_dir)
+  e = embed.get_embedder(str(tiny_esm))
+  for s in set(seqs):
+    assert store.get(e.fingerprint, 2, s).shape == (len(s), 32)   # every entry complete
+    assert store.writes(e.fingerprint, 2, s) == 1                  # and written once
+  assert len(store) == len(set(seqs)) and store.verify() == []     # index consistent
+
+
+# --- multi-host start-up and bad input -------------------------------------------------------------
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_unreachable_coordinator_is_one_clear_error_within_the_timeout(monkeypatch):
+  monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", f"127.0.0.1:{_free_port()}")
+  monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+  monkeypatch.setenv("JAX_PROCESS_ID", "1")
+  tick = time.monotonic()
+  with pytest.raises(ConfigError, match="cannot reach the coordinator .* within 2 s"):
+    parallel.initialize(timeout_s=2)
+  assert time.monotonic() - tick < 8
+
+
+def test_partial_multi_host_environment_is_refused(monkeypatch):
+  monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:1234")
+  monkeypatch.delenv("JAX_NUM_PROCESSES", raising=False)
+  monkeypatch.delenv("JAX_PROCESS_ID", raising=False)
+  with pytest.raises(ConfigError, match="JAX_NUM_PROCESSES, JAX_PROCESS_ID not"):
+    parallel.initialize()
+
+
+def test_device_counts_that_do_not_fit_are_refused():
+  with pytest.raises(ConfigError, match="does not split evenly over 3 devices"):
+    parallel.per_device_graphs(32, 3)
+  assert parallel.per_device_graphs(32, 4) == 8
+  with pytest.raises(ConfigError, match="device"):
+    parallel.select_devices(10_000)
+
+
+def test_padding_slots_and_dealing():
+  import jraph
+  from jaxgeo import batching
+  g = jraph.GraphsTuple(nodes={"x": np.ones((3, 2), np.float32)},
+                        edges={"d": np.ones((2, 1), np.float32)},
+                        senders=np.array([0, 1]), receivers=np.array([1, 2]),
+                        n_node=np.array([3]), n_edge=np.array([2]),
+                        globals={"label": np.ones((1,), np.float32)})
+  batch = batching.pad([g, g], batching.Bucket(16, 8, 4))
+  empty = parallel.padding_like(batch)
+  node_mask, edge_mask, graph_mask = batching.masks(empty)
+  assert not node_mask.any() and not edge_mask.any() and not graph_mask.any()
+  assert batching.num_real_graphs(empty) == 0
+  parts = parallel.split_graphs(np.arange(6), np.array([9, 1, 5, 5, 2, 8]), 3, 2)
+  assert sorted(np.concatenate(parts).tolist()) == list(range(6))
+  assert max(len(p) for p in parts) == 2
