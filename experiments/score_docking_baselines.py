@@ -5,6 +5,9 @@ and `decoys/<method>/`. ATTRACT and HDOCK give a ligand and a receptor file; Clu
 PatchDock, EquiDock and EquiDock without clashes give the ligand only, paired here with the
 ground-truth receptor (as EquiDock's evaluation does).
 
+The scoring is the library's (`jaxgeo.metrics.docking_scores`, also `jaxgeo score-docking
+DIR`); this script adds the published numbers and writes the Markdown / JSON results.
+
 Per complex: EquiDock's complex RMSD and interface RMSD (CA atoms; interface = true CA pairs
 closer than 8 A), and DockQ with fnat / iRMSD / LRMSD (heavy atoms, Basu & Wallner 2016).
 Per method: median, mean and std (population std, as EquiDock's script) over the complexes.
@@ -24,19 +27,15 @@ import json
 import os
 import pathlib
 import sys
-import tempfile
 import time
-import warnings
-
-import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
   sys.path.insert(0, str(REPO))
 
-from jaxgeo import structure  # noqa: E402
-from jaxgeo.metrics import docking  # noqa: E402
+from jaxgeo import io  # noqa: E402
 from jaxgeo.datasets.docking_results import DOCKING_METHODS  # noqa: E402
+from jaxgeo.metrics import docking_scores  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "db5_docking"
 DEFAULT_OUT = REPO / "experiments" / "results"
@@ -47,7 +46,7 @@ DISPLAY = {
     "attract": "ATTRACT", "hdock": "HDOCK", "cluspro": "ClusPro", "patchdock": "PatchDock",
     "equidock": "EquiDock", "equidock_no_clashes": "EquiDock (no clashes)",
 }
-METRICS = ("complex_rmsd", "interface_rmsd", "dockq", "fnat", "irmsd", "lrmsd")
+METRICS = docking_scores.METRICS
 
 # EquiDock's DB5.5 test-set numbers as published (Ganea et al., ICLR 2022, Table 1), as
 # reproduced in the "Public" column of NVIDIA BioNeMo's EquiDock model card
@@ -62,103 +61,17 @@ PUBLISHED = {
 
 def complex_ids(data: pathlib.Path) -> list[str]:
   """The complex ids that have a ground-truth ligand file, sorted."""
-  names = sorted((data / "ground_truth").glob("*_l_b_COMPLEX.pdb.gz"))
-  return [p.name.split("_")[0] for p in names]
-
-
-def _decoy_file(data: pathlib.Path, method: str, pdb_id: str, side: str) -> pathlib.Path:
-  suffix, _ = METHODS[method]
-  return data / "decoys" / method / f"{pdb_id}_{side}_b_{suffix}.pdb.gz"
-
-
-def score_complex(data: pathlib.Path, method: str, pdb_id: str, cache: dict | None = None) -> dict:
-  """All metrics of one method's prediction for one complex.
-
-  Returns:
-    A dict with the metrics (floats) and the residue pairing of each partner.
-  """
-  cache = {} if cache is None else cache
-
-  def load(path: pathlib.Path):
-    key = str(path)
-    if key not in cache:
-      cache[key] = structure.load_protein(path)
-    return cache[key]
-
-  true_lig = load(data / "ground_truth" / f"{pdb_id}_l_b_COMPLEX.pdb.gz")
-  true_rec = load(data / "ground_truth" / f"{pdb_id}_r_b_COMPLEX.pdb.gz")
-  pred_lig = load(_decoy_file(data, method, pdb_id, "l"))
-  moves_receptor = METHODS[method][1]
-  pred_rec = load(_decoy_file(data, method, pdb_id, "r")) if moves_receptor else true_rec
-
-  match_l = docking.match_residues(pred_lig, true_lig)
-  match_r = docking.match_residues(pred_rec, true_rec)
-  # For the record: how many residues the (chain, number, insertion code) keys would pair.
-  by_key = {"ligand": docking.match_residues(pred_lig, true_lig, method="key").n_matched,
-            "receptor": docking.match_residues(pred_rec, true_rec, method="key").n_matched}
-  pl, tl = pred_lig.ca[match_l.model_index], true_lig.ca[match_l.native_index]
-  pr, tr = pred_rec.ca[match_r.model_index], true_rec.ca[match_r.native_index]
-  q = docking.dockq(
-      (pred_lig.atom_positions[match_l.model_index], pred_lig.atom_mask[match_l.model_index]),
-      (pred_rec.atom_positions[match_r.model_index], pred_rec.atom_mask[match_r.model_index]),
-      (true_lig.atom_positions[match_l.native_index], true_lig.atom_mask[match_l.native_index]),
-      (true_rec.atom_positions[match_r.native_index], true_rec.atom_mask[match_r.native_index]))
-  return {
-      "id": pdb_id,
-      "complex_rmsd": docking.complex_rmsd(pl, pr, tl, tr),
-      "interface_rmsd": docking.interface_rmsd(pl, pr, tl, tr),
-      "ligand_rmsd": docking.ligand_rmsd(pl, tl),
-      "dockq": q.dockq, "fnat": q.fnat, "fnonnat": q.fnonnat, "irmsd": q.irmsd,
-      "lrmsd": q.lrmsd, "quality": q.quality, "lrmsd_superposed_on": q.lrmsd_receptor,
-      "pairing": {
-          side: {"method": m.method, "matched": m.n_matched, "model": m.n_model,
-                 "native": m.n_native, "name_mismatches": m.n_mismatched_names,
-                 "same_key": by_key[side]}
-          for side, m in (("ligand", match_l), ("receptor", match_r))
-      },
-  }
+  return list(docking_scores.find_results(data).complexes)
 
 
 def score_method(data: pathlib.Path, method: str, cache: dict | None = None) -> list[dict]:
-  """`score_complex` for every test complex the method has a ligand file for."""
-  rows = []
-  for pdb_id in complex_ids(data):
-    if _decoy_file(data, method, pdb_id, "l").exists():
-      rows.append(score_complex(data, method, pdb_id, cache))
-  return rows
+  """`docking_scores.score_complex` for every test complex the method has a ligand file for."""
+  del cache  # the library caches the structures it reads
+  return docking_scores.score_method(docking_scores.find_results(data), method)
 
 
-def summarize(rows: list[dict]) -> dict:
-  """{metric: {"median", "mean", "std"}} over complexes (std with ddof=0, as EquiDock)."""
-  out = {}
-  for metric in METRICS:
-    values = np.array([r[metric] for r in rows], dtype=np.float64)
-    values = values[np.isfinite(values)]
-    out[metric] = {
-        "median": float(np.median(values)), "mean": float(np.mean(values)),
-        "std": float(np.std(values)), "n": int(values.shape[0]),
-    }
-  qualities = [r["quality"] for r in rows]
-  out["dockq_classes"] = {c: qualities.count(c)
-                          for c in ("high", "medium", "acceptable", "incorrect")}
-  return out
-
-
-def pairing_summary(rows: list[dict]) -> dict:
-  """Residue pairing over all complexes of a method, per partner."""
-  out = {}
-  for side in ("ligand", "receptor"):
-    p = [r["pairing"][side] for r in rows]
-    out[side] = {
-        "residues_model": sum(x["model"] for x in p),
-        "residues_native": sum(x["native"] for x in p),
-        "matched": sum(x["matched"] for x in p),
-        "name_mismatches": sum(x["name_mismatches"] for x in p),
-        "same_key": sum(x["same_key"] for x in p),
-        "paired_in_order": sum(x["method"] == "order" for x in p),
-        "paired_by_key": sum(x["method"] == "key" for x in p),
-    }
-  return out
+summarize = docking_scores.summarize
+pairing_summary = docking_scores.pairing_summary
 
 
 def _fmt(s: dict) -> str:
@@ -226,30 +139,11 @@ def markdown(results: dict) -> str:
   return "\n".join(lines)
 
 
-def _write_atomic(path: pathlib.Path, text: str) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
-
-
 def run(data: pathlib.Path, methods: list[str]) -> dict:
   """Scores every method; returns {"methods": {method: {summary, pairing, complexes}}, ...}."""
   start = time.time()
-  # mdtraj warns about the charge columns of some decoy files; the coordinates are fine.
-  warnings.filterwarnings("ignore", message="Could not parse charge")
-  cache: dict = {}
-  results = {"data": os.path.relpath(data, REPO), "methods": {}}
-  for method in methods:
-    rows = score_method(data, method, cache)
-    results["methods"][method] = {
-        "summary": summarize(rows), "pairing": pairing_summary(rows), "complexes": rows}
+  results = {"data": os.path.relpath(data, REPO),
+             "methods": docking_scores.score_folder(data, methods)["methods"]}
   results["published"] = {m: {k: list(v) for k, v in p.items()} for m, p in PUBLISHED.items()}
   results["seconds"] = time.time() - start
   return results
@@ -270,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
   results = run(args.data, methods)
   text = markdown(results)
   print(text)
-  _write_atomic(args.out / "docking_baselines.md", text)
-  _write_atomic(args.out / "docking_baselines.json", json.dumps(results, indent=1) + "\n")
+  io.atomic_write_text(args.out / "docking_baselines.md", text)
+  io.atomic_write_text(args.out / "docking_baselines.json", json.dumps(results, indent=1) + "\n")
   return 0
 
 

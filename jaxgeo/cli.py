@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "jaxgeo.commands.params",
     "jaxgeo.commands.grid",
     "jaxgeo.commands.report",
+    "jaxgeo.commands.dock",
+    "jaxgeo.commands.score_docking",
 )
 
 

@@ -248,3 +248,13 @@ def test_overfits_three_db55_complexes(shared_data):
   assert np.isfinite(np.asarray(losses)).all()
   assert (before > 5.0).all(), before
   assert (after < 2.0).all(), after
+
+
+def test_equidock_default_parameter_count_is_pinned():
+  """EquiDock's DB5.5 IEGMN (hidden 64, 5 layers, 50 keypoints) through `nets.count_params`;
+  `replace` with UniRep 1900 widens the node input to the language model's width."""
+  from jaxgeo import nets
+  from jaxgeo.nets import config as nets_config
+  count = lambda fusion: nets.count_params(nets_config.paper_config(
+      "iegmn", fusion=fusion, head="graph", lm_dim=1900))
+  assert (count("none"), count("replace"), count("project")) == (527271, 22910439, 648935)

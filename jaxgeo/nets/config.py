@@ -14,7 +14,10 @@ from typing import Any
 from jaxgeo import residues
 from jaxgeo.errors import ConfigError
 
+# The papers' networks (their paper configurations and parameter tables); EquiDock's IEGMN
+# (a docking network with its own outputs, `jaxgeo.nets.iegmn`) is `ALL_NETWORKS`' fourth.
 NETWORKS = ("gvp", "egnn", "molformer")
+ALL_NETWORKS = NETWORKS + ("iegmn",)
 HEADS = ("node", "graph")
 FUSION_MODES = ("none", "replace", "concat", "project")
 ACTIVATIONS = ("silu", "relu", "gelu")
@@ -147,11 +150,58 @@ class MolformerConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class IEGMNConfig:
+  """IEGMN hyper-parameters (`jaxgeo.nets.iegmn`); the defaults are EquiDock's DB5.5 model
+  (its checkpoint `db5_model_best.pth`: Hdim 64, Nlay 5, shared layers, LayerNorm, 50 heads,
+  skip 0.5, x-connection 0, leaky-ReLU slope 0.01; cross messages, distances in layers,
+  edge features and surface features on, dropout 0).
+
+  Attributes:
+    fusion: node inputs (`jaxgeo.nets.fusion`); EquiDock: a 64-wide residue-type embedding.
+    num_layers: IEGMN layers.
+    hidden: width of the messages and node features after the first layer.
+    num_keypoints: K keypoints per partner (attention heads).
+    shared_layers: layers 2..num_layers share their parameters (EquiDock's `shared_layers`).
+    cross_messages: cross-graph attention messages (off: mu_i = 0).
+    distances_in_layers: RBFs of the current distances enter every message.
+    edge_features: the input edge features (`edges["s"]`) enter every message.
+    surface_features: concatenate `nodes["surface"]` [N, 5] to the fused node inputs.
+    layer_norm: LayerNorm inside the edge and node MLPs.
+    skip_weight: w in h <- w phi_h(...) + (1 - w) h (layers whose width does not change).
+    x_connection: c in x <- c x^0 + (1 - c) x + update.
+    leaky_relu_slope: negative slope of the leaky ReLUs.
+    dropout: inside the MLPs, when training.
+  """
+  fusion: FusionConfig = FusionConfig(mode="none", embed_dim=64)
+  num_layers: int = 5
+  hidden: int = 64
+  num_keypoints: int = 50
+  shared_layers: bool = True
+  cross_messages: bool = True
+  distances_in_layers: bool = True
+  edge_features: bool = True
+  surface_features: bool = True
+  layer_norm: bool = True
+  skip_weight: float = 0.5
+  x_connection: float = 0.0
+  leaky_relu_slope: float = 0.01
+  dropout: float = 0.0
+
+  def replace(self, **changes) -> "IEGMNConfig":
+    return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """A network, its node inputs and its head.
 
   Attributes:
-    network: "gvp", "egnn" or "molformer".
+    network: "gvp", "egnn", "molformer" or "iegmn" (EquiDock's docking network: its outputs
+      are a rigid motion of each pair's ligand, see `jaxgeo.nets.iegmn.make_iegmn`; `head`,
+      `out_dim`, `node_features`, `head_*` do not apply to it, and its node inputs are
+      `iegmn.fusion`, which must agree with `fusion` in mode and lm_dim: `fusion` is what
+      the trainer reads to decide which language-model rows to load; `iegmn_model()` builds
+      such a pair).
     head: "node" (per-node outputs, e.g. interface) or "graph" (per-graph outputs, mean
       pooled over each graph's real nodes, e.g. quality, affinity).
     out_dim: outputs per node or graph.
@@ -170,6 +220,7 @@ class ModelConfig:
   gvp: GVPConfig = GVPConfig()
   egnn: EGNNConfig = EGNNConfig()
   molformer: MolformerConfig = MolformerConfig()
+  iegmn: IEGMNConfig = IEGMNConfig()
   node_features: bool = True
   head_hidden: int | None = None
   head_dropout: float = 0.1
@@ -192,8 +243,8 @@ def encoder_width(config: ModelConfig) -> int:
 
 def validate(config: ModelConfig) -> ModelConfig:
   """Raises ConfigError naming the option for an unknown or inconsistent setting."""
-  if config.network not in NETWORKS:
-    raise ConfigError(f"model.network={config.network!r}: expected one of {NETWORKS}")
+  if config.network not in ALL_NETWORKS:
+    raise ConfigError(f"model.network={config.network!r}: expected one of {ALL_NETWORKS}")
   if config.head not in HEADS:
     raise ConfigError(f"model.head={config.head!r}: expected one of {HEADS}")
   if config.out_dim < 1:
@@ -234,6 +285,8 @@ def validate(config: ModelConfig) -> ModelConfig:
                      ("head_dropout", config.head_dropout)):
     if not 0.0 <= rate < 1.0:
       raise ConfigError(f"model.{name}={rate}: must be in [0, 1)")
+  if config.network == "iegmn":
+    _validate_iegmn(config)
   if config.network in ("egnn", "molformer"):
     sub = e if config.network == "egnn" else m
     width = encoder_width(config)
@@ -243,6 +296,32 @@ def validate(config: ModelConfig) -> ModelConfig:
           f"network's width ({width}) and node_features=False; got fusion width "
           f"{f.out_dim} (mode {f.mode!r}), node_features={config.node_features}")
   return config
+
+
+def _validate_iegmn(config: ModelConfig) -> None:
+  i = config.iegmn
+  if i.num_layers < 1 or i.hidden < 1 or i.num_keypoints < 3:
+    raise ConfigError(f"model.iegmn: num_layers={i.num_layers}, hidden={i.hidden} must be >= 1 "
+                      f"and num_keypoints={i.num_keypoints} >= 3 (Kabsch needs 3)")
+  if i.fusion.mode not in FUSION_MODES:
+    raise ConfigError(f"model.iegmn.fusion.mode={i.fusion.mode!r}: expected one of "
+                      f"{FUSION_MODES}")
+  if i.fusion.mode != "none" and i.fusion.lm_dim < 1:
+    raise ConfigError(f"model.iegmn.fusion.lm_dim={i.fusion.lm_dim}: fusion mode "
+                      f"{i.fusion.mode!r} needs the width of the language-model vectors")
+  if (i.fusion.mode, i.fusion.lm_dim) != (config.fusion.mode, config.fusion.lm_dim):
+    raise ConfigError(
+        f"model.iegmn.fusion (mode {i.fusion.mode!r}, lm_dim {i.fusion.lm_dim}) and "
+        f"model.fusion (mode {config.fusion.mode!r}, lm_dim {config.fusion.lm_dim}) differ; "
+        "set both (nets.config.iegmn_model builds a consistent ModelConfig)")
+  if not 0.0 <= i.dropout < 1.0:
+    raise ConfigError(f"model.iegmn.dropout={i.dropout}: must be in [0, 1)")
+
+
+def iegmn_model(iegmn: IEGMNConfig = IEGMNConfig()) -> ModelConfig:
+  """A ModelConfig of network "iegmn" whose `fusion` is the IEGMN's own (validated)."""
+  return validate(ModelConfig(network="iegmn", fusion=iegmn.fusion, iegmn=iegmn,
+                              node_features=False))
 
 
 def paper_config(network: str, fusion: str = "none", head: str = "graph", out_dim: int = 1,
@@ -258,16 +337,23 @@ def paper_config(network: str, fusion: str = "none", head: str = "graph", out_di
   - molformer: 2 layers, width 32, 4 heads, feed-forward 32; "replace" widens to the LM
     width as in the paper.
   "project" keeps each network at its own width (type embedding + projected LM vector);
-  "concat" keeps the width and adds an input linear layer. Node inputs are the residue
+  "concat" keeps the width and adds an input linear layer.
+  - iegmn: EquiDock's DB5.5 model (`IEGMNConfig()`); its residue-type embedding is 64 wide,
+    "replace" feeds the LM vector instead, "project" adds linear(LM) to the 64-wide
+    embedding, "concat" joins both. `head` / `out_dim` are recorded but unused.
+  Node inputs are the residue
   type / LM vector only (node_features=False), as in the papers; the papers' graphs are
   `graph.residue_graph(..., features="paper")` (16 edge scalars, no node vectors), but these
   configurations also run on "rich" graphs (36 edge scalars).
   """
-  if network not in NETWORKS:
-    raise ConfigError(f"network={network!r}: expected one of {NETWORKS}")
+  if network not in ALL_NETWORKS:
+    raise ConfigError(f"network={network!r}: expected one of {ALL_NETWORKS}")
   if fusion not in FUSION_MODES:
     raise ConfigError(f"fusion={fusion!r}: expected one of {FUSION_MODES}")
   lm = 0 if fusion == "none" else lm_dim
+  if network == "iegmn":
+    iegmn = IEGMNConfig(fusion=FusionConfig(mode=fusion, lm_dim=lm, embed_dim=64))
+    return validate(iegmn_model(iegmn).replace(head=head, out_dim=out_dim))
   if network == "gvp":
     config = ModelConfig(network="gvp", fusion=FusionConfig(mode=fusion, lm_dim=lm,
                                                             embed_dim=32))

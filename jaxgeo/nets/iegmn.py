@@ -54,7 +54,7 @@ from jaxgeo import geometry
 from jaxgeo import graph as graph_lib
 from jaxgeo.errors import ConfigError, DataError
 from jaxgeo.nets import ops
-from jaxgeo.nets.config import FUSION_MODES, FusionConfig
+from jaxgeo.nets.config import FUSION_MODES, FusionConfig, IEGMNConfig  # noqa: F401 (re-export)
 from jaxgeo.nets.fusion import Fusion
 from jaxgeo.structure import Protein
 
@@ -68,48 +68,6 @@ KNN = 10
 GRAPH_CUTOFF = 30.0
 POCKET_CUTOFF = 8.0
 TRANSLATION_INTERVAL = 5.0
-
-
-@dataclasses.dataclass(frozen=True)
-class IEGMNConfig:
-  """IEGMN hyper-parameters; the defaults are EquiDock's DB5.5 model (its checkpoint
-  `db5_model_best.pth`: Hdim 64, Nlay 5, shared layers, LayerNorm, 50 heads, skip 0.5,
-  x-connection 0, leaky-ReLU slope 0.01; cross messages, distances in layers, edge features
-  and surface features on, dropout 0).
-
-  Attributes:
-    fusion: node inputs (`jaxgeo.nets.fusion`); EquiDock: a 64-wide residue-type embedding.
-    num_layers: IEGMN layers.
-    hidden: width of the messages and node features after the first layer.
-    num_keypoints: K keypoints per partner (attention heads).
-    shared_layers: layers 2..num_layers share their parameters (EquiDock's `shared_layers`).
-    cross_messages: cross-graph attention messages (off: mu_i = 0).
-    distances_in_layers: RBFs of the current distances enter every message.
-    edge_features: the input edge features (`edges["s"]`) enter every message.
-    surface_features: concatenate `nodes["surface"]` [N, 5] to the fused node inputs.
-    layer_norm: LayerNorm inside the edge and node MLPs.
-    skip_weight: w in h <- w phi_h(...) + (1 - w) h (layers whose width does not change).
-    x_connection: c in x <- c x^0 + (1 - c) x + update.
-    leaky_relu_slope: negative slope of the leaky ReLUs.
-    dropout: inside the MLPs, when training.
-  """
-  fusion: FusionConfig = FusionConfig(mode="none", embed_dim=64)
-  num_layers: int = 5
-  hidden: int = 64
-  num_keypoints: int = 50
-  shared_layers: bool = True
-  cross_messages: bool = True
-  distances_in_layers: bool = True
-  edge_features: bool = True
-  surface_features: bool = True
-  layer_norm: bool = True
-  skip_weight: float = 0.5
-  x_connection: float = 0.0
-  leaky_relu_slope: float = 0.01
-  dropout: float = 0.0
-
-  def replace(self, **changes) -> "IEGMNConfig":
-    return dataclasses.replace(self, **changes)
 
 
 def tiny_config(**changes) -> IEGMNConfig:
@@ -297,6 +255,31 @@ def pair_graph(ligand: Protein, receptor: Protein, rng=0, k: int = KNN,
       n_node=np.array([n], np.int32), n_edge=np.array([senders.shape[0]], np.int32),
       globals={"ligand_rotation": rot[None].astype(np.float32),
                "ligand_translation": t_in[None].astype(np.float32)})
+
+
+def example_batch(config: IEGMNConfig, n_per_partner: int = 3) -> jraph.GraphsTuple:
+  """A minimal pair graph with the arrays (and widths) the IEGMN of `config` reads: every
+  partner a triangle of `n_per_partner` nodes at made-up positions. For shapes only
+  (`jax.eval_shape` of `init`, parameter counts)."""
+  n = 2 * n_per_partner
+  idx = np.arange(n_per_partner)
+  s, r = np.meshgrid(idx, idx, indexing="ij")
+  keep = s != r
+  senders = np.concatenate([s[keep], s[keep] + n_per_partner]).astype(np.int32)
+  receivers = np.concatenate([r[keep], r[keep] + n_per_partner]).astype(np.int32)
+  x = np.arange(3 * n, dtype=np.float32).reshape(n, 3) % 7.0
+  nodes = {"x": x, "x_true": x, "aatype": np.zeros(n, np.int32),
+           "partner": np.repeat(np.arange(2, dtype=np.int32), n_per_partner),
+           "surface": np.zeros((n, SURFACE_DIM), np.float32), "pocket": x,
+           "pocket_input": x, "pocket_mask": np.ones(n, bool)}
+  if config.fusion.mode != "none":
+    nodes["lm"] = np.zeros((n, config.fusion.lm_dim), np.float32)
+  return jraph.GraphsTuple(
+      nodes=nodes, edges={"s": np.zeros((senders.shape[0], EDGE_DIM), np.float32)},
+      senders=senders, receivers=receivers, n_node=np.array([n], np.int32),
+      n_edge=np.array([senders.shape[0]], np.int32),
+      globals={"ligand_rotation": np.eye(3, dtype=np.float32)[None],
+               "ligand_translation": np.zeros((1, 3), np.float32)})
 
 
 # ------------------------------------------------------------------ network

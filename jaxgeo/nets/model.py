@@ -50,12 +50,19 @@ def _forward(config: ModelConfig, graph: jraph.GraphsTuple, is_training: bool = 
 def make_model(config: ModelConfig) -> hk.Transformed:
   """The network of `config` as a pure (init, apply) pair.
 
+  Network "iegmn" (EquiDock's docking network) is `jaxgeo.nets.iegmn.make_iegmn(
+  config.iegmn)`: batches of `iegmn.pair_graph` graphs in, {"rotation", "translation",
+  "ligand_keypoints", "receptor_keypoints", "x_pred", "x_out"} out (no head).
+
   init(rng, batch) -> params (a plain nested dict of arrays);
   apply(params, rng, batch, is_training) -> {"node" [N, out] | "graph" [G, out], ("x" [N, 3])}.
   Raises ConfigError for an invalid config (and DataError at trace time when the batch lacks
   what the config needs, e.g. nodes["lm"], or the "rich" node arrays for node_features).
   """
   validate(config)
+  if config.network == "iegmn":
+    from jaxgeo.nets import iegmn
+    return iegmn.make_iegmn(config.iegmn)
 
   def forward(graph: jraph.GraphsTuple, is_training: bool = False) -> dict[str, jax.Array]:
     return _forward(config, graph, is_training)

@@ -31,8 +31,12 @@ def example_graph(config: ModelConfig, features: str = "paper") -> jraph.GraphsT
   featurisation `features` (values are zeros: only the shapes matter).
 
   Raises ConfigError when `config.node_features` asks for node arrays the featurisation
-  does not have (the "paper" graphs carry no `s` / `v` node arrays).
+  does not have (the "paper" graphs carry no `s` / `v` node arrays). IEGMN reads a docking
+  pair graph (`iegmn.example_batch`).
   """
+  if config.network == "iegmn":
+    from jaxgeo.nets import iegmn
+    return iegmn.example_batch(config.iegmn)
   graph_lib.check_features(features)
   if config.node_features and features != "rich":
     raise ConfigError(f"model.node_features=True needs the 'rich' featurisation's node "

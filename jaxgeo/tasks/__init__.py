@@ -32,6 +32,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "atom3d_ppi": ("jaxgeo.tasks.atom3d", "PPITask"),
     "csv": ("jaxgeo.tasks.csv_labels", "CsvTask"),
     "csv_residue": ("jaxgeo.tasks.csv_labels", "CsvResidueTask"),
+    "docking": ("jaxgeo.tasks.docking", "DockingTask"),
 }
 
 

@@ -1,0 +1,250 @@
+"""`jaxgeo dock`: dock a ligand onto a receptor with a trained IEGMN run.
+
+    jaxgeo dock --model RUN_DIR --receptor R.pdb --ligand L.pdb --out OUT.pdb
+    jaxgeo dock --model RUN_DIR --pairs DIR --out OUT_DIR
+
+The run folder (`jaxgeo train` of a docking row) gives the config (`config.json`) and the
+best checkpoint (or `--checkpoint last`); fused runs read the partners' language-model rows
+from the run's embedding store (`--store` to use another). The receptor stays where it is;
+every atom of the ligand file (ATOM and HETATM, waters included) is moved by the predicted
+rigid motion x -> R x + t. The output is the input ligand file with only the coordinate
+columns (31-54) rewritten, so chain ids, residue numbering, HETATM records and every other
+column stay as they were.
+
+Folder mode docks every `ID_l_b.pdb[.gz]` with its `ID_r_b.pdb[.gz]` into
+`OUT_DIR/ID_l_b_IEGMN.pdb`, and copies the receptor (unchanged) to `OUT_DIR/ID_r_b_IEGMN.pdb`:
+the layout of a method folder of `jaxgeo score-docking`, which then scores the predicted
+complex as it is (the inputs' receptors need not be in the ground truth's frame; in
+`db5_docking/inputs_random_transformed` they are not), with a progress bar; a pair that fails (a missing partner, an unreadable file, missing
+language-model rows) is reported and the others still dock; failures are listed at the end
+and the exit status is then 1.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gzip
+import os
+import pathlib
+import re
+import time
+
+import numpy as np
+
+OUTPUT_SUFFIX = "IEGMN"
+_PAIR_FILE = re.compile(r"^(?P<id>.+)_(?P<side>[lr])_b\.pdb(\.gz)?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class DockResult:
+  """One docked pair: the ligand's motion x -> x @ rotation.T + translation (input frame ->
+  receptor frame), the output file, and the seconds the pair took (reading, featurising,
+  the network and writing; the first pair of a size also compiles)."""
+  rotation: np.ndarray
+  translation: np.ndarray
+  out: pathlib.Path
+  seconds: float
+
+
+def move_pdb_text(text: str, rotation: np.ndarray, translation: np.ndarray,
+                  source: str = "ligand") -> str:
+  """PDB text with the coordinates (columns 31-54) of every ATOM / HETATM record moved by
+  x -> R x + t; every other character is kept. Raises DataError naming `source` for a
+  record whose coordinates cannot be read or do not fit the PDB columns after the move."""
+  from jaxgeo.errors import DataError
+  rotation = np.asarray(rotation, np.float64)
+  translation = np.asarray(translation, np.float64)
+  lines = text.splitlines(keepends=True)
+  for i, line in enumerate(lines):
+    if not line.startswith(("ATOM  ", "HETATM")):
+      continue
+    try:
+      x = np.array([float(line[30:38]), float(line[38:46]), float(line[46:54])])
+    except ValueError:
+      raise DataError(f"{source}: line {i + 1}: unreadable coordinates") from None
+    y = rotation @ x + translation
+    field = "".join(f"{v:8.3f}" for v in y)
+    if len(field) != 24:
+      raise DataError(f"{source}: line {i + 1}: moved coordinates {y.round(3).tolist()} do not "
+                      "fit the PDB format")
+    lines[i] = line[:30] + field + line[54:]
+  return "".join(lines)
+
+
+class Docker:
+  """A trained IEGMN run, loaded once: `dock(receptor, ligand, out)` per pair."""
+
+  def __init__(self, run_dir: str | os.PathLike, checkpoint: str = "best",
+               store: str | None = None):
+    import jax
+
+    from jaxgeo import config as config_lib
+    from jaxgeo import nets, train
+    from jaxgeo.checkpoint import Checkpointer
+    from jaxgeo.errors import CheckpointError, ConfigError
+    from jaxgeo.nets import iegmn
+    run_dir = pathlib.Path(run_dir)
+    config_path = run_dir / train.CONFIG_FILE
+    if not config_path.is_file():
+      raise ConfigError(f"--model {run_dir}: not a run folder (no {train.CONFIG_FILE})")
+    config = config_lib.from_json(config_path)
+    if store is not None:
+      config.lm.store = str(store)
+    model_config = config_lib.model_config(config)
+    if model_config.network != "iegmn":
+      raise ConfigError(f"--model {run_dir}: a {model_config.network} run; docking needs an "
+                        "IEGMN run (a docking_iegmn_* row)")
+    self.task = config_lib.task_setup(config, with_lm=False)[0]
+    self.options = self.task.options(config.task)
+    # The language model the run trained with (its fingerprint, when lm.json recorded one).
+    lm_config, _ = train.lm_setup(config, run_dir)
+    self.features = config_lib.lm_features(lm_config)
+    self.model = nets.make_model(model_config)
+    folder = run_dir / "checkpoints" / checkpoint
+    if not folder.is_dir():
+      raise CheckpointError(f"{folder}: no checkpoint (has the run finished an epoch?)")
+    example = iegmn.example_batch(model_config.iegmn)
+    params = self.model.init(jax.random.key(0), example)
+    template = {"params": params, "opt_state": train.make_optimizer(config)[2].init(params),
+                "key": jax.random.key_data(jax.random.key(0))}
+    checkpointer = Checkpointer(folder)
+    state, _, self.epoch = checkpointer.restore(template)
+    checkpointer.close()
+    self.params = jax.device_put(jax.tree_util.tree_map(np.asarray, state["params"]))
+    self._apply = jax.jit(lambda p, b: self.model.apply(p, None, b, is_training=False))
+
+  def transform(self, receptor_path: str | os.PathLike, ligand_path: str | os.PathLike
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(R [3, 3], t [3]) moving the ligand file's coordinates onto the receptor."""
+    from jaxgeo import batching, structure
+    from jaxgeo.errors import DataError
+    from jaxgeo.tasks.docking import docking_example
+    receptor = structure.load_protein(receptor_path)
+    ligand = structure.load_protein(ligand_path)
+    lm = None
+    if self.features is not None:
+      rows = []
+      for path, protein in ((ligand_path, ligand), (receptor_path, receptor)):
+        try:
+          rows.append(self.features.rows(protein))
+        except DataError as e:
+          raise DataError(f"{path}: no language-model rows ({e})") from None
+      lm = (rows[0], rows[1])
+    try:
+      g = docking_example(ligand, receptor, 0, 0, self.options, lm, perturb=False)
+    except DataError as e:
+      raise DataError(f"{ligand_path} + {receptor_path}: {e}") from None
+    n, e = int(g.n_node[0]), int(g.n_edge[0])
+    # Rounded shapes, so that pairs of similar sizes share one compilation.
+    bucket = batching.Bucket(n_node=-(-(n + 1) // 128) * 128,
+                             n_edge=max(-(-e // 1024) * 1024, 1024), n_graph=2)
+    out = self._apply(self.params, batching.pad([g], bucket))
+    return (np.asarray(out["rotation"][0], np.float64),
+            np.asarray(out["translation"][0], np.float64))
+
+  def dock(self, receptor_path: str | os.PathLike, ligand_path: str | os.PathLike,
+           out_path: str | os.PathLike) -> DockResult:
+    """Docks one pair and writes the moved ligand file (atomically; gzipped for `.gz`)."""
+    from jaxgeo import io
+    from jaxgeo.errors import StructureError
+    tick = time.perf_counter()
+    rotation, translation = self.transform(receptor_path, ligand_path)
+    text = io.read_bytes_maybe_gzip(ligand_path, StructureError).decode("utf-8", "replace")
+    moved = move_pdb_text(text, rotation, translation, str(ligand_path)).encode()
+    out_path = pathlib.Path(out_path)
+    if out_path.name.endswith(".gz"):
+      moved = gzip.compress(moved, mtime=0)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    io.atomic_write_bytes(out_path, moved)
+    return DockResult(rotation, translation, out_path, time.perf_counter() - tick)
+
+
+def find_pairs(folder: str | os.PathLike) -> tuple[dict[str, tuple], list[str]]:
+  """{id: (receptor file, ligand file)} of a folder of `ID_{l,r}_b.pdb[.gz]` files, and one
+  message per id that misses its partner. No pair file at all -> DataError."""
+  from jaxgeo.errors import DataError
+  folder = pathlib.Path(folder)
+  if not folder.is_dir():
+    raise DataError(f"--pairs {folder}: no such folder")
+  files: dict[str, dict[str, pathlib.Path]] = {}
+  for path in sorted(folder.iterdir()):
+    m = _PAIR_FILE.match(path.name)
+    if m and path.is_file():
+      files.setdefault(m.group("id"), {})[m.group("side")] = path
+  if not files:
+    raise DataError(f"--pairs {folder}: no ID_l_b.pdb[.gz] / ID_r_b.pdb[.gz] files")
+  pairs, problems = {}, []
+  for pdb_id, sides in sorted(files.items()):
+    if "l" in sides and "r" in sides:
+      pairs[pdb_id] = (sides["r"], sides["l"])
+    else:
+      have, need = ("l", "r") if "l" in sides else ("r", "l")
+      problems.append(f"{sides[have]}: its partner {pdb_id}_{need}_b.pdb[.gz] is missing")
+  return pairs, problems
+
+
+def register(subparsers) -> None:
+  p = subparsers.add_parser(
+      "dock", help="dock a ligand onto a receptor with a trained IEGMN run",
+      description="Predicts the rigid motion of the ligand onto the receptor with a trained "
+      "IEGMN run (jaxgeo train of a docking_iegmn_* row) and writes the ligand file with all "
+      "its atoms moved (only the coordinate columns change). --pairs docks a folder of "
+      "ID_l_b.pdb[.gz] / ID_r_b.pdb[.gz] pairs into OUT/ID_l_b_IEGMN.pdb.")
+  p.add_argument("--model", required=True, metavar="RUN_DIR", help="run folder")
+  p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+  p.add_argument("--receptor", help="receptor structure file (stays in place)")
+  p.add_argument("--ligand", help="ligand structure file (PDB, optionally .gz)")
+  p.add_argument("--pairs", metavar="DIR", help="folder of ID_l_b / ID_r_b pairs")
+  p.add_argument("--out", required=True, help="output PDB (or output folder with --pairs)")
+  p.add_argument("--store", default=None, help="embedding store (default: the run's lm.store)")
+  p.add_argument("--no-progress", action="store_true", help="no progress bar")
+  p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+  from jaxgeo import train
+  from jaxgeo.errors import ConfigError, JaxgeoError
+  single = args.receptor or args.ligand
+  if bool(args.pairs) == bool(single):
+    raise ConfigError("dock: give either --receptor and --ligand, or --pairs DIR")
+  if single and not (args.receptor and args.ligand):
+    raise ConfigError("dock: --receptor and --ligand go together")
+  train.setup_jax()
+  if single:
+    for path in (args.receptor, args.ligand):
+      if not os.path.isfile(path):
+        raise ConfigError(f"{path}: no such file")
+    docker = Docker(args.model, args.checkpoint, args.store)
+    result = docker.dock(args.receptor, args.ligand, args.out)
+    print(f"{args.ligand} -> {result.out} ({result.seconds:.2f} s); rotation "
+          f"{np.round(result.rotation, 4).tolist()}, translation "
+          f"{np.round(result.translation, 3).tolist()}")
+    return 0
+
+  from tqdm.auto import tqdm
+
+  from jaxgeo import io
+  from jaxgeo.errors import StructureError
+  pairs, failures = find_pairs(args.pairs)
+  out_dir = pathlib.Path(args.out)
+  docker = Docker(args.model, args.checkpoint, args.store)
+  seconds = []
+  for pdb_id, (rec, lig) in tqdm(pairs.items(), desc="dock", unit="complex",
+                                 disable=args.no_progress):
+    try:
+      result = docker.dock(rec, lig, out_dir / f"{pdb_id}_l_b_{OUTPUT_SUFFIX}.pdb")
+      seconds.append(result.seconds)
+      io.atomic_write_bytes(out_dir / f"{pdb_id}_r_b_{OUTPUT_SUFFIX}.pdb",
+                            io.read_bytes_maybe_gzip(rec, StructureError))
+    except JaxgeoError as e:
+      failures.append(str(e))
+  if seconds:
+    s = np.asarray(seconds)
+    print(f"docked {len(seconds)} of {len(pairs)} pairs into {out_dir}: {s.mean():.3f} s per "
+          f"complex (median {np.median(s):.3f} s; the first of each size compiles)")
+  if failures:
+    print(f"{len(failures)} failed:")
+    for message in failures:
+      print(f"  {message}")
+    return 1
+  return 0
