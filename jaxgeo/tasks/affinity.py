@@ -238,7 +238,7 @@ def complex_example(protein: Protein, pose: LigandPose, label: float, group: int
   return g
 
 
-class AffinityTask(base.Task):
+class AffinityTask(base.StandardizedRegression, base.Task):
   """Binding free energy of FEP-benchmark complexes (graph regression, kcal/mol)."""
   name = "affinity"
   Options = AffinityOptions
@@ -328,15 +328,6 @@ class AffinityTask(base.Task):
             "label_mean": float(labels.mean()) if labels.size else float("nan"),
             "label_std": float(labels.std()) if labels.size else float("nan")}
     return base.Examples(graphs, info)
-
-  def stats(self, options, train) -> dict[str, float]:
-    return base.label_scale(train, options.standardize)
-
-  def loss(self, outputs, batch, stats):
-    return base.standardized_loss(outputs, batch, stats)
-
-  def predictions(self, outputs, batch, stats):
-    return base.standardized_predictions(outputs, batch, stats)
 
   def metrics(self, y_true, y_pred, group, stats) -> dict[str, float]:
     return base.regression_metrics(y_true, y_pred, group)

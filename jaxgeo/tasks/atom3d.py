@@ -184,7 +184,7 @@ class PSRTask(_Atom3DTask):
     return base.regression_metrics(y_true, y_pred, group)
 
 
-class LBATask(_Atom3DTask):
+class LBATask(base.StandardizedRegression, _Atom3DTask):
   """ATOM3D LBA: -log affinity of a protein pocket + ligand (graph regression)."""
   name = "atom3d_lba"
   Options = LBAOptions
@@ -224,15 +224,6 @@ class LBATask(_Atom3DTask):
       if all(k in index for k in keys):
         return rows[[index[k] for k in keys]]
     return inputs.lm.rows(pocket)
-
-  def stats(self, options, train) -> dict[str, float]:
-    return base.label_scale(train, options.standardize)
-
-  def loss(self, outputs, batch, stats):
-    return base.standardized_loss(outputs, batch, stats)
-
-  def predictions(self, outputs, batch, stats):
-    return base.standardized_predictions(outputs, batch, stats)
 
   def metrics(self, y_true, y_pred, group, stats):
     out = base.regression_metrics(y_true, y_pred, group)

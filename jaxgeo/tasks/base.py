@@ -62,7 +62,8 @@ __all__ = ["SPLITS", "HEADS", "Inputs", "Splits", "Examples", "Dataset", "NoOpti
            "parse_options", "with_lm", "data_folder", "name_list", "masked_mse", "masked_bce",
            "node_label_mask", "graph_label_mask", "node_predictions", "graph_predictions",
            "concatenate_predictions", "regression_metrics", "classification_metrics", "label_scale",
-           "standardized_loss", "standardized_predictions", "validate_task"]
+           "standardized_loss", "standardized_predictions", "StandardizedRegression",
+           "validate_task"]
 
 SPLITS = ("train", "val", "test")
 HEADS = ("node", "graph")
@@ -441,6 +442,21 @@ def standardized_predictions(outputs: dict, batch: jraph.GraphsTuple,
   y_true, y_pred, group = graph_predictions(outputs, batch)
   return (y_true, (y_pred * stats["label_std"] + stats["label_mean"]).astype(np.float32),
           group)
+
+
+class StandardizedRegression:
+  """Mixin for graph-regression tasks whose options have `standardize`: the stats are the
+  training split's label scale and the network's output is read as a standardized label
+  (`label_scale`, `standardized_loss`, `standardized_predictions`). Stateless."""
+
+  def stats(self, options, train) -> dict[str, float]:
+    return label_scale(train, options.standardize)
+
+  def loss(self, outputs, batch, stats):
+    return standardized_loss(outputs, batch, stats)
+
+  def predictions(self, outputs, batch, stats):
+    return standardized_predictions(outputs, batch, stats)
 
 
 def validate_task(task: Task) -> Task:
