@@ -28,6 +28,8 @@ undetermined directions) and exact wherever the rotation is well determined.
 """
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -74,6 +76,39 @@ def kabsch(mobile, target, weights=None) -> tuple[np.ndarray, np.ndarray]:
 def apply_transform(x, r, t) -> np.ndarray:
   """`x [..., 3] @ r.T + t` in float64."""
   return np.asarray(x, dtype=np.float64) @ np.asarray(r, dtype=np.float64).T + np.asarray(t)
+
+
+def rotation_matrix(rotvec) -> np.ndarray:
+  """Rotation [3, 3] of a rotation vector [3] (axis * angle in radians; Rodrigues)."""
+  rotvec = np.asarray(rotvec, np.float64)
+  angle = float(np.linalg.norm(rotvec))
+  if angle < 1e-12:
+    return np.eye(3)
+  k = rotvec / angle
+  kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+  return np.eye(3) + math.sin(angle) * kx + (1.0 - math.cos(angle)) * kx @ kx
+
+
+def move_protein(protein, rotation, translation, centre=None):
+  """A Protein moved rigidly: x -> R (x - c) + c + t for every coordinate (atom37 positions,
+  backbone and CB; ligands too); masked atoms stay 0. rotation [3, 3], translation [3],
+  centre [3] (default the origin). Computed in float64, stored float32."""
+  import dataclasses
+  rotation = np.asarray(rotation, np.float64)
+  translation = np.asarray(translation, np.float64)
+  centre = np.zeros(3) if centre is None else np.asarray(centre, np.float64)
+
+  def move(x, mask=None):
+    y = (np.asarray(x, np.float64) - centre) @ rotation.T + centre + translation
+    if mask is not None:
+      y = np.where(mask[..., None], y, 0.0)
+    return y.astype(np.float32)
+
+  ligands = tuple(dataclasses.replace(l, positions=move(l.positions)) for l in protein.ligands)
+  return dataclasses.replace(
+      protein, atom_positions=move(protein.atom_positions, protein.atom_mask),
+      backbone=move(protein.backbone, protein.backbone_mask), cb=move(protein.cb),
+      ligands=ligands)
 
 
 def superpose(mobile, target) -> np.ndarray:

@@ -44,12 +44,12 @@ def _synthetic():
   rng = np.random.default_rng(0)
   rec = synthetic.random_protein(45, rng)
   lig = synthetic.random_protein(30, rng)
-  lig = iegmn.move_protein(lig, np.eye(3), rec.ca.mean(0) - lig.ca.mean(0))
+  lig = geometry.move_protein(lig, np.eye(3), rec.ca.mean(0) - lig.ca.mean(0))
   for shift in np.arange(0.0, 100.0, 0.5):       # slide the ligand out until it touches (5 A)
     x = lig.ca + np.array([shift, 0.0, 0.0])
     if np.min(np.linalg.norm(x[:, None] - rec.ca[None], axis=-1)) > 5.0:
       break
-  return iegmn.move_protein(lig, np.eye(3), np.array([shift, 0.0, 0.0])), rec
+  return geometry.move_protein(lig, np.eye(3), np.array([shift, 0.0, 0.0])), rec
 
 
 def _predict(model, graphs, bucket=BUCKET):
@@ -96,7 +96,7 @@ def test_prediction_invariant_to_rigid_motions_of_either_input(model, proteins):
   g0 = iegmn.pair_graph(lig, rec, rng=0)
   g1 = iegmn.pair_graph(lig, rec, rng=1)            # the ligand input rotated/translated anew
   q, s = geometry.random_rotation(rng), rng.standard_normal(3) * 20.0
-  g2 = iegmn.pair_graph(iegmn.move_protein(lig, q, s), iegmn.move_protein(rec, q, s), rng=0)
+  g2 = iegmn.pair_graph(geometry.move_protein(lig, q, s), geometry.move_protein(rec, q, s), rng=0)
   (p0, p1), out = _predict(model, [g0, g1])
   (p2, _), _ = _predict(model, [g2, g0])
   assert np.isfinite(p0).all()
@@ -117,8 +117,8 @@ def test_reflection_of_both_inputs(model, proteins):
   sees a different input and the prediction is NOT the mirror image: measured at random
   initialisation, the ligand lands ~16 A (RMS over its CAs) from it."""
   lig, rec = proteins
-  m_lig = iegmn.move_protein(lig, MIRROR, np.zeros(3))
-  m_rec = iegmn.move_protein(rec, MIRROR, np.zeros(3))
+  m_lig = geometry.move_protein(lig, MIRROR, np.zeros(3))
+  m_rec = geometry.move_protein(rec, MIRROR, np.zeros(3))
   deviation = {}
   for orientation in (False, True):
     g = iegmn.pair_graph(lig, rec, rng=0, orientation=orientation)

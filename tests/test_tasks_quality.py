@@ -1,5 +1,7 @@
 """Docking model quality: DockQ on hand-checked cases, decoy generation, the quality task."""
 import numpy as np
+
+from jaxgeo import geometry
 import pytest
 
 from jaxgeo import config as config_lib
@@ -39,12 +41,12 @@ def small(shared_data):
 
 
 def test_rotation_matrix():
-  r = quality.rotation_matrix(np.array([0.0, 0.0, np.pi / 2]))
+  r = geometry.rotation_matrix(np.array([0.0, 0.0, np.pi / 2]))
   np.testing.assert_allclose(r @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], atol=1e-12)
-  r = quality.rotation_matrix(np.random.default_rng(0).normal(size=3))
+  r = geometry.rotation_matrix(np.random.default_rng(0).normal(size=3))
   np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
   assert np.linalg.det(r) == pytest.approx(1.0)
-  np.testing.assert_array_equal(quality.rotation_matrix(np.zeros(3)), np.eye(3))
+  np.testing.assert_array_equal(geometry.rotation_matrix(np.zeros(3)), np.eye(3))
 
 
 def _dockq_checks(receptor, ligand):

@@ -41,7 +41,6 @@ on padding; rows of the padding graph are finite but meaningless.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import haiku as hk
@@ -172,16 +171,6 @@ def _pocket_points(true_lig: np.ndarray, true_rec: np.ndarray, cutoff: float
           np.concatenate([count_l > 0, count_r > 0]))
 
 
-def move_protein(protein: Protein, r: np.ndarray, t: np.ndarray) -> Protein:
-  """The protein with every coordinate moved by x -> x @ r^T + t (missing atoms stay 0)."""
-  move = lambda a: geometry.apply_transform(a, r, t).astype(np.float32)
-  return dataclasses.replace(
-      protein, backbone=np.where(protein.backbone_mask[..., None], move(protein.backbone), 0.0
-                                 ).astype(np.float32),
-      cb=move(protein.cb), atom_positions=np.where(
-          protein.atom_mask[..., None], move(protein.atom_positions), 0.0).astype(np.float32))
-
-
 def pair_graph(ligand: Protein, receptor: Protein, rng=0, k: int = KNN,
                cutoff: float = GRAPH_CUTOFF, translation_interval: float = TRANSLATION_INTERVAL,
                orientation: bool = True, pocket_cutoff: float = POCKET_CUTOFF,
@@ -218,7 +207,7 @@ def pair_graph(ligand: Protein, receptor: Protein, rng=0, k: int = KNN,
     t_in = shift - rot @ true_lig.mean(axis=0)
   else:
     rot, t_in = np.eye(3), np.zeros(3)
-  moved = move_protein(ligand, rot, t_in)
+  moved = geometry.move_protein(ligand, rot, t_in)
   n_lig = len(ligand)
   xs, edge_s, senders, receivers, surface = [], [], [], [], []
   for offset, protein in ((0, moved), (n_lig, receptor)):

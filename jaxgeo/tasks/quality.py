@@ -47,6 +47,7 @@ from typing import Any
 import jraph
 import numpy as np
 
+from jaxgeo import geometry
 from jaxgeo import graph as graph_lib
 from jaxgeo.datasets import db5, docking_results
 from jaxgeo.errors import ConfigError, DataError
@@ -108,44 +109,6 @@ GENERATOR_VERSION = 1
 # ------------------------------------------------------------------ rigid motions
 
 
-def rotation_matrix(rotvec: np.ndarray) -> np.ndarray:
-  """Rotation [3, 3] of a rotation vector [3] (axis * angle in radians; Rodrigues)."""
-  rotvec = np.asarray(rotvec, np.float64)
-  angle = float(np.linalg.norm(rotvec))
-  if angle < 1e-12:
-    return np.eye(3)
-  k = rotvec / angle
-  kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-  return np.eye(3) + math.sin(angle) * kx + (1.0 - math.cos(angle)) * kx @ kx
-
-
-def rigid_move(protein: Protein, rotation: np.ndarray, translation: np.ndarray,
-               centre: np.ndarray | None = None) -> Protein:
-  """The protein moved rigidly: x -> R (x - c) + c + t for every coordinate.
-
-  Args:
-    protein: L residues.
-    rotation: [3, 3]; translation: [3]; centre: [3] (default the origin).
-  Returns:
-    A Protein with moved atom37 positions, backbone, CB and ligands (masked atoms stay 0).
-  """
-  rotation = np.asarray(rotation, np.float64)
-  translation = np.asarray(translation, np.float64)
-  centre = np.zeros(3) if centre is None else np.asarray(centre, np.float64)
-
-  def move(x, mask=None):
-    y = (np.asarray(x, np.float64) - centre) @ rotation.T + centre + translation
-    if mask is not None:
-      y = np.where(mask[..., None], y, 0.0)
-    return y.astype(np.float32)
-
-  ligands = tuple(dataclasses.replace(l, positions=move(l.positions)) for l in protein.ligands)
-  return dataclasses.replace(
-      protein, atom_positions=move(protein.atom_positions, protein.atom_mask),
-      backbone=move(protein.backbone, protein.backbone_mask), cb=move(protein.cb),
-      ligands=ligands)
-
-
 def ligand_centre(ligand: Protein) -> np.ndarray:
   """[3] CA centroid of a partner."""
   return ligand.ca.astype(np.float64).mean(axis=0)
@@ -153,7 +116,8 @@ def ligand_centre(ligand: Protein) -> np.ndarray:
 
 def perturb(ligand: Protein, rotvec: np.ndarray, translation: np.ndarray) -> Protein:
   """The ligand rotated about its CA centroid by `rotvec` [3] then shifted by `translation` [3]."""
-  return rigid_move(ligand, rotation_matrix(rotvec), translation, ligand_centre(ligand))
+  return geometry.move_protein(ligand, geometry.rotation_matrix(rotvec), translation,
+                               ligand_centre(ligand))
 
 
 def _motion(magnitude: float, axis: np.ndarray, direction: np.ndarray
