@@ -761,8 +761,10 @@ def _compute(embedder, forward, store, fp, layers, todo_keys, todo_layers, names
         key = todo_keys[si]
         if not claims.try_claim(_claim_slot(fp, key)):
           deferred.add(si)
-        elif all(store.has(fp, l, key) for l in todo_layers[si]):
-          # Written by another process since this run looked: claim, then check again.
+        elif all(store.check(fp, l, key, checksum=True)[0] == "ok"
+                 for l in todo_layers[si]):
+          # Written by another process since this run looked: claim, then check again
+          # (a present but damaged entry is not "written": it is recomputed here).
           claims.release(_claim_slot(fp, key))
           deferred.add(si)
         else:
