@@ -278,13 +278,13 @@ def figure_primary(summaries: dict[str, RowSummary], task: str, path: pathlib.Pa
   rows = [s for s in summaries.values() if s.first.task == task]
   metric = rows[0].first.primary_metric
   labels = [f"{s.first.network}\n{s.first.variant}\n{s.first.features}" for s in rows]
-  fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(rows)), 3.6))
+  fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(rows)), 3.6))
   ax.bar(range(len(rows)), [s.mean(metric) for s in rows],
          yerr=[s.std(metric) for s in rows], capsize=3, color="#4c72b0")
   ax.set_xticks(range(len(rows)), labels, fontsize=7)
   ax.set_ylabel(metric)
   ax.set_title(f"{task}: {metric} ({'higher' if rows[0].first.higher_is_better else 'lower'}"
-               " is better)")
+               " is better)", fontsize=9)
   fig.tight_layout()
   with io.atomic_path(path, suffix=".png") as tmp:
     fig.savefig(tmp, format="png", dpi=120)
@@ -298,7 +298,7 @@ def figure_knowledge(summaries: dict[str, RowSummary], path: pathlib.Path) -> No
   found = pairs(summaries)
   groups = sorted({p.without.first.group for p in found})
   variants = ("project", "random-lm", "replace")
-  fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(groups)), 3.6))
+  fig, ax = plt.subplots(figsize=(max(5.5, 1.2 * len(groups)), 3.6))
   width = 0.8 / len(variants)
   for i, v in enumerate(variants):
     gains = []
@@ -309,7 +309,7 @@ def figure_knowledge(summaries: dict[str, RowSummary], path: pathlib.Path) -> No
   ax.axhline(0.0, color="black", linewidth=0.8)
   ax.set_xticks(range(len(groups)), ["\n".join(g) for g in groups], fontsize=7)
   ax.set_ylabel("relative gain over none (%)")
-  ax.set_title("knowledge (replace vs random-lm) vs capacity (project)")
+  ax.set_title("knowledge (replace vs random-lm) vs capacity (project)", fontsize=9)
   ax.legend(fontsize=7)
   fig.tight_layout()
   with io.atomic_path(path, suffix=".png") as tmp:
