@@ -51,6 +51,7 @@ import jraph
 import numpy as np
 
 from jaxgeo import batching
+from jaxgeo.datasets import db5
 from jaxgeo.errors import ConfigError, DataError
 from jaxgeo.lm import features as lm_features
 from jaxgeo.metrics import classification, regression
@@ -62,7 +63,7 @@ __all__ = ["SPLITS", "HEADS", "Inputs", "Splits", "Examples", "Dataset", "NoOpti
            "parse_options", "with_lm", "data_folder", "name_list", "masked_mse", "masked_bce",
            "node_label_mask", "graph_label_mask", "node_predictions", "graph_predictions",
            "concatenate_predictions", "regression_metrics", "classification_metrics", "label_scale",
-           "standardized_loss", "standardized_predictions", "StandardizedRegression",
+           "standardized_loss", "standardized_predictions", "StandardizedRegression", "DB5Complexes",
            "validate_task"]
 
 SPLITS = ("train", "val", "test")
@@ -442,6 +443,39 @@ def standardized_predictions(outputs: dict, batch: jraph.GraphsTuple,
   y_true, y_pred, group = graph_predictions(outputs, batch)
   return (y_true, (y_pred * stats["label_std"] + stats["label_mean"]).astype(np.float32),
           group)
+
+
+class DB5Complexes:
+  """Mixin of the tasks that read DB5.5 complexes by EquiDock's split; their options have
+  `data_dir`, `splits_dir`, `limit` (and optionally `bound`)."""
+
+  @staticmethod
+  def folders(options, inputs: Inputs) -> tuple[pathlib.Path, pathlib.Path]:
+    """(DB5.5 folder, splits folder)."""
+    data_dir = data_folder(inputs, options.data_dir, "db5.5")
+    splits_dir = (data_folder(inputs, options.splits_dir, "") if options.splits_dir
+                  else data_dir / "splits")
+    return data_dir, splits_dir
+
+  def split_ids(self, split: str, options, inputs: Inputs) -> list[str]:
+    """The complex ids of one split (the first `options.limit` when set)."""
+    data_dir, splits_dir = self.folders(options, inputs)
+    return db5.limit_ids(db5.read_split(data_dir, split, splits_dir), options.limit)
+
+  def required_paths(self, options, inputs) -> list[tuple[str, str]]:
+    data_dir, splits_dir = self.folders(options, inputs)
+    return [(str(data_dir / "structures"), "DB5.5 structures"),
+            (str(splits_dir), "DB5.5 split files")]
+
+  def sequences(self, options, inputs) -> list[str]:
+    """Chain sequences of every complex of every split (reads the structures)."""
+    data_dir, _ = self.folders(options, inputs)
+    out = []
+    for split in SPLITS:
+      for pdb_id in self.split_ids(split, options, inputs):
+        for protein in db5.load_complex(data_dir, pdb_id, getattr(options, "bound", True)):
+          out.extend(seq for _, seq in lm_features.chain_segments(protein))
+    return sorted(set(out))
 
 
 class StandardizedRegression:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import pathlib
 import zlib
 from collections.abc import Mapping
 
@@ -43,7 +42,6 @@ import numpy as np
 from jaxgeo import graph as graph_lib
 from jaxgeo.datasets import db5
 from jaxgeo.errors import ConfigError
-from jaxgeo.lm.features import chain_segments
 from jaxgeo.metrics import docking
 from jaxgeo.structure import Protein
 from jaxgeo.tasks import base
@@ -129,7 +127,7 @@ def _summary(values: np.ndarray, name: str) -> dict[str, float]:
           f"{name}_std": float(np.std(values))}
 
 
-class DockingTask(base.Task):
+class DockingTask(base.DB5Complexes, base.Task):
   """Rigid docking of DB5.5 pairs: IEGMN outputs a rigid motion of each ligand."""
   name = "docking"
   Options = DockingOptions
@@ -137,34 +135,6 @@ class DockingTask(base.Task):
   out_dim = 1
   primary_metric = "complex_rmsd_median"
   higher_is_better = False
-
-  @staticmethod
-  def folders(options: DockingOptions, inputs: base.Inputs
-              ) -> tuple[pathlib.Path, pathlib.Path]:
-    """(DB5.5 folder, splits folder)."""
-    data_dir = base.data_folder(inputs, options.data_dir, "db5.5")
-    splits_dir = (base.data_folder(inputs, options.splits_dir, "") if options.splits_dir
-                  else data_dir / "splits")
-    return data_dir, splits_dir
-
-  def split_ids(self, split: str, options: DockingOptions, inputs: base.Inputs) -> list[str]:
-    data_dir, splits_dir = self.folders(options, inputs)
-    return db5.limit_ids(db5.read_split(data_dir, split, splits_dir), options.limit)
-
-  def required_paths(self, options, inputs) -> list[tuple[str, str]]:
-    data_dir, splits_dir = self.folders(options, inputs)
-    return [(str(data_dir / "structures"), "DB5.5 structures"),
-            (str(splits_dir), "DB5.5 split files")]
-
-  def sequences(self, options, inputs) -> list[str]:
-    """Chain sequences of every complex's bound partners."""
-    data_dir, _ = self.folders(options, inputs)
-    out = []
-    for split in db5.SPLITS:
-      for pdb_id in self.split_ids(split, options, inputs):
-        for protein in db5.load_complex(data_dir, pdb_id, bound=True):
-          out.extend(seq for _, seq in chain_segments(protein))
-    return sorted(set(out))
 
   def examples(self, split, options, inputs) -> base.Examples:
     from tqdm.auto import tqdm

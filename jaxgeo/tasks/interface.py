@@ -33,7 +33,7 @@ from jaxgeo import graph as graph_lib
 from jaxgeo import residues
 from jaxgeo.errors import ConfigError, DataError
 from jaxgeo.datasets import db5
-from jaxgeo.lm.features import attach, chain_segments
+from jaxgeo.lm.features import attach
 from jaxgeo.structure import Protein
 from jaxgeo.tasks import base
 from jaxgeo.tasks.contacts import DEFINITIONS, interface_labels
@@ -117,7 +117,7 @@ def check_heavy_atoms(protein: Protein, path: pathlib.Path) -> None:
         "use definition 'ca' or set task.data_dir to the full DB5.5")
 
 
-class InterfaceTask(base.Task):
+class InterfaceTask(base.DB5Complexes, base.Task):
   """DB5.5 protein-protein interface residues (node classification, logits out)."""
   name = "interface"
   Options = InterfaceOptions
@@ -125,34 +125,6 @@ class InterfaceTask(base.Task):
   out_dim = 1
   primary_metric = "auroc"
   higher_is_better = True
-
-  @staticmethod
-  def folders(options: InterfaceOptions, inputs: base.Inputs
-              ) -> tuple[pathlib.Path, pathlib.Path]:
-    """(DB5.5 folder, splits folder)."""
-    data_dir = base.data_folder(inputs, options.data_dir, "db5.5")
-    splits_dir = (base.data_folder(inputs, options.splits_dir, "") if options.splits_dir
-                  else data_dir / "splits")
-    return data_dir, splits_dir
-
-  def split_ids(self, split: str, options: InterfaceOptions, inputs: base.Inputs) -> list[str]:
-    data_dir, splits_dir = self.folders(options, inputs)
-    return db5.limit_ids(db5.read_split(data_dir, split, splits_dir), options.limit)
-
-  def required_paths(self, options, inputs) -> list[tuple[str, str]]:
-    data_dir, splits_dir = self.folders(options, inputs)
-    return [(str(data_dir / "structures"), "DB5.5 structures"),
-            (str(splits_dir), "DB5.5 split files")]
-
-  def sequences(self, options, inputs) -> list[str]:
-    """Chain sequences of every complex (reads the structures: ~30 s for all of DB5.5)."""
-    data_dir, _ = self.folders(options, inputs)
-    out = []
-    for split in db5.SPLITS:
-      for pdb_id in self.split_ids(split, options, inputs):
-        for protein in db5.load_complex(data_dir, pdb_id, options.bound):
-          out.extend(seq for _, seq in chain_segments(protein))
-    return sorted(set(out))
 
   def examples(self, split, options, inputs) -> base.Examples:
     data_dir, _ = self.folders(options, inputs)
