@@ -298,24 +298,29 @@ def validate(config: ModelConfig) -> ModelConfig:
   return config
 
 
-def _validate_iegmn(config: ModelConfig) -> None:
-  i = config.iegmn
+def validate_iegmn(i: "IEGMNConfig", where: str = "iegmn") -> "IEGMNConfig":
+  """Raises ConfigError naming the option (`where`.key) for an invalid IEGMN setting."""
   if i.num_layers < 1 or i.hidden < 1 or i.num_keypoints < 3:
-    raise ConfigError(f"model.iegmn: num_layers={i.num_layers}, hidden={i.hidden} must be >= 1 "
+    raise ConfigError(f"{where}: num_layers={i.num_layers}, hidden={i.hidden} must be >= 1 "
                       f"and num_keypoints={i.num_keypoints} >= 3 (Kabsch needs 3)")
   if i.fusion.mode not in FUSION_MODES:
-    raise ConfigError(f"model.iegmn.fusion.mode={i.fusion.mode!r}: expected one of "
+    raise ConfigError(f"{where}.fusion.mode={i.fusion.mode!r}: expected one of "
                       f"{FUSION_MODES}")
   if i.fusion.mode != "none" and i.fusion.lm_dim < 1:
-    raise ConfigError(f"model.iegmn.fusion.lm_dim={i.fusion.lm_dim}: fusion mode "
+    raise ConfigError(f"{where}.fusion.lm_dim={i.fusion.lm_dim}: fusion mode "
                       f"{i.fusion.mode!r} needs the width of the language-model vectors")
+  if not 0.0 <= i.dropout < 1.0:
+    raise ConfigError(f"{where}.dropout={i.dropout}: must be in [0, 1)")
+  return i
+
+
+def _validate_iegmn(config: ModelConfig) -> None:
+  i = validate_iegmn(config.iegmn, "model.iegmn")
   if (i.fusion.mode, i.fusion.lm_dim) != (config.fusion.mode, config.fusion.lm_dim):
     raise ConfigError(
         f"model.iegmn.fusion (mode {i.fusion.mode!r}, lm_dim {i.fusion.lm_dim}) and "
         f"model.fusion (mode {config.fusion.mode!r}, lm_dim {config.fusion.lm_dim}) differ; "
         "set both (nets.config.iegmn_model builds a consistent ModelConfig)")
-  if not 0.0 <= i.dropout < 1.0:
-    raise ConfigError(f"model.iegmn.dropout={i.dropout}: must be in [0, 1)")
 
 
 def iegmn_model(iegmn: IEGMNConfig = IEGMNConfig()) -> ModelConfig:

@@ -51,9 +51,10 @@ import numpy as np
 
 from jaxgeo import geometry
 from jaxgeo import graph as graph_lib
-from jaxgeo.errors import ConfigError, DataError
+from jaxgeo.errors import DataError
 from jaxgeo.nets import ops
-from jaxgeo.nets.config import FUSION_MODES, FusionConfig, IEGMNConfig  # noqa: F401 (re-export)
+from jaxgeo.nets import config as nets_config
+from jaxgeo.nets.config import FusionConfig, IEGMNConfig  # noqa: F401 (re-export)
 from jaxgeo.nets.fusion import Fusion
 from jaxgeo.structure import Protein
 
@@ -78,18 +79,7 @@ def tiny_config(**changes) -> IEGMNConfig:
 
 def validate(config: IEGMNConfig) -> IEGMNConfig:
   """Raises ConfigError naming the option for an invalid setting."""
-  if config.num_layers < 1 or config.hidden < 1 or config.num_keypoints < 3:
-    raise ConfigError(f"iegmn: num_layers={config.num_layers}, hidden={config.hidden} must be "
-                      f">= 1 and num_keypoints={config.num_keypoints} >= 3 (Kabsch needs 3)")
-  if config.fusion.mode not in FUSION_MODES:
-    raise ConfigError(f"iegmn.fusion.mode={config.fusion.mode!r}: expected one of "
-                      f"{FUSION_MODES}")
-  if config.fusion.mode != "none" and config.fusion.lm_dim < 1:
-    raise ConfigError(f"iegmn.fusion.lm_dim={config.fusion.lm_dim}: fusion mode "
-                      f"{config.fusion.mode!r} needs the language-model width")
-  if not 0.0 <= config.dropout < 1.0:
-    raise ConfigError(f"iegmn.dropout={config.dropout}: must be in [0, 1)")
-  return config
+  return nets_config.validate_iegmn(config)
 
 
 # ------------------------------------------------------------------ data: one pair, one graph
