@@ -33,7 +33,8 @@ epochs="${QUICKSTART_EPOCHS:-4}"
 limit="${QUICKSTART_LIMIT:-20}"
 batch="${QUICKSTART_BATCH:-8}"
 data=(--set "task.data_dir=$db5" --set "task.limit=$limit")
-train=(--set "train.epochs=$epochs" --set "train.batch_graphs=$batch" --set "train.max_buckets=2")
+train=(--set "train.epochs=$epochs" --set "train.batch_graphs=$batch" --set "train.max_buckets=2"
+       --set "train.batching=fixed")
 start=$SECONDS
 
 echo "quickstart: featurizing $db5/structures (the paper's graphs: CA within 8 A)"

@@ -4,14 +4,23 @@ A jitted model compiles once per input shape. Batches are therefore padded (with
 `jraph.pad_with_graphs`) to one of a few buckets `(n_node, n_edge, n_graph)` chosen from the
 dataset's size distribution, so a whole training run compiles `len(buckets)` times.
 
-How batches are formed: graphs are visited in a shuffled order (or by size, for evaluation),
-sorted by size within chunks of `50 * batch_graphs` so that a batch holds graphs of similar
-size, cut into batches of at most `batch_graphs` graphs (a batch is closed early when the next
-graph would overflow the largest bucket), and the batch order is shuffled. Each batch is
-padded to the smallest bucket it fits. Every graph appears exactly once per pass.
+Two ways to form batches; both visit every graph exactly once per pass and shuffle the batch
+order when training:
+- **fixed count** (`packing=None`): graphs are visited in a shuffled order (or by size, for
+  evaluation), sorted by size within chunks of `50 * batch_graphs` so that a batch holds
+  graphs of similar size, and cut into batches of at most `batch_graphs` graphs (a batch is
+  closed early when the next graph would overflow the largest bucket).
+- **packed** (`packing=Packing(nodes, edges, graphs)`): batches are filled up to a node and an
+  edge budget (`jraph.dynamically_batch`'s idea), so that nearly every padded row is real.
+  Graphs are visited in a shuffled order (training) or largest first (evaluation) and placed
+  by best fit into one of a few open batches; when a graph fits none, the fullest open batch
+  is closed. The number of graphs per batch varies (on average about the budget divided by
+  the mean graph size: `packing_for` sets the budget from a graph count).
+Each batch is padded to the smallest bucket it fits.
 
-A graph that does not fit even the largest bucket gets an extra bucket of its own size
-(rounded up), with a logged warning: graphs are never truncated.
+A graph that does not fit even the largest bucket (or exceeds the packing budget) gets a batch
+and an extra bucket of its own size (rounded up), with a logged warning: graphs are never
+truncated.
 """
 from __future__ import annotations
 
@@ -53,6 +62,107 @@ def graph_sizes(graphs: Sequence[jraph.GraphsTuple]) -> tuple[np.ndarray, np.nda
   nodes = np.array([int(np.sum(g.n_node)) for g in graphs], dtype=np.int64)
   edges = np.array([int(np.sum(g.n_edge)) for g in graphs], dtype=np.int64)
   return nodes, edges
+
+
+@dataclasses.dataclass(frozen=True)
+class Packing:
+  """Budgets of a packed batch (real items, padding excluded).
+
+  Attributes:
+    nodes, edges: the most real nodes / edges in a batch.
+    graphs: the most real graphs in a batch (its buckets have n_graph = graphs + 1).
+    open_batches: batches kept open while packing (more: fuller batches, less mixing).
+  """
+  nodes: int
+  edges: int
+  graphs: int
+  open_batches: int = 4
+
+  def __post_init__(self):
+    for name in ("nodes", "edges", "graphs", "open_batches"):
+      if int(getattr(self, name)) < 1:
+        raise ConfigError(f"packing {name}={getattr(self, name)}: must be at least 1")
+
+
+def packing_for(graphs: Sequence[jraph.GraphsTuple], batch_graphs: int, nodes: int = 0,
+                edges: int = 0, max_graphs: int = 0) -> Packing:
+  """The packing budget of batches holding `batch_graphs` graphs of `graphs` on average.
+
+  nodes: the node budget (0: `batch_graphs` x the mean node count, at least the largest
+    graph); edges: the edge budget (0: the node budget x the mean edges per node, at least
+    the largest graph's); max_graphs: the most graphs in a batch (0: 4 x batch_graphs).
+  Node and edge budgets are rounded up so that the padded bucket (one more node for the
+  padding graph) is a multiple of 64 nodes / 512 edges.
+  """
+  if batch_graphs < 1:
+    raise ConfigError(f"batch_graphs={batch_graphs}: must be at least 1")
+  if not graphs:
+    raise ConfigError("packing_for: the dataset has no graphs")
+  n, e = graph_sizes(graphs)
+  node_budget = int(nodes) or max(int(math.ceil(batch_graphs * n.mean())), int(n.max()))
+  node_budget = _round_up(node_budget + 1, _NODE_ROUND) - 1
+  if edges:
+    edge_budget = int(edges)
+  else:
+    per_node = float(e.sum()) / max(float(n.sum()), 1.0)
+    edge_budget = max(int(math.ceil(node_budget * per_node)), int(e.max()))
+  edge_budget = _round_up(edge_budget, _EDGE_ROUND)
+  return Packing(node_budget, edge_budget, int(max_graphs) or 4 * batch_graphs)
+
+
+def plan_packed(nodes: np.ndarray, edges: np.ndarray, packing: Packing,
+                rng: np.random.Generator | None = None) -> list[np.ndarray]:
+  """Groups graph indices into packed batches (see the module docstring).
+
+  Args:
+    nodes, edges: [G] sizes of each graph.
+    packing: the budgets.
+    rng: shuffles graphs and batches when given; None gives a fixed order, largest first.
+  Returns:
+    A list of index arrays, every graph in exactly one; a graph over the budget alone.
+  """
+  count = len(nodes)
+  if rng is None:
+    order = np.lexsort((np.arange(count), -np.asarray(nodes)))
+  else:
+    order = rng.permutation(count)
+  closed: list[list[int]] = []
+  open_: list[list] = []          # [members, nodes, edges]
+  for i in order:
+    n, e = int(nodes[i]), int(edges[i])
+    if n > packing.nodes or e > packing.edges:
+      closed.append([int(i)])
+      continue
+    best, room = None, None
+    for b in open_:
+      if (b[1] + n <= packing.nodes and b[2] + e <= packing.edges
+          and len(b[0]) < packing.graphs):
+        left = packing.nodes - b[1] - n
+        if room is None or left < room:
+          best, room = b, left
+    if best is None:
+      if len(open_) >= packing.open_batches:
+        fullest = max(range(len(open_)), key=lambda j: open_[j][1])
+        closed.append(open_.pop(fullest)[0])
+      best = [[], 0, 0]
+      open_.append(best)
+    best[0].append(int(i))
+    best[1] += n
+    best[2] += e
+  closed.extend(b[0] for b in open_)
+  batches = [np.array(b, dtype=np.int64) for b in closed if b]
+  if rng is not None:
+    batches = [batches[j] for j in rng.permutation(len(batches))]
+  return batches
+
+
+def plan(nodes: np.ndarray, edges: np.ndarray, batch_graphs: int,
+         rng: np.random.Generator | None = None, max_nodes: int | None = None,
+         max_edges: int | None = None, packing: Packing | None = None) -> list[np.ndarray]:
+  """`plan_packed` when `packing` is given, else `plan_batches` (fixed count)."""
+  if packing is not None:
+    return plan_packed(nodes, edges, packing, rng)
+  return plan_batches(nodes, edges, batch_graphs, rng, max_nodes, max_edges)
 
 
 def plan_batches(nodes: np.ndarray, edges: np.ndarray, batch_graphs: int,
@@ -101,34 +211,55 @@ def plan_batches(nodes: np.ndarray, edges: np.ndarray, batch_graphs: int,
 
 
 def choose_buckets(graphs: Sequence[jraph.GraphsTuple], batch_graphs: int = 8,
-                   max_buckets: int = 4, seed: int = 0) -> list[Bucket]:
+                   max_buckets: int = 4, seed: int = 0, packing: Packing | None = None
+                   ) -> list[Bucket]:
   """Picks up to `max_buckets` batch shapes for a dataset.
 
   The batches of a few simulated epochs (and of the evaluation order) are sorted by node
   count and split into at most `max_buckets` contiguous groups so that the total padded node
   count is smallest (dynamic programming); each group's largest batch (rounded up to 64
-  nodes / 512 edges) is a bucket. The largest bucket holds the largest batch seen, and
-  batching never exceeds it (`plan_batches` closes batches early instead).
+  nodes / 512 edges) is a bucket. Fixed count: the largest bucket holds the largest batch
+  seen, and batching never exceeds it (`plan_batches` closes batches early instead). Packed:
+  the largest bucket is the packing budget, and each graph over the budget gets an extra
+  bucket of its own (logged here, once).
 
   Returns:
-    Buckets sorted from smallest to largest, all with n_graph = batch_graphs + 1.
+    Buckets sorted from smallest to largest, all with n_graph = batch_graphs + 1 (packed:
+    packing.graphs + 1).
   """
   if not graphs:
     raise ConfigError("choose_buckets: the dataset has no graphs")
   if max_buckets < 1:
     raise ConfigError(f"max_buckets={max_buckets}: must be at least 1")
   nodes, edges = graph_sizes(graphs)
-  plans = plan_batches(nodes, edges, batch_graphs, None)
+  plans = plan(nodes, edges, batch_graphs, None, packing=packing)
   for s in range(3):
-    plans += plan_batches(nodes, edges, batch_graphs, np.random.default_rng(seed + s))
+    plans += plan(nodes, edges, batch_graphs, np.random.default_rng(seed + s), packing=packing)
   totals = np.array([(nodes[b].sum(), edges[b].sum()) for b in plans])
-  totals = totals[np.argsort(totals[:, 0], kind="stable")]
-  buckets, edge_cap = [], 0
-  for group in _split_min_padding(totals[:, 0], max_buckets):
-    edge_cap = max(edge_cap, int(totals[group, 1].max()))
-    buckets.append(Bucket(_round_up(int(totals[group, 0].max()) + 1, _NODE_ROUND),
-                          _round_up(edge_cap, _EDGE_ROUND), batch_graphs + 1))
-  return sorted(set(buckets))
+  n_graph = batch_graphs + 1 if packing is None else packing.graphs + 1
+  extra = []
+  if packing is not None:
+    over = (nodes > packing.nodes) | (edges > packing.edges)
+    for i in np.flatnonzero(over):
+      extra.append(Bucket(_round_up(int(nodes[i]) + 1, _NODE_ROUND),
+                          _round_up(int(edges[i]), _EDGE_ROUND), n_graph))
+      logger.warning("graph %d (%d nodes, %d edges) exceeds the packing budget (%d nodes, %d "
+                     "edges): it gets a batch and a bucket %s of its own", i, nodes[i],
+                     edges[i], packing.nodes, packing.edges, extra[-1])
+    totals = totals[(totals[:, 0] <= packing.nodes) & (totals[:, 1] <= packing.edges)]
+  buckets = []
+  if len(totals):
+    totals = totals[np.argsort(totals[:, 0], kind="stable")]
+    edge_cap = 0
+    for group in _split_min_padding(totals[:, 0], max_buckets):
+      edge_cap = max(edge_cap, int(totals[group, 1].max()))
+      buckets.append(Bucket(_round_up(int(totals[group, 0].max()) + 1, _NODE_ROUND),
+                            _round_up(edge_cap, _EDGE_ROUND), n_graph))
+    if packing is not None:
+      # The largest bucket is the whole budget, so every packed batch fits one.
+      buckets[-1] = Bucket(_round_up(packing.nodes + 1, _NODE_ROUND),
+                           _round_up(packing.edges, _EDGE_ROUND), n_graph)
+  return sorted(set(buckets + extra))
 
 
 def _split_min_padding(sorted_nodes: np.ndarray, groups: int) -> list[np.ndarray]:
@@ -181,26 +312,31 @@ def pad(graphs: Sequence[jraph.GraphsTuple], bucket: Bucket) -> jraph.GraphsTupl
 
 def batches(graphs: Sequence[jraph.GraphsTuple], buckets: Sequence[Bucket],
             batch_graphs: int = 8, rng: np.random.Generator | None = None,
-            return_indices: bool = False) -> Iterator[jraph.GraphsTuple]:
+            return_indices: bool = False, packing: Packing | None = None
+            ) -> Iterator[jraph.GraphsTuple]:
   """Padded batches covering every graph once.
 
   Args:
     graphs: single graphs (n_node of shape [1]) with the same node/edge/globals keys.
-    buckets: from `choose_buckets`.
-    batch_graphs: the most graphs in a batch (at most the buckets' n_graph - 1).
+    buckets: from `choose_buckets` (with the same `packing`).
+    batch_graphs: the most graphs in a fixed-count batch (at most the buckets' n_graph - 1);
+      ignored when packing.
     rng: shuffle (training) when given; a fixed order (evaluation) when None.
     return_indices: also yield the [B] dataset indices of the batch's real graphs.
+    packing: pack batches to these budgets instead of a fixed graph count.
   Yields:
     Padded GraphsTuples of numpy arrays (or (batch, indices) pairs).
   """
   if not buckets:
     raise ConfigError("batches: no buckets given")
-  if batch_graphs >= min(b.n_graph for b in buckets):
-    raise ConfigError(f"batch_graphs={batch_graphs} does not fit buckets with n_graph="
+  most = batch_graphs if packing is None else packing.graphs
+  if most >= min(b.n_graph for b in buckets):
+    what = f"batch_graphs={batch_graphs}" if packing is None else f"packing.graphs={most}"
+    raise ConfigError(f"{what} does not fit buckets with n_graph="
                       f"{min(b.n_graph for b in buckets)} (one graph is padding)")
   nodes, edges = graph_sizes(graphs)
   max_nodes, max_edges = _capacity(buckets)
-  for index in plan_batches(nodes, edges, batch_graphs, rng, max_nodes, max_edges):
+  for index in plan(nodes, edges, batch_graphs, rng, max_nodes, max_edges, packing):
     bucket = bucket_for(int(nodes[index].sum()), int(edges[index].sum()), len(index), buckets)
     batch = pad([graphs[i] for i in index], bucket)
     yield (batch, index) if return_indices else batch
@@ -262,22 +398,25 @@ def jax_tree_to_numpy(tree):
 
 
 def padding_efficiency(graphs: Sequence[jraph.GraphsTuple], buckets: Sequence[Bucket],
-                       batch_graphs: int = 8, seed: int = 0) -> dict[str, float]:
+                       batch_graphs: int = 8, seed: int = 0, packing: Packing | None = None
+                       ) -> dict[str, float]:
   """Real / padded nodes and edges over one shuffled epoch of `batches`.
 
   Returns:
-    {"nodes": fraction, "edges": fraction, "batches": count, "buckets_used": count}
+    {"nodes": fraction, "edges": fraction, "batches": count, "buckets_used": count,
+     "graphs_per_batch": mean}
   """
   nodes, edges = graph_sizes(graphs)
   max_nodes, max_edges = _capacity(buckets)
   padded_nodes = padded_edges = 0
   used = set()
-  plan = plan_batches(nodes, edges, batch_graphs, np.random.default_rng(seed), max_nodes,
-                      max_edges)
-  for index in plan:
+  batches_ = plan(nodes, edges, batch_graphs, np.random.default_rng(seed), max_nodes,
+                  max_edges, packing)
+  for index in batches_:
     bucket = bucket_for(int(nodes[index].sum()), int(edges[index].sum()), len(index), buckets)
     used.add(bucket)
     padded_nodes += bucket.n_node
     padded_edges += bucket.n_edge
   return {"nodes": float(nodes.sum() / padded_nodes), "edges": float(edges.sum() / padded_edges),
-          "batches": len(plan), "buckets_used": len(used)}
+          "batches": len(batches_), "buckets_used": len(used),
+          "graphs_per_batch": len(nodes) / max(len(batches_), 1)}

@@ -14,7 +14,12 @@ Sections of an experiment config (see `base_config()` for every key and its defa
   train     lr, epochs, batch_graphs, max_buckets, patience (early stopping, epochs), monitor
             ("loss": validation loss as in the paper, or "metric": the task's primary metric),
             plateau {factor, patience, rtol, min_lr, cooldown} (reduce-on-plateau of the
-            learning rate on the monitored value), seed, prefetch
+            learning rate on the monitored value), seed, prefetch, batching ("packed":
+            batches filled to a node / edge budget of batch_graphs graphs on average;
+            "fixed": batch_graphs graphs each), packing {nodes, edges, max_graphs,
+            open_batches, buckets} (0: derived, see `batching.packing_for`), precision
+            ("f32", or "bf16": bfloat16 compute with float32 parameters, optimiser state and
+            aggregations)
   lm        store (""= $JAXGEO_STORE or embeddings/), model (store model name), layer
 
 `experiment(task, network, fusion)` builds a config with the paper's model and schedule;
@@ -44,11 +49,23 @@ from jaxgeo.errors import ConfigError
 from jaxgeo.nets import config as nets_config
 
 MONITORS = ("loss", "metric")
+BATCHING = ("packed", "fixed")
+PRECISIONS = ("f32", "bf16")
 DEFAULT_DATA = os.path.join("..", "shared", "data")
 DEFAULT_STORE = "embeddings"
 # Keys that may differ between a run folder's saved config and the config a resumed run
 # is started with (they do not change what the run computes up to that point).
 RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.prefetch", "train.devices")
+
+
+# Keys added after run folders were first saved, with what a saved config without them meant
+# (filled in by `from_json`, so old runs resume and evaluate as they trained).
+LEGACY_DEFAULTS = {
+    ("train", "batching"): "fixed",
+    ("train", "packing"): {"nodes": 0, "edges": 0, "max_graphs": 0, "open_batches": 4,
+                           "buckets": 2},
+    ("train", "precision"): "f32",
+}
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -77,6 +94,13 @@ def base_config() -> ml_collections.ConfigDict:
           "seed": 0,
           "prefetch": 2,
           "devices": 0,        # devices to train on (0: every visible device)
+          # "packed": batches filled up to a node / edge budget (batch_graphs graphs on
+          # average, packing.buckets shapes); "fixed": batch_graphs graphs a batch in up to
+          # max_buckets shapes. Saved configs without the key were fixed.
+          "batching": "packed",
+          "packing": {"nodes": 0, "edges": 0, "max_graphs": 0, "open_batches": 4,
+                      "buckets": 2},
+          "precision": "f32",  # or "bf16" (mixed precision)
       },
       "lm": {"store": "", "model": "esm2_t33_650M", "layer": 33},
   })
@@ -207,6 +231,8 @@ def from_json(path: str | os.PathLike) -> ml_collections.ConfigDict:
   if missing:
     raise ConfigError(f"{path}: not a complete config (missing or not an object: "
                       f"{', '.join(missing)})")
+  for (section, key), value in LEGACY_DEFAULTS.items():
+    data[section].setdefault(key, json.loads(json.dumps(value)))
   return ml_collections.ConfigDict(data)
 
 
@@ -406,6 +432,17 @@ def validate(config: ml_collections.ConfigDict, task=None) -> ml_collections.Con
   for key in ("epochs", "batch_graphs", "max_buckets"):
     if int(t[key]) < 1:
       raise ConfigError(f"train.{key}={t[key]}: must be at least 1")
+  if t.get("batching", "fixed") not in BATCHING:
+    raise ConfigError(f"train.batching={t.batching!r}: expected one of {BATCHING}")
+  if t.get("precision", "f32") not in PRECISIONS:
+    raise ConfigError(f"train.precision={t.precision!r}: expected one of {PRECISIONS}")
+  if "packing" in t:
+    for key in ("nodes", "edges", "max_graphs"):
+      if int(t.packing[key]) < 0:
+        raise ConfigError(f"train.packing.{key}={t.packing[key]}: must be >= 0 (0: derived)")
+    for key in ("open_batches", "buckets"):
+      if int(t.packing[key]) < 1:
+        raise ConfigError(f"train.packing.{key}={t.packing[key]}: must be at least 1")
   if not 0 <= int(t.seed) < 2 ** 32:
     raise ConfigError(f"train.seed={t.seed}: must be in [0, 2**32)")
   if int(t.patience) < 0:

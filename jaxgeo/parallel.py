@@ -307,32 +307,41 @@ def stack(batches: Sequence[jraph.GraphsTuple]) -> jraph.GraphsTuple:
 
 
 def global_batches(graphs: Sequence[jraph.GraphsTuple], buckets: Sequence[batching.Bucket],
-                   batch_graphs: int, slots: int, rng: np.random.Generator | None = None
+                   batch_graphs: int, slots: int, rng: np.random.Generator | None = None,
+                   packing: batching.Packing | None = None
                    ) -> Iterator[tuple[jraph.GraphsTuple, list[np.ndarray],
                                        list[jraph.GraphsTuple | None]]]:
   """Global batches of at most `batch_graphs` graphs, each cut into `slots` per-device slots
   padded to one common bucket.
 
-  The global batches are `batching.plan_batches(..., batch_graphs, rng)` (the batches a single
-  device would see with this batch size, up to the capacity of `slots` largest buckets), so a
-  graph appears exactly once per pass.
+  Fixed count: the global batches are `batching.plan_batches(..., batch_graphs, rng)` (the
+  batches a single device would see with this batch size, up to the capacity of `slots`
+  largest buckets). Packed (`packing`: a per-device budget): `slots` consecutive packed
+  batches of `batching.plan_packed` make a global batch (the last one's missing slots are
+  all padding). Either way a graph appears exactly once per pass.
   Yields:
     (stacked [slots, ...] numpy GraphsTuple, per-slot dataset indices [slots x [b]], per-slot
     padded batches with None for an all-padding slot).
   """
-  per_slot = per_device_graphs(batch_graphs, slots)
+  per_slot = per_device_graphs(batch_graphs, slots) if packing is None else packing.graphs
   if not buckets:
     raise ConfigError("global_batches: no buckets given")
   if per_slot >= min(b.n_graph for b in buckets):
     raise ConfigError(f"{per_slot} graphs per device do not fit buckets with n_graph="
                       f"{min(b.n_graph for b in buckets)} (one graph is padding)")
   nodes, edges = batching.graph_sizes(graphs)
-  cap_nodes = max(b.n_node for b in buckets) - 1
-  cap_edges = max(b.n_edge for b in buckets)
-  plan = batching.plan_batches(nodes, edges, batch_graphs, rng, cap_nodes * slots,
-                               cap_edges * slots)
-  for index in plan:
-    parts = split_graphs(index, nodes, slots, per_slot)
+  if packing is None:
+    cap_nodes = max(b.n_node for b in buckets) - 1
+    cap_edges = max(b.n_edge for b in buckets)
+    plan = batching.plan_batches(nodes, edges, batch_graphs, rng, cap_nodes * slots,
+                                 cap_edges * slots)
+    groups = [split_graphs(index, nodes, slots, per_slot) for index in plan]
+  else:
+    packed = batching.plan_packed(nodes, edges, packing, rng)
+    empty = np.zeros(0, np.int64)
+    groups = [packed[i:i + slots] + [empty] * max(0, i + slots - len(packed))
+              for i in range(0, len(packed), slots)]
+  for parts in groups:
     bucket = batching.bucket_for(max(int(nodes[p].sum()) for p in parts),
                                  max(int(edges[p].sum()) for p in parts),
                                  max(len(p) for p in parts), buckets)

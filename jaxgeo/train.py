@@ -158,6 +158,7 @@ class Setup:
   lm: Any = None           # the lm.Features the data was read with (None: not fused)
   mesh: Any = None         # jax.sharding.Mesh of a data-parallel run (None: one device)
   info: Any = None         # the dataset's JSON-ready summary (splits, skips, stats)
+  packing: Any = None      # batching.Packing of packed batches (None: fixed count)
 
   @property
   def devices(self) -> int:
@@ -182,12 +183,35 @@ def make_optimizer(config: ml_collections.ConfigDict):
   return adam, plateau, optax.chain(adam, plateau)
 
 
+def cast_floating(tree, dtype):
+  """The floating-point leaves of `tree` cast to `dtype` (other leaves unchanged)."""
+  return jax.tree_util.tree_map(
+      lambda x: x.astype(dtype) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else x,
+      tree)
+
+
+def mixed_apply(model, compute_model=None) -> Callable:
+  """apply(params, rng, batch, is_training) of `model`; with `compute_model` (the same
+  network built with a bfloat16 compute dtype), mixed precision: the float32 parameters are
+  cast to bfloat16 for the forward pass and the outputs back to float32, so gradients,
+  parameters and optimiser state stay float32 (aggregations accumulate in float32 inside the
+  networks)."""
+  if compute_model is None:
+    return model.apply
+
+  def apply(params, rng, batch, is_training):
+    outputs = compute_model.apply(cast_floating(params, jnp.bfloat16), rng, batch, is_training)
+    return cast_floating(outputs, jnp.float32)
+  return apply
+
+
 def make_steps(model, task: tasks_lib.Task, stats: dict, adam: optax.GradientTransformation,
-               plateau: optax.GradientTransformationExtraArgs):
+               plateau: optax.GradientTransformationExtraArgs, compute_model=None):
   """-> (train_step, eval_step, plateau_step), all jitted.
 
   `stats` (from the task's `load`: e.g. pos_weight, label mean / std) is passed to the task's
-  loss explicitly and baked into the compiled steps as constants.
+  loss explicitly and baked into the compiled steps as constants. `compute_model`: the
+  bfloat16 network of mixed precision (`mixed_apply`), or None.
 
   train_step(params, opt_state, batch, key, epoch, step) -> (params, opt_state, loss):
     params and opt_state are donated; key: [2] uint32 key data; epoch, step: int32 scalars.
@@ -196,11 +220,13 @@ def make_steps(model, task: tasks_lib.Task, stats: dict, adam: optax.GradientTra
     (lower is better) to reduce_on_plateau; its `update` ignores the (empty) updates.
   """
 
+  apply = mixed_apply(model, compute_model)
+
   def train_step(params, opt_state, batch, key, epoch, step):
     rng = jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(key), epoch), step)
 
     def loss_fn(p):
-      outputs = model.apply(p, rng, batch, is_training=True)
+      outputs = apply(p, rng, batch, True)
       return task.loss(outputs, batch, stats)
 
     loss, grads = jax.value_and_grad(loss_fn)(params)
@@ -211,7 +237,7 @@ def make_steps(model, task: tasks_lib.Task, stats: dict, adam: optax.GradientTra
     return params, (adam_state, plateau_state), loss
 
   def eval_step(params, batch):
-    outputs = model.apply(params, None, batch, is_training=False)
+    outputs = apply(params, None, batch, False)
     return outputs, task.loss(outputs, batch, stats)
 
   def plateau_step(plateau_state, value):
@@ -231,7 +257,8 @@ def label_count(task: tasks_lib.Task, batch: jraph.GraphsTuple):
 
 def make_parallel_steps(model, task: tasks_lib.Task, stats: dict,
                         adam: optax.GradientTransformation,
-                        plateau: optax.GradientTransformationExtraArgs, mesh):
+                        plateau: optax.GradientTransformationExtraArgs, mesh,
+                        compute_model=None):
   """Data-parallel (train_step, eval_step, plateau_step) over `mesh`, jitted with shardings.
 
   Batches are stacked global batches [D, ...] (D slots, sharded over the `data` axis; a device
@@ -250,6 +277,7 @@ def make_parallel_steps(model, task: tasks_lib.Task, stats: dict,
     every process reads them.
   """
   from jax.sharding import PartitionSpec as P
+  apply = mixed_apply(model, compute_model)
   data, repl = parallel.data_sharded(mesh), parallel.replicated(mesh)
   spec = P(parallel.DATA_AXIS)
 
@@ -265,7 +293,7 @@ def make_parallel_steps(model, task: tasks_lib.Task, stats: dict,
   def global_loss(params, batch, rng):
     def per_device(params, batch, rng):
       def one(b, index):
-        outputs = model.apply(params, jax.random.fold_in(rng, index), b, is_training=True)
+        outputs = apply(params, jax.random.fold_in(rng, index), b, True)
         return task.loss(outputs, b, stats), label_count(task, b)
       losses, counts = slots_apply(one, batch)
       total = jax.lax.psum(jnp.sum(counts), parallel.DATA_AXIS)
@@ -286,7 +314,7 @@ def make_parallel_steps(model, task: tasks_lib.Task, stats: dict,
     def per_device(params, batch):
       def one(b, index):
         del index
-        outputs = model.apply(params, None, b, is_training=False)
+        outputs = apply(params, None, b, False)
         return outputs, task.loss(outputs, b, stats)
       return slots_apply(one, batch)
     return jax.shard_map(per_device, mesh=mesh, in_specs=(P(), spec),
@@ -321,20 +349,39 @@ def prepare(config: ml_collections.ConfigDict, store=None) -> Setup:
   devices = parallel.select_devices(int(t.get("devices", 0) or 0))
   per_device = parallel.per_device_graphs(int(t.batch_graphs), len(devices))
   everything = list(splits.train) + list(splits.val) + list(splits.test)
+  packing = packing_of(config, splits.train, per_device)
+  max_buckets = int(t.max_buckets) if packing is None else int(t.packing.buckets)
   buckets = batching.choose_buckets(everything, batch_graphs=per_device,
-                                    max_buckets=int(t.max_buckets), seed=int(t.seed))
+                                    max_buckets=max_buckets, seed=int(t.seed),
+                                    packing=packing)
   model = nets.make_model(model_config)
+  compute_model = (nets.make_model(model_config, jnp.bfloat16)
+                   if t.get("precision", "f32") == "bf16" else None)
   adam, plateau, optimizer = make_optimizer(config)
   mesh = None
   if len(devices) > 1:
     mesh = parallel.make_mesh(devices)
-    steps = make_parallel_steps(model, task, stats, adam, plateau, mesh)
+    steps = make_parallel_steps(model, task, stats, adam, plateau, mesh, compute_model)
   else:
-    steps = make_steps(model, task, stats, adam, plateau)
+    steps = make_steps(model, task, stats, adam, plateau, compute_model)
   train_step, eval_step, plateau_step = steps
   return Setup(config, task, model_config, splits, stats, buckets, model, adam, plateau,
                optimizer, train_step, eval_step, plateau_step, inputs.lm, mesh,
-               _jsonable_tree(dataset.info))
+               _jsonable_tree(dataset.info), packing)
+
+
+def packing_of(config: ml_collections.ConfigDict, train_graphs: Sequence[jraph.GraphsTuple],
+               device_graphs: int):
+  """The batching.Packing of a packed run (budgets of `device_graphs` train graphs on
+  average, or train.packing's), None for fixed-count batches (train.batching="fixed", and
+  saved configs from before packing existed)."""
+  t = config.train
+  if t.get("batching", "fixed") != "packed":
+    return None
+  p = t.packing
+  packing = batching.packing_for(train_graphs, device_graphs, nodes=int(p.nodes),
+                                 edges=int(p.edges), max_graphs=int(p.max_graphs))
+  return dataclasses.replace(packing, open_batches=int(p.open_batches))
 
 
 def _jsonable_tree(value):
@@ -356,7 +403,8 @@ def init_state(setup: Setup) -> dict:
   """Fresh {"params", "opt_state", "key"} from train.seed."""
   seed = int(setup.config.train.seed)
   init_key, train_key = jax.random.split(jax.random.key(seed))
-  example = next(batching.batches(setup.splits.train[:1], setup.buckets, setup.device_graphs))
+  example = next(batching.batches(setup.splits.train[:1], setup.buckets, setup.device_graphs,
+                                  packing=setup.packing))
   params = setup.model.init(init_key, example, is_training=True)
   state = {"params": params, "opt_state": setup.optimizer.init(params),
            "key": jax.random.key_data(train_key)}
@@ -381,11 +429,20 @@ def device_batches(setup: Setup, graphs: Sequence[jraph.GraphsTuple],
   batch_graphs = batch_graphs or int(setup.config.train.batch_graphs)
   size = int(setup.config.train.get("prefetch", 2))
   if setup.mesh is None:
-    plan = batching.batches(graphs, setup.buckets, batch_graphs, rng=rng, return_indices=True)
+    plan = batching.batches(graphs, setup.buckets, batch_graphs, rng=rng, return_indices=True,
+                            packing=setup.packing)
     return prefetch(plan, size)
   plan = ((stacked, (parts, slots)) for stacked, parts, slots in parallel.global_batches(
-      graphs, setup.buckets, batch_graphs, setup.devices, rng))
+      graphs, setup.buckets, batch_graphs, setup.devices, rng, packing=setup.packing))
   return prefetch(plan, size, put=lambda b: parallel.shard_stacked(b, setup.mesh))
+
+
+def expected_batches(setup: Setup, graphs: Sequence[jraph.GraphsTuple]) -> int:
+  """About how many (global) batches a pass over `graphs` takes (for progress bars)."""
+  if setup.packing is None:
+    return math.ceil(len(graphs) / int(setup.config.train.batch_graphs))
+  nodes, _ = batching.graph_sizes(graphs)
+  return math.ceil(int(nodes.sum()) / (setup.packing.nodes * setup.devices))
 
 
 def evaluate(setup: Setup, params, graphs: Sequence[jraph.GraphsTuple],
@@ -395,7 +452,7 @@ def evaluate(setup: Setup, params, graphs: Sequence[jraph.GraphsTuple],
   from tqdm.auto import tqdm
   batch_graphs = int(setup.config.train.batch_graphs)
   parts, loss_sum, count = [], 0.0, 0
-  total = math.ceil(len(graphs) / batch_graphs)
+  total = expected_batches(setup, graphs)
   bar = tqdm(device_batches(setup, graphs, None), total=total, desc=desc, leave=False,
              disable=not progress, unit="batch")
   for host_batch, device_batch, extra in bar:
@@ -748,7 +805,7 @@ def _train(config: ml_collections.ConfigDict | None, run_dir: pathlib.Path, *, s
       slot_graphs = np.zeros(n_dev, np.int64)
       bar = tqdm(device_batches(setup, setup.splits.train, rng), leave=False, unit="batch",
                  desc=f"epoch {epoch + 1}", disable=not progress,
-                 total=math.ceil(len(setup.splits.train) / batch_graphs))
+                 total=expected_batches(setup, setup.splits.train))
       for step, (host_batch, device_batch, index) in enumerate(bar):
         params, opt_state, loss = setup.train_step(
             params, opt_state, device_batch, key, jnp.int32(epoch), jnp.int32(step))

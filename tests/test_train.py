@@ -23,7 +23,8 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 DEMO = "position_demo"   # a row of jaxgeo.rows
 TINY = ["task.num_train=16", "task.num_val=4", "task.num_test=4", "task.min_length=20",
         "task.max_length=60", "model.egnn.hidden=16", "model.fusion.embed_dim=16",
-        "train.epochs=6", "train.batch_graphs=4", "train.max_buckets=1", "train.lr=3e-3",
+        "train.epochs=6", "train.batch_graphs=4", "train.max_buckets=1",
+        "train.packing.buckets=1", "train.lr=3e-3",
         "train.patience=0"]
 
 

@@ -70,7 +70,7 @@ class EGCL(hk.Module):
     node_part = h @ jnp.concatenate([w1[:hidden], w1[hidden:2 * hidden]], axis=1)  # [N, 2H]
     m = (jnp.take(node_part[:, :hidden], receivers, axis=0) +
          jnp.take(node_part[:, hidden:], senders, axis=0) +
-         radial * w1[2 * hidden] + edge_attr @ w1[2 * hidden + 1:] + b1)
+         radial.astype(dtype) * w1[2 * hidden] + edge_attr @ w1[2 * hidden + 1:] + b1)
     m = act(m)
     m = act(hk.Linear(hidden, name="edge_mlp_1")(m))                           # m_ij [E, H]
     if c.attention:
@@ -140,7 +140,7 @@ class EGNN(hk.Module):
     h = node_inputs
     if c.input_linear:
       h = hk.Linear(c.hidden, name="embedding_in")(h)
-    x = graph.nodes["x"].astype(dtype)
+    x = graph.nodes["x"].astype(ops.acc_dtype(dtype))    # coordinates: float32 at least
     edge_attr = graph.edges["s"].astype(dtype)
     senders, receivers = graph.senders, graph.receivers
     degree = ops.in_degree(receivers, h.shape[0], ops.acc_dtype(dtype))

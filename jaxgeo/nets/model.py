@@ -6,17 +6,18 @@ import jax
 import jax.numpy as jnp
 import jraph
 
-from jaxgeo.errors import DataError
+from jaxgeo.errors import ConfigError, DataError
 from jaxgeo.nets import egnn, fusion, gvp, heads, molformer, ops
 from jaxgeo.nets.config import ModelConfig, encoder_width, validate
 
 
-def _forward(config: ModelConfig, graph: jraph.GraphsTuple, is_training: bool = False
-             ) -> dict[str, jax.Array]:
-  """Fusion -> (node features) -> encoder -> head. Float inputs stay float32 (float64 when
-  the batch is float64 and x64 is on)."""
+def _forward(config: ModelConfig, graph: jraph.GraphsTuple, is_training: bool = False,
+             dtype=None) -> dict[str, jax.Array]:
+  """Fusion -> (node features) -> encoder -> head, computed in `dtype` (None: float32, or
+  float64 when the batch is float64 and x64 is on). Aggregations accumulate in float32 and
+  coordinates stay in at least float32 whatever `dtype` is."""
   graph = jax.tree_util.tree_map(jnp.asarray, graph)
-  dtype = jnp.result_type(graph.nodes["x"].dtype, jnp.float32)
+  dtype = dtype or jnp.result_type(graph.nodes["x"].dtype, jnp.float32)
   nodes = graph.nodes
   inputs = fusion.Fusion(config.fusion)(nodes, dtype)                      # [N, F]
   needed = ("s", "v") if config.network == "gvp" else ("s",)
@@ -47,8 +48,12 @@ def _forward(config: ModelConfig, graph: jraph.GraphsTuple, is_training: bool = 
   return out
 
 
-def make_model(config: ModelConfig) -> hk.Transformed:
+def make_model(config: ModelConfig, dtype=None) -> hk.Transformed:
   """The network of `config` as a pure (init, apply) pair.
+
+  dtype: the compute dtype (None: float32). Mixed precision (`train.precision="bf16"`)
+  initialises with the float32 model and applies `make_model(config, jnp.bfloat16)` to
+  parameters cast to bfloat16: both have the same parameter tree.
 
   Network "iegmn" (EquiDock's docking network) is `jaxgeo.nets.iegmn.make_iegmn(
   config.iegmn)`: batches of `iegmn.pair_graph` graphs in, {"rotation", "translation",
@@ -61,10 +66,13 @@ def make_model(config: ModelConfig) -> hk.Transformed:
   """
   validate(config)
   if config.network == "iegmn":
+    if dtype is not None and jnp.dtype(dtype) != jnp.float32:
+      raise ConfigError("network iegmn computes in float32 only (its Kabsch SVD and "
+                        "Sinkhorn losses need it): set train.precision=f32")
     from jaxgeo.nets import iegmn
     return iegmn.make_iegmn(config.iegmn)
 
   def forward(graph: jraph.GraphsTuple, is_training: bool = False) -> dict[str, jax.Array]:
-    return _forward(config, graph, is_training)
+    return _forward(config, graph, is_training, dtype)
 
   return hk.transform(forward)
