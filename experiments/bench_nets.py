@@ -87,9 +87,12 @@ def _time(fn, batches) -> float:
 
 
 def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeats: int,
-                  with_torch: bool = False, max_buckets: int = 4, seed: int = 0) -> dict:
+                  with_torch: bool = False, max_buckets: int = 4, seed: int = 0,
+                  packed: bool = False) -> dict:
   """Times one network; with `with_torch`, also the PyTorch reference on the same graphs
-  (unpadded), pass for pass interleaved with the JAX passes."""
+  (unpadded), pass for pass interleaved with the JAX passes. `packed`: batches packed to a
+  node / edge budget of `batch_graphs` graphs on average (`batching.packing_for`) in at most
+  `max_buckets` shapes, else fixed counts of `batch_graphs` graphs."""
   import jax
   import jax.numpy as jnp
   import optax
@@ -98,8 +101,12 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
   config = network_config(name)
   model = nets.make_model(config)
   rng = np.random.default_rng(seed)
-  buckets = batching.choose_buckets(graphs, batch_graphs=batch_graphs, max_buckets=max_buckets)
-  planned = list(batching.batches(graphs, buckets, batch_graphs, rng=rng, return_indices=True))
+  packing = batching.packing_for(graphs, batch_graphs) if packed else None
+  buckets = batching.choose_buckets(graphs, batch_graphs=batch_graphs, max_buckets=max_buckets,
+                                    packing=packing)
+  efficiency = batching.padding_efficiency(graphs, buckets, batch_graphs, packing=packing)
+  planned = list(batching.batches(graphs, buckets, batch_graphs, rng=rng, return_indices=True,
+                                  packing=packing))
   planned = [planned[i] for i in rng.permutation(len(planned))[:num_batches]]
   chosen = [with_labels(b, rng) for b, _ in planned]
   if config.fusion.mode != "none":
@@ -161,7 +168,9 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
     if reference:
       times["torch_train"].append(reference.time_train())
   row = {
-      "network": name, "params": n_params, "batches": len(chosen), "graphs": real_graphs,
+      "network": name, "batching": "packed" if packed else "fixed",
+      "padding_nodes": efficiency["nodes"], "padding_edges": efficiency["edges"],
+      "params": n_params, "batches": len(chosen), "graphs": real_graphs,
       "nodes_per_batch": float(np.mean([int(b.n_node[:-1].sum()) for b in chosen])),
       "padded_nodes_per_batch": float(np.mean([b.nodes["x"].shape[0] for b in chosen])),
       "eval_graphs_s": real_graphs / min(times["eval"]),
@@ -318,6 +327,58 @@ def torch_reference(name: str):
         h, x = layer(h, x, b["edge_s"], b["senders"], b["receivers"])
       return self.dense(mean_at(h, b["graph"], b["n_graph"]))
 
+  class MolformerLayer(nn.Module):
+    """Pre-norm layer of the paper's Molformer: multi-head attention over a dense padded batch
+    [B, L, W] whose logits are multiplied by a per-head function of the distance map (1x1
+    convolutions 1 -> H -> H with ReLU), then a ReLU feed-forward."""
+    def __init__(self, width, heads, ffn):
+      super().__init__()
+      self.heads, self.dk = heads, width // heads
+      self.q, self.k, self.v, self.o = (nn.Linear(width, width) for _ in range(4))
+      self.dist1, self.dist2 = nn.Conv2d(1, heads, 1), nn.Conv2d(heads, heads, 1)
+      self.norm0, self.norm1 = nn.LayerNorm(width), nn.LayerNorm(width)
+      self.ffn = nn.Sequential(nn.Linear(width, ffn), nn.ReLU(), nn.Dropout(0.1),
+                               nn.Linear(ffn, width))
+      self.drop = nn.Dropout(0.1)
+
+    def forward(self, h, dist, mask):
+      b, n, w = h.shape
+      y = self.norm0(h)
+      split = lambda t: t.view(b, n, self.heads, self.dk).transpose(1, 2)
+      q, k, v = split(self.q(y)), split(self.k(y)), split(self.v(y))
+      scale = self.dist2(F.relu(self.dist1(dist.unsqueeze(1))))            # [B, H, L, L]
+      scores = (q @ k.transpose(-1, -2)) / self.dk ** 0.5 * scale
+      scores = scores.masked_fill(~mask[:, None, None, :], -1e9)
+      attn = self.drop(torch.softmax(scores, -1))
+      out = (attn @ v).transpose(1, 2).reshape(b, n, w)
+      h = h + self.drop(self.o(out))
+      return h + self.drop(self.ffn(self.norm1(h)))
+
+  class Molformer(nn.Module):
+    """The paper's configuration: 2 layers, 4 heads, feed-forward = width; the residue-type
+    embedding (or the LM vector, "replace") is the first hidden state."""
+    def __init__(self, width, lm=False):
+      super().__init__()
+      self.embed = None if lm else nn.Embedding(22, width)
+      self.layers = nn.ModuleList([MolformerLayer(width, 4, width) for _ in range(2)])
+      self.dense = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Dropout(0.1),
+                                 nn.Linear(width, 1))
+
+    def forward(self, b):
+      h = b["lm"] if self.embed is None else self.embed(b["aatype"])
+      index, mask = b["dense_index"], b["dense_mask"]                     # [B, L]
+      dense = h[index] * mask[..., None]
+      x = b["x"][index]
+      dist = torch.cdist(x, x)
+      for layer in self.layers:
+        dense = layer(dense, dist, mask)
+      pooled = (dense * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+      return self.dense(pooled)
+
+  if name == "molformer":
+    return Molformer(32)
+  if name == "molformer_1280":
+    return Molformer(1280, lm=True)
   if name == "gvp":
     return GVPGNN()
   if name == "egnn":
@@ -345,6 +406,14 @@ def torch_batch(graphs, lm_dim: int = 0, rng=None):
       "n_graph": len(n_node), "label": torch.from_numpy(
           rng.normal(size=(len(n_node), 1)).astype(np.float32)),
   }
+  # The dense padded layout [B, L] of the Molformer reference (as the paper's code batches).
+  starts = np.concatenate([[0], np.cumsum(n_node)[:-1]])
+  width = int(n_node.max())
+  offsets = np.arange(width)[None, :]
+  out["dense_mask"] = torch.from_numpy(offsets < n_node[:, None])
+  out["dense_index"] = torch.from_numpy(
+      np.minimum(starts[:, None] + offsets, starts[:, None] + n_node[:, None] - 1).astype(
+          np.int64))
   if lm_dim:
     out["lm"] = torch.from_numpy(rng.normal(size=(int(n_node.sum()), lm_dim)).astype(
         np.float32))
@@ -405,10 +474,10 @@ def fmt_rate(value: float | None) -> str:
 
 def table(rows: list[dict]) -> str:
   lines = [
-      "| network | params | eval graphs/s | train graphs/s | issue's reference eval / train "
-      "(speed-up) | PyTorch here, same moment: eval / train (speed-up) | compiles (eval, "
-      "train) | compile s (eval, train) | load avg |",
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+      "| network | batching | real nodes / edges | params | eval graphs/s | train graphs/s | "
+      "issue's reference eval / train (speed-up) | PyTorch here, same moment: eval / train "
+      "(speed-up) | compiles (eval, train) | compile s (eval, train) | load avg |",
+      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ]
   ratio = lambda a, b: f"{a / b:.1f}x" if b else "-"
   for r in rows:
@@ -425,7 +494,8 @@ def table(rows: list[dict]) -> str:
     else:
       here = "-"
     lines.append(
-        f"| {r['network']} | {r['params']:,} | {fmt_rate(r['eval_graphs_s'])} | "
+        f"| {r['network']} | {r['batching']} | {r['padding_nodes']:.0%} / "
+        f"{r['padding_edges']:.0%} | {r['params']:,} | {fmt_rate(r['eval_graphs_s'])} | "
         f"{fmt_rate(r['train_graphs_s'])} | {ref} | {here} | "
         f"{r['compiles_eval']}, {r['compiles_train']} | "
         f"{r['compile_s_eval']:.0f}, {r['compile_s_train']:.0f} | {r['load_avg']:.1f} |")
@@ -445,6 +515,11 @@ def main(argv=None) -> int:
                       help="max_buckets of batching.choose_buckets (more: less padding, more "
                            "compilations)")
   parser.add_argument("--repeats", type=int, default=2, help="best of this many passes")
+  parser.add_argument("--batching", nargs="+", default=["fixed", "packed"],
+                      choices=["fixed", "packed"],
+                      help="fixed-count batches (--buckets shapes) and / or batches packed to "
+                           "a node / edge budget (--packed-buckets shapes), timed in turn")
+  parser.add_argument("--packed-buckets", type=int, default=2)
   parser.add_argument("--torch", action="store_true",
                       help="also time PyTorch reference models (gvp, egnn, egnn_1280) on the "
                            "same graphs, interleaved with the JAX passes")
@@ -457,24 +532,26 @@ def main(argv=None) -> int:
   n = np.array([int(g.n_node[0]) for g in graphs])
   e = np.array([int(g.n_edge[0]) for g in graphs])
   from jaxgeo import batching
-  efficiency = batching.padding_efficiency(
-      graphs, batching.choose_buckets(graphs, args.batch_graphs, args.buckets),
-      args.batch_graphs)
+  packing = batching.packing_for(graphs, args.batch_graphs)
   header = (f"DB5.5 bound chains: {len(graphs)} graphs, mean {n.mean():.0f} residues (max "
-            f"{n.max()}), mean {e.mean() / n.mean():.1f} edges per node; batches of "
-            f"{args.batch_graphs} in at most {args.buckets} buckets (padding efficiency: "
-            f"nodes {efficiency['nodes']:.0%}, edges {efficiency['edges']:.0%}); JAX "
+            f"{n.max()}), mean {e.mean() / n.mean():.1f} edges per node; fixed: batches of "
+            f"{args.batch_graphs} graphs in at most {args.buckets} buckets; packed: batches "
+            f"of at most {packing.nodes} nodes / {packing.edges} edges ({args.batch_graphs} "
+            f"graphs on average) in at most {args.packed_buckets} buckets; JAX "
             f"{jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} CPUs "
-            f"visible); graphs/s count real graphs, compile time excluded")
+            f"visible); graphs/s count real graphs, compile time excluded; the PyTorch ports "
+            f"run the same graphs without padding")
   print(header, flush=True)
   rows = []
   for name in args.networks:
     count = max(2, args.batches // 3) if name.endswith("_1280") else args.batches
     repeats = 1 if name.endswith("_1280") else args.repeats
-    row = bench_network(name, graphs, args.batch_graphs, count, repeats, args.torch,
-                        args.buckets)
-    print(row, flush=True)
-    rows.append(row)
+    for mode in args.batching:
+      packed = mode == "packed"
+      row = bench_network(name, graphs, args.batch_graphs, count, repeats, args.torch,
+                          args.packed_buckets if packed else args.buckets, packed=packed)
+      print(row, flush=True)
+      rows.append(row)
   text = header + "\n\n" + table(rows) + "\n"
   print("\n" + text)
   if args.out:

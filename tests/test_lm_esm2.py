@@ -101,23 +101,25 @@ def _torch_hidden(model, tokens, mask):
   return [h.numpy() for h in out.hidden_states]
 
 
-def _jax_hidden(folder, tokens, layers, dtype="float32"):
+def _jax_hidden(folder, tokens, layers, dtype="float32", attention_impl="auto"):
   import jax
   import jax.numpy as jnp
   config, params = esm2.load_pretrained(folder)
-  fwd = esm2.make_forward(config, layers, compute_dtype=getattr(jnp, dtype))
+  fwd = esm2.make_forward(config, layers, compute_dtype=getattr(jnp, dtype),
+                          attention_impl=attention_impl)
   return {l: np.asarray(v) for l, v in jax.jit(fwd.apply)(params, tokens).items()}
 
 
-def _check_parity(folder, model, n_layers):
+def _check_parity(folder, model, n_layers, attention_impl="auto"):
   tokens, mask = tokenizer.batch_encode(SEQUENCES)
   ref = _torch_hidden(model, tokens, mask)
   assert len(ref) == n_layers + 1
-  ours = _jax_hidden(folder, tokens, range(n_layers + 1))
+  ours = _jax_hidden(folder, tokens, range(n_layers + 1), attention_impl=attention_impl)
   for layer in range(n_layers + 1):
     diff = np.abs(ours[layer][mask] - ref[layer][mask]).max()
     assert diff <= 1e-4, f"layer {layer}: max abs diff {diff}"
-  ours16 = _jax_hidden(folder, tokens, range(n_layers + 1), dtype="bfloat16")
+  ours16 = _jax_hidden(folder, tokens, range(n_layers + 1), dtype="bfloat16",
+                       attention_impl=attention_impl)
   for layer in range(n_layers + 1):
     a, b = ours16[layer][mask], ref[layer][mask]
     rel = np.linalg.norm(a - b) / np.linalg.norm(b)
@@ -130,6 +132,63 @@ def test_tiny_parity_every_layer(tiny, tiny_converted):
 
 def test_esm2_8m_config_parity(esm2_8m):
   _check_parity(esm2_8m[0], esm2_8m[1], 6)
+
+
+@pytest.mark.parametrize("impl", ["chunked", "xla"])
+def test_tiny_parity_each_attention_impl(tiny, tiny_converted, impl):
+  _check_parity(tiny_converted[0], tiny[1], TINY["num_hidden_layers"], attention_impl=impl)
+
+
+def test_attention_impls_agree(esm2_8m, monkeypatch):
+  """jax.nn.dot_product_attention (XLA) and the chunked loop give the same hidden states, in
+  float32 and bfloat16, with the chunked loop taking its lax.map branch (4 KiB chunks)."""
+  tokens, mask = tokenizer.batch_encode(SEQUENCES)
+  for dtype, atol in (("float32", 2e-5), ("bfloat16", None)):
+    xla = _jax_hidden(esm2_8m[0], tokens, [3, 6], dtype, attention_impl="xla")
+    whole = _jax_hidden(esm2_8m[0], tokens, [3, 6], dtype, attention_impl="chunked")
+    with monkeypatch.context() as m:
+      m.setattr(esm2, "ATTENTION_CHUNK_BYTES", 4096)
+      chunked = _jax_hidden(esm2_8m[0], tokens, [3, 6], dtype, attention_impl="chunked")
+    for layer in (3, 6):
+      a, b, c = xla[layer][mask], whole[layer][mask], chunked[layer][mask]
+      if atol is not None:
+        np.testing.assert_allclose(a, b, atol=atol, err_msg=f"{dtype} layer {layer}")
+        np.testing.assert_allclose(c, b, atol=atol, err_msg=f"{dtype} layer {layer}")
+      else:  # bfloat16: the two round the softmax at different points
+        for x in (a, c):
+          rel = np.linalg.norm(x - b) / np.linalg.norm(b)
+          assert rel <= 1e-2, f"{dtype} layer {layer}: relative difference {rel}"
+
+
+@pytest.mark.parametrize("impl", ["chunked", "xla", "cudnn"])
+def test_padding_is_masked(tiny_converted, impl):
+  """Appending padding (to the batch's length, and whole padding rows) changes no real
+  token's output; "cudnn" falls back to XLA where cuDNN is absent."""
+  tokens, mask = tokenizer.batch_encode(SEQUENCES)
+  t = tokens.shape[1]
+  padded = np.full((tokens.shape[0] + 1, t + 37), tokenizer.PAD_ID, tokens.dtype)
+  padded[:-1, :t] = tokens
+  short = _jax_hidden(tiny_converted[0], tokens, range(4), attention_impl=impl)
+  long = _jax_hidden(tiny_converted[0], padded, range(4), attention_impl=impl)
+  for layer in range(4):
+    np.testing.assert_allclose(long[layer][:-1, :t][mask], short[layer][mask], atol=1e-5,
+                               err_msg=f"layer {layer}")
+    assert np.isfinite(long[layer]).all()
+
+
+def test_attention_impl_choice():
+  import jax.numpy as jnp
+  resolve = esm2.resolve_attention_impl
+  assert resolve("auto", 64, jnp.float32, "cpu") == esm2.CPU_ATTENTION_IMPL
+  assert resolve("auto", 64, jnp.bfloat16, "gpu") == "cudnn"
+  assert resolve("auto", 64, jnp.float32, "gpu") == "xla"    # cuDNN flash: 16-bit only
+  assert resolve("auto", 12, jnp.bfloat16, "gpu") == "xla"   # head size not a multiple of 8
+  assert resolve("auto", 64, jnp.bfloat16, "tpu") == "xla"
+  assert resolve("chunked", 64, jnp.bfloat16, "gpu") == "chunked"
+  with pytest.raises(ConfigError, match="attention_impl"):
+    resolve("flash", 64, jnp.float32, "cpu")
+  with pytest.raises(ConfigError, match="attention_impl"):
+    esm2.make_forward(esm2.ESM2Config.from_hf(TINY, name="tiny"), attention_impl="flash")
 
 
 def test_requested_layers_subset_match_all_layers(tiny_converted):

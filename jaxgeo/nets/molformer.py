@@ -22,6 +22,16 @@ Attention dropout masks come from a counter-based hash of (seed, block, position
 backward pass regenerates them. Entries of a processed block that belong to another graph
 are masked before the softmax. Padding nodes form the padding graph, so they never mix with
 real nodes.
+
+Why not `jax.nn.dot_product_attention` (cuDNN's fused flash attention on GPU): it computes
+softmax(s * q.k + bias) with an *additive* bias and a boolean mask, whereas Molformer
+*multiplies* the logits by f_h(d_ij). The product is not a bias: the only exact rewrite,
+bias_hij = (q_i . k_j)(f_h(d_ij) - 1), needs the [H, N, N] dot products before the call
+(computing them twice and materialising what a fused kernel exists to avoid), and f is a ReLU
+MLP of the distance, which does not factor into per-node terms that could be folded into q
+and k. The fused API has no attention dropout either. What does apply is the blocked path
+above: the same online softmax as flash attention, with the modulation computed per block,
+never an [N, N] matrix, and block pairs of different graphs skipped.
 """
 from __future__ import annotations
 

@@ -1,0 +1,100 @@
+"""experiments/bench_accelerator.py: `--tiny` runs end to end on CPU and writes finite,
+positive numbers for ESM-2 and every network; the analytic FLOP count and the peak table."""
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+import pathlib
+import types
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "experiments" / "bench_accelerator.py"
+
+
+def _module():
+  spec = importlib.util.spec_from_file_location("bench_accelerator", SCRIPT)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _positive(value) -> bool:
+  return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_tiny_run_writes_finite_positive_numbers(shared_data, tmp_path):
+  if not (shared_data / "db5.5" / "structures").is_dir():
+    pytest.skip(f"{shared_data}/db5.5/structures absent")
+  out = tmp_path / "bench.json"
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAXGEO_DATA": str(shared_data),
+         "JAXGEO_JAX_CACHE": os.environ.get("JAXGEO_JAX_CACHE", str(REPO / ".jax_cache"))}
+  # egnn_1280 (49M parameters) is left to the script's own runs: it is most of the CPU time.
+  r = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--out", str(out), "--items",
+                      "esm2", "gvp", "egnn", "molformer"], cwd=REPO,
+                     env=env, capture_output=True, text=True, timeout=1200)
+  assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+  assert "| network |" in r.stdout and "| ESM-2 |" in r.stdout
+  results = json.loads(out.read_text())
+  assert results["meta"]["platform"] == "cpu" and results["meta"]["tiny"] is True
+  e = results["esm2"]
+  assert e["model"] == "esm2_t6_8M_UR50D" and e["attention_used"]
+  for key in ("residues_per_s", "tokens_per_s", "flops_per_forward", "achieved_tflops",
+              "peak_tflops", "mfu", "params", "step_s"):
+    assert _positive(e[key]), (key, e[key])
+  assert e["peak_source"] == "measured"
+  assert e["peak_bytes_in_use"] == "n/a" or _positive(e["peak_bytes_in_use"])
+  rows = {r["item"]: r for r in results["networks"]}
+  assert set(rows) == {"gvp", "egnn", "molformer"}
+  for name, row in rows.items():
+    assert "error" not in row, row
+    for key in ("train_graphs_s", "eval_graphs_s", "params", "graphs", "loss_after"):
+      assert _positive(row[key]), (name, key, row[key])
+    assert row["peak_bytes_in_use"] == "n/a" or _positive(row["peak_bytes_in_use"])
+    assert row["batch_graphs"] == (4 if name == "molformer" else 32)
+    assert not any("compiled again" in n for n in row["notes"]), row["notes"]
+
+
+def test_flops_and_peak_table():
+  bench = _module()
+  from jaxgeo.lm import esm2
+  config = esm2.ESM2Config(num_layers=33, hidden_size=1280, num_heads=20,
+                           intermediate_size=5120)
+  # Dense: 2 x the block matrices (12 d^2 per layer: q/k/v, output, two feed-forward).
+  per_token = bench.esm2_flops_per_forward(config, 1, 1024) / 1024
+  dense = 2 * 33 * 12 * 1280 ** 2
+  assert per_token == pytest.approx(dense + 4 * 1024 * 1280 * 33)
+  assert dense / 2 < esm2.param_count(config) < dense / 2 * 1.1
+  gpu = types.SimpleNamespace(platform="gpu", device_kind="NVIDIA H200")
+  assert bench.peak_tflops(gpu, None, True)[:2] == (989.0, "table")
+  tpu = types.SimpleNamespace(platform="tpu", device_kind="TPU v5 lite")
+  assert bench.peak_tflops(tpu, None, True)[:2] == (197.0, "table")
+  assert bench.peak_tflops(gpu, 500.0, True)[:2] == (500.0, "flag")
+
+
+def test_markdown_lists_errors_and_notes():
+  bench = _module()
+  text = bench.markdown({"meta": {"platform": "gpu", "device_kind": "X", "jax": "0"},
+                         "precision": "bf16", "esm2": {"item": "esm2", "error": "OOM"},
+                         "networks": [{"item": "egnn", "error": "boom"},
+                                      {"item": "gvp", "network": "gvp", "params": 10,
+                                       "precision": "f32", "batch_graphs": 32,
+                                       "train_graphs_s": 1.5, "eval_graphs_s": 2000.0,
+                                       "peak_bytes_in_use": 2 ** 31, "notes": ["fell back"]}]})
+  assert "error: OOM" in text and "error: boom" in text
+  assert "| gvp | 10 | f32 | 32 | 1.5 | 2,000 | 2.00 GiB |" in text
+  assert "Note: fell back" in text
+
+
+def test_precision_is_set_or_falls_back_with_a_note():
+  bench = _module()
+  config, model, compute_model, used, notes = bench.network_setup("egnn_1280", "bf16")
+  assert config.model.fusion.mode == "replace" and int(config.train.batch_graphs) == 32
+  if used == "bf16":
+    assert compute_model is not None and not notes and config.train.precision == "bf16"
+  else:  # this jaxgeo has no train.precision (or no compute_model in make_steps)
+    assert used == "f32" and compute_model is None and notes
+  assert bench.network_setup("molformer", "f32")[0].train.batch_graphs == 4
