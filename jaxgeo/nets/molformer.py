@@ -372,7 +372,7 @@ class Molformer(hk.Module):
     h = node_inputs
     if c.input_linear:
       h = hk.Linear(c.width, w_init=_xavier(), name="embedding_in")(h)
-    x = graph.nodes["x"].astype(dtype)
+    x = graph.nodes["x"].astype(ops.acc_dtype(dtype))    # coordinates: float32 at least
     graph_index = ops.node_graph_index(graph)
     drop = lambda y: hk.dropout(hk.next_rng_key(), c.dropout, y) if (
         is_training and c.dropout > 0) else y
