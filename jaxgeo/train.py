@@ -66,7 +66,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxgeo import batching, io, nets, parallel
+from jaxgeo import batching, compile_cache, io, nets, parallel
+from jaxgeo.compile_cache import CompileCounter   # re-exported: train.CompileCounter
 from jaxgeo import config as config_lib
 from jaxgeo import tasks as tasks_lib
 from jaxgeo.checkpoint import LOCK_FILE, Checkpointer, RunLock
@@ -84,40 +85,14 @@ LM_FILE = "lm.json"
 
 # --- environment ------------------------------------------------------------------------------
 
-def setup_jax(cache_dir: str | None = None) -> str | None:
+def setup_jax(cache_dir: str | None = None, default_cache: str | os.PathLike | None = None,
+              compile_cache_enabled: bool = True) -> str | None:
   """Joins a multi-host run when one is configured (`parallel.initialize`, before any device
-  is touched) and turns on the persistent compilation cache at `cache_dir` or
-  $JAXGEO_JAX_CACHE (if set). -> the folder used, or None."""
+  is touched) and turns on the persistent compilation cache (`jaxgeo.compile_cache`) at
+  `cache_dir`, else $JAXGEO_JAX_CACHE, else `default_cache` (`jaxgeo train`: the runs root's
+  .jax_cache); `compile_cache_enabled=False` turns it off. -> the folder used, or None."""
   parallel.initialize()   # a no-op unless a multi-host launch is configured
-  cache_dir = cache_dir or os.environ.get("JAXGEO_JAX_CACHE") or None
-  if cache_dir:
-    os.makedirs(cache_dir, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-  return cache_dir
-
-
-class CompileCounter:
-  """Counts XLA backend compilations while active (a jax.monitoring listener)."""
-  _EVENT = "/jax/core/compile/backend_compile_duration"
-
-  def __init__(self):
-    self.count = 0
-
-  def _listener(self, event: str, duration: float, **kwargs) -> None:
-    del duration, kwargs
-    if event == self._EVENT:
-      self.count += 1
-
-  def __enter__(self) -> "CompileCounter":
-    jax.monitoring.register_event_duration_secs_listener(self._listener)
-    return self
-
-  def __exit__(self, *exc) -> None:
-    try:
-      jax.monitoring.unregister_event_duration_listener(self._listener)
-    except (AttributeError, ValueError, AssertionError):
-      pass
+  return compile_cache.setup(cache_dir, default=default_cache, enabled=compile_cache_enabled)
 
 
 def prefetch(items: Iterable[tuple[jraph.GraphsTuple, Any]], size: int = 2,

@@ -1,4 +1,5 @@
 """`jaxgeo embed`: buckets, windows for long sequences, FASTA/structures input, resume."""
+import collections
 import os
 import pathlib
 import shutil
@@ -72,6 +73,125 @@ def test_windows():
 def test_bucket_lengths():
   assert [embed.bucket_length(n) for n in (3, 32, 33, 200, 1024, 1025, 1600)] == \
       [32, 32, 64, 256, 1024, 1536, 2048]
+
+
+# Token lengths of 60 DB5.5 bound chains (pinned: the planner's tests do not read the data).
+DB5_LENGTHS = (38, 51, 58, 64, 66, 72, 76, 80, 97, 106, 109, 110, 112, 114, 116, 120, 122, 125,
+               129, 131, 137, 150, 153, 158, 167, 180, 185, 196, 203, 211, 214, 216, 218, 222,
+               225, 227, 230, 233, 241, 245, 250, 258, 264, 277, 289, 305, 318, 331, 347, 368,
+               379, 402, 433, 446, 481, 515, 560, 611, 707, 1024)
+
+
+def _esm_flops(length, d=320, f=1280, layers=6):
+  return layers * (2 * (4 * d * d + 2 * d * f) + 4 * length * d)
+
+
+def _ladder_shapes(lengths, max_tokens):
+  """Batch shapes of the fixed ladder (the scheme before plan_buckets)."""
+  shapes = set()
+  for t, m in collections.Counter(embed.bucket_length(n) for n in lengths).items():
+    rows = max(1, max_tokens // t)
+    shapes |= {(rows, t)} if m >= rows else set()
+    shapes |= {(m % rows, t)} if m % rows else set()
+  return shapes
+
+
+def _check_plan(buckets, lengths, max_tokens):
+  """Every piece in exactly one bucket; lengths fit; the token budget holds."""
+  lengths = sorted(lengths)
+  assert sum(b.count for b in buckets) == len(lengths)
+  assert [b.length for b in buckets] == sorted({b.length for b in buckets})
+  start = 0
+  for b in buckets:
+    assert 0 < b.count and max(lengths[start:start + b.count]) <= b.length
+    assert start == 0 or lengths[start - 1] <= b.length
+    assert sum(b.batch_rows) >= b.count > sum(b.batch_rows) - len(b.batch_rows)
+    assert all(r * b.length <= max(max_tokens, b.length) for r in b.batch_rows)
+    start += b.count
+
+
+def test_plan_buckets_every_piece_once_and_less_padding_than_the_ladder():
+  rng = np.random.default_rng(0)
+  cases = [list(DB5_LENGTHS)] + [list(rng.integers(3, 1025, size=n)) for n in (1, 7, 50, 400)]
+  for lengths in cases:
+    real = sum(lengths)
+    for cost in (embed.BucketCost(compile_seconds=0.0), embed.BucketCost()):
+      buckets = embed.plan_buckets(lengths, 8192, _esm_flops, cost)
+      _check_plan(buckets, lengths, 8192)
+    # Compilations free: the tightest buckets, never more padding than the ladder.
+    free = embed.plan_buckets(lengths, 8192, _esm_flops, embed.BucketCost(compile_seconds=0.0))
+    assert sum(b.tokens for b in free) - real <= embed.ladder_padding(lengths)
+  # The pinned DB5.5 lengths: at any compile cost the plan's estimated time is below the
+  # ladder's; with free compilations it pads less; at 0.1 s a compilation (100 GFLOP/s) both
+  # less padding and fewer shapes (7 vs 8); at 1 s and more it trades padding for shapes.
+  ladder = _ladder_shapes(DB5_LENGTHS, 8192)
+  ladder_tokens = collections.Counter(embed.bucket_length(n) for n in DB5_LENGTHS)
+  for seconds in (0.0, 0.1, 1.0, 10.0):
+    cost = embed.BucketCost(compile_seconds=seconds, flops_per_second=1e11)
+    buckets = embed.plan_buckets(DB5_LENGTHS, 8192, _esm_flops, cost)
+    shapes = set().union(*(b.shapes for b in buckets))
+    ours = (sum(b.tokens * _esm_flops(b.length) for b in buckets) / cost.flops_per_second
+            + len(shapes) * seconds)
+    theirs = (sum(m * t * _esm_flops(t) for t, m in ladder_tokens.items())
+              / cost.flops_per_second + len(ladder) * seconds)
+    assert ours < theirs
+    padding = sum(b.tokens for b in buckets) - sum(DB5_LENGTHS)
+    if seconds <= 0.1:
+      assert padding < embed.ladder_padding(DB5_LENGTHS)
+    if seconds > 0:
+      assert len(shapes) < len(ladder)
+
+
+def test_plan_buckets_fewer_shapes_when_compiling_costs_more():
+  lengths = list(np.random.default_rng(1).integers(20, 1025, size=300)) + list(DB5_LENGTHS)
+  counts = []
+  for seconds in (0.0, 0.01, 0.1, 1.0, 10.0, 1e6):
+    buckets = embed.plan_buckets(lengths, 8192, _esm_flops,
+                                 embed.BucketCost(compile_seconds=seconds))
+    _check_plan(buckets, lengths, 8192)
+    counts.append(len(set().union(*(b.shapes for b in buckets))))
+  assert counts == sorted(counts, reverse=True) and counts[0] > 20 * counts[-1]
+  assert counts[-1] == 1   # one shape: a single bucket, even batches with padding rows
+  # Data-parallel rows: full batches are whole multiples of the devices.
+  for b in embed.plan_buckets(lengths, 8192, _esm_flops, row_multiple=4):
+    assert b.batch_rows[0] % 4 == 0 or len(b.batch_rows) == 1
+
+
+def test_plan_puts_every_window_in_one_batch_row(embedder):
+  seqs = _random_sequences(40, 5, 120, seed=8) + _random_sequences(3, 200, 260, seed=9)
+  for cost in (embed.BucketCost(compile_seconds=0.0), embed.BucketCost(),
+               embed.BucketCost(compile_seconds=1e6)):
+    batches, n_pieces = embed._plan(embedder, seqs, 512, 100, 20, cost)
+    seen = collections.Counter()
+    for tokens, meta in batches:
+      assert len(meta) <= tokens.shape[0]
+      for r, (si, s, e) in enumerate(meta):
+        seen[(si, s, e)] += 1
+        np.testing.assert_array_equal(tokens[r, :e - s + 2], tokenizer.encode(seqs[si][s:e]))
+        assert (tokens[r, e - s + 2:] == tokenizer.PAD_ID).all()
+      assert (tokens[len(meta):] == tokenizer.PAD_ID).all()   # padding rows
+    assert all(v == 1 for v in seen.values())
+    assert sum(n_pieces.values()) == len(seen)
+    for si, seq in enumerate(seqs):
+      assert {(s, e) for (i, s, e) in seen if i == si} == set(embed.windows(len(seq), 100, 20))
+
+
+def test_padding_rows_and_wide_buckets_change_no_embedding(tmp_path, embedder):
+  """One shape for everything (a huge compile cost): every batch padded to the longest
+  sequence, the last one topped up with padding rows; embeddings as computed alone."""
+  seqs = _random_sequences(9, 5, 70, seed=10)
+  store = EmbeddingStore(tmp_path)
+  result = embed.embed_sequences(embedder, [(f"s{i}", s) for i, s in enumerate(seqs)], store,
+                                 layers=[0, 2], max_tokens=256, progress=False,
+                                 bucket_cost=embed.BucketCost(compile_seconds=1e6))
+  assert len(result.shapes) == result.compilations == 1
+  rows, length = result.shapes[0]
+  assert length >= max(map(len, seqs)) + 2 and result.batch_tokens > result.tokens
+  assert result.batch_tokens % (rows * length) == 0
+  for s in seqs:
+    ref = _direct(embedder, s, layers=(0, 2))
+    for l in (0, 2):
+      np.testing.assert_allclose(store.get("esm2_tiny_test", l, s), ref[l], atol=1e-5)
 
 
 def test_buckets_compile_a_few_times_and_match_unpadded(tmp_path, embedder):

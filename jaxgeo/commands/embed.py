@@ -5,6 +5,10 @@
 The computation is the library (`jaxgeo.lm.embed`); this verb reads the inputs: a FASTA file,
 every chain of a folder of structures, or exactly the sequences an experiment's task reads
 (`--config`: a row name of `jaxgeo.rows` or a config file).
+
+Compiled batch shapes are kept in a persistent JAX compilation cache (`jaxgeo.compile_cache`),
+so a second `jaxgeo embed` in a new process skips XLA compilation: `--compile-cache DIR`, else
+$JAXGEO_JAX_CACHE, else `.jax_cache` inside the store; `--no-compile-cache` turns it off.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ def config_sequences(config_name: str, overrides: list[str]):
 
 
 def run(args: argparse.Namespace) -> int:
-  from jaxgeo import parallel
+  from jaxgeo import compile_cache, parallel
   from jaxgeo.errors import DataError
   from jaxgeo.lm import embed
   from jaxgeo.lm.store import EmbeddingStore
@@ -47,13 +51,15 @@ def run(args: argparse.Namespace) -> int:
     args.store = str(config_lib.store_path(config))
   if args.layers is None and config is not None:
     args.layers = [int(config.lm.layer)]
-  embedder = embed.get_embedder(args.model, args.dtype, devices=args.devices,
-                                model_parallel=args.model_parallel)
-  store = EmbeddingStore(args.store)
-  result = embed.embed_sequences(
-      embedder, records, store, layers=args.layers, store_dtype=args.store_dtype,
-      max_tokens=args.max_tokens, overlap=args.overlap, max_residues=args.max_residues,
-      progress=not args.no_progress)
+  store = EmbeddingStore(args.store)   # before the cache folder inside it
+  with compile_cache.using(args.compile_cache, default=compile_cache.default_dir(store.path),
+                           enabled=args.compile_cache_enabled):
+    embedder = embed.get_embedder(args.model, args.dtype, devices=args.devices,
+                                  model_parallel=args.model_parallel)
+    result = embed.embed_sequences(
+        embedder, records, store, layers=args.layers, store_dtype=args.store_dtype,
+        max_tokens=args.max_tokens, overlap=args.overlap, max_residues=args.max_residues,
+        progress=not args.no_progress)
   for note in result.notes:
     print(note, file=sys.stderr)
   print(result.summary())
@@ -67,8 +73,11 @@ def register(subparsers) -> None:
       "in a folder (each chain separately), or the sequences an experiment reads, with ESM-2 "
       "(a `jaxgeo convert-esm` folder) or UniRep (unirep64/256/1900, offline), and writes one "
       "[L, D] array per (model, layer, sequence) into the store. Re-running skips what is "
-      "there (after checking it: damaged entries are recomputed). Sequences longer than the model's context are embedded in overlapping windows "
-      "averaged where they overlap.")
+      "there (after checking it: damaged entries are recomputed). Sequences longer than the "
+      "model's context are embedded in overlapping windows averaged where they overlap. "
+      "Length buckets are chosen for the data at hand (padding against compilations), and "
+      "compiled shapes are kept in a persistent compilation cache (STORE/.jax_cache by "
+      "default), so a second run in a new process compiles nothing it has seen.")
   p.add_argument("--model", required=True,
                  help="convert-esm output folder, or unirep64 / unirep256 / unirep1900")
   src = p.add_mutually_exclusive_group(required=True)
@@ -102,5 +111,13 @@ def register(subparsers) -> None:
   p.add_argument("--model-parallel", type=int, default=1,
                  help="ESM-2: split the parameters over this many of the devices (for 3B / "
                  "15B models larger than one device's memory); must divide --devices")
+  cache = p.add_mutually_exclusive_group()
+  cache.add_argument("--compile-cache", metavar="DIR", default=None,
+                     help="persistent JAX compilation cache: every batch shape compiled once "
+                     "is kept there and read back by later runs in any process (default: "
+                     "$JAXGEO_JAX_CACHE, else STORE/.jax_cache)")
+  cache.add_argument("--no-compile-cache", dest="compile_cache_enabled", action="store_false",
+                     default=True, help="no persistent compilation cache (nothing is read or "
+                     "written)")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
   p.set_defaults(func=run)

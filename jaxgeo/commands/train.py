@@ -9,6 +9,10 @@
 files, the embedding store and its entries for the task's sequences, a writable run folder
 and compilation cache), prints one line per check and a clear message for each missing
 piece, and exits with status 2 when something is missing.
+
+Compiled steps are kept in a persistent JAX compilation cache (`jaxgeo.compile_cache`):
+`--compile-cache DIR`, else $JAXGEO_JAX_CACHE, else `.jax_cache` in the runs root (beside the
+run folders); `--no-compile-cache` turns it off.
 """
 from __future__ import annotations
 
@@ -38,6 +42,15 @@ def register(subparsers) -> None:
                  "missing")
   p.add_argument("--check-only", action="store_true", help="only check the environment")
   p.add_argument("--no-progress", action="store_true", help="no progress bars")
+  cache = p.add_mutually_exclusive_group()
+  cache.add_argument("--compile-cache", metavar="DIR", default=None,
+                     help="persistent JAX compilation cache: compiled train/eval steps (and "
+                     "language-model shapes) are kept there and reused by the next run in any "
+                     "process (default: $JAXGEO_JAX_CACHE, else .jax_cache in the runs root, "
+                     "beside the run folders)")
+  cache.add_argument("--no-compile-cache", dest="compile_cache_enabled", action="store_false",
+                     default=True, help="no persistent compilation cache (nothing is read or "
+                     "written)")
   embed = p.add_mutually_exclusive_group()
   embed.add_argument("--embed-missing", dest="embed", action="store_true", default=True,
                      help="with a fused network: first embed the task's sequences the store "
@@ -69,8 +82,11 @@ def _load(args: argparse.Namespace):
 def run_train(args: argparse.Namespace) -> int:
   config = _load(args)
   from jaxgeo import train
-  train.setup_jax()
   run_dir = pathlib.Path(args.run_dir) if args.run_dir else train.default_run_dir(config)
+  from jaxgeo import compile_cache
+  train.setup_jax(getattr(args, "compile_cache", None),
+                  default_cache=compile_cache.default_dir(run_dir.parent),
+                  compile_cache_enabled=getattr(args, "compile_cache_enabled", True))
   if args.check_env or args.check_only:
     missing = check_environment(config, run_dir)
     if missing:
@@ -173,12 +189,14 @@ def check_environment(config, run_dir: pathlib.Path, echo=print) -> list[str]:
   else:
     report(True, "embedding store", "not needed (fusion mode 'none')")
 
-  # Where the run and the compilation cache are written.
+  # Where the run and the compilation cache (as `train.setup_jax` set it) are written.
+  from jaxgeo import compile_cache
+  cache_dir = compile_cache.current()
   for folder, what in ((run_dir, "run folder"),
-                       (pathlib.Path(os.environ["JAXGEO_JAX_CACHE"])
-                        if os.environ.get("JAXGEO_JAX_CACHE") else None, "compilation cache")):
+                       (pathlib.Path(cache_dir) if cache_dir else None, "compilation cache")):
     if folder is None:
-      echo("check-env: note    JAXGEO_JAX_CACHE is not set: no persistent compilation cache")
+      echo("check-env: note    no persistent compilation cache (--no-compile-cache): every "
+           "run compiles its steps again")
       continue
     reason = _writable(folder)
     report(reason is None, what, str(folder) + (f" ({reason})" if reason else ""))

