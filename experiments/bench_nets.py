@@ -111,8 +111,10 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
   chosen = [with_labels(b, rng) for b, _ in planned]
   if config.fusion.mode != "none":
     chosen = [with_lm(b, config.fusion.lm_dim, rng) for b in chosen]
+  # Real graphs and nodes of the timed batches (a packed batch holds a varying number).
+  real_graphs = sum(batching.num_real_graphs(b) for b in chosen)
+  real_nodes = [int(batching.masks(b)[0].sum()) for b in chosen]
   chosen = [jax.device_put(b) for b in chosen]
-  real_graphs = sum(int(b.n_node.shape[0]) - 1 for b in chosen)
 
   params = model.init(jax.random.PRNGKey(seed), chosen[0])
   n_params = nets.param_count(params)
@@ -171,7 +173,7 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
       "network": name, "batching": "packed" if packed else "fixed",
       "padding_nodes": efficiency["nodes"], "padding_edges": efficiency["edges"],
       "params": n_params, "batches": len(chosen), "graphs": real_graphs,
-      "nodes_per_batch": float(np.mean([int(b.n_node[:-1].sum()) for b in chosen])),
+      "nodes_per_batch": float(np.mean(real_nodes)),
       "padded_nodes_per_batch": float(np.mean([b.nodes["x"].shape[0] for b in chosen])),
       "eval_graphs_s": real_graphs / min(times["eval"]),
       "train_graphs_s": real_graphs / min(times["train"]),
