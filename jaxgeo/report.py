@@ -3,6 +3,9 @@
     runs = report.read_runs("experiments/results/runs")   # one Run per finished run folder
     rows = report.aggregate(runs)                          # mean +- std over seeds per row
     report.write(runs, "experiments/results")              # Markdown tables + PNG figures
+    methods = report.read_docking(["experiments/results/docking_baselines.json",
+                                   "experiments/results/docking_jaxgeo.json"])
+    report.figure_docking_cdf(methods, "experiments/results/docking_cdf.png")
 
 A run folder (written by `jaxgeo train`, or its small copy kept by `jaxgeo grid`) holds
 `config.json`, `log.jsonl` and `test_metrics.json`; the row it belongs to is the config's
@@ -13,6 +16,10 @@ featurisation. The relative gain of a pair is (with - without) / |without|, sign
 positive gain is an improvement of the task's primary metric; the paired difference is
 computed seed by seed and said to exceed the seed spread when its mean is larger than the
 standard deviation of the per-seed differences (and larger than zero with 2+ seeds).
+
+Docking (`read_docking`, `figure_docking_cdf`): the JSON of `jaxgeo score-docking --json` (or
+of `experiments/score_docking_baselines.py`) gives each method's complex RMSD per complex; the
+figure is the cumulative distribution of those over the complexes, one step curve a method.
 """
 from __future__ import annotations
 
@@ -30,10 +37,21 @@ from jaxgeo import io
 from jaxgeo.errors import DataError
 
 __all__ = ["Run", "RowSummary", "Pair", "read_run", "read_runs", "aggregate", "pairs",
-           "task_table", "headline_table", "write", "FIGURES"]
+           "task_table", "headline_table", "write", "FIGURES", "DOCKING_FIGURE",
+           "DOCKING_LABELS", "read_docking", "figure_docking_cdf"]
 
 RESULT_FILE = "test_metrics.json"
 FIGURES = ("primary_{task}.png", "knowledge_vs_capacity.png", "validation_curves.png")
+DOCKING_FIGURE = "docking_cdf.png"
+# Method folder names (score-docking's, `experiments/docking_cdf.sh`'s) -> figure labels;
+# other names are shown as they are.
+DOCKING_LABELS = {
+    "attract": "ATTRACT", "hdock": "HDOCK", "cluspro": "ClusPro", "patchdock": "PatchDock",
+    "equidock": "EquiDock", "equidock_no_clashes": "EquiDock (no clashes)",
+    "iegmn_none": "jaxgeo IEGMN, residue types", "iegmn_replace_unirep":
+    "jaxgeo IEGMN + UniRep 1900 (replace)", "input_pose": "input pose (no docking)",
+}
+_JAXGEO_METHOD = "iegmn"           # methods whose name starts so are drawn as jaxgeo's models
 
 
 @dataclasses.dataclass(frozen=True)
@@ -336,6 +354,95 @@ def figure_curves(summaries: dict[str, RowSummary], path: pathlib.Path) -> None:
     ax.legend(fontsize=6)
   fig.tight_layout()
   with io.atomic_path(path, suffix=".png") as tmp:
+    fig.savefig(tmp, format="png", dpi=120)
+  plt.close(fig)
+
+
+# --- docking ----------------------------------------------------------------------------------
+
+def read_docking(paths: Iterable[str | os.PathLike], metric: str = "complex_rmsd"
+                 ) -> dict[str, dict[str, float]]:
+  """{method: {complex id: value of `metric`}} from score-docking JSON files (`jaxgeo
+  score-docking --json [--compact]`, `experiments/score_docking_baselines.py`'s JSON): each
+  method's `per_complex[metric]`, or its per-complex rows where a file has none. A method in
+  two files: the later file wins. Null values (NaN in the JSON) become NaN.
+
+  Raises:
+    DataError naming a file that is unreadable or holds no methods.
+  """
+  out: dict[str, dict[str, float]] = {}
+  for path in paths:
+    path = pathlib.Path(path)
+    scores = _read_json(path)
+    methods = scores.get("methods") if isinstance(scores, dict) else None
+    if not isinstance(methods, dict) or not methods:
+      raise DataError(f"{path}: no docking methods (expected the JSON of `jaxgeo score-docking "
+                      "--json`)")
+    for method, result in methods.items():
+      try:
+        if metric in result.get("per_complex", {}):
+          values = result["per_complex"][metric]
+        else:
+          values = {str(row["id"]): row[metric] for row in result["complexes"]}
+      except (KeyError, TypeError, AttributeError) as e:
+        raise DataError(f"{path}: method {method}: no per-complex {metric} ({e!r})") from None
+      out[method] = {str(k): float("nan") if v is None else float(v)
+                     for k, v in values.items()}
+  return out
+
+
+def figure_docking_cdf(methods: dict[str, dict[str, float]], path: str | os.PathLike,
+                       labels: dict[str, str] | None = None,
+                       xlabel: str = "complex RMSD (Å)", title: str | None = None) -> None:
+  """Cumulative distribution of complex RMSD per docking method: a step curve a method,
+  x the RMSD (A), y the fraction of the complexes with at most that RMSD.
+
+  Args:
+    methods: {method: {complex id: complex RMSD}} (`read_docking`); the fraction is of every
+      complex any method has (the union of ids: 25 for DB5.5's test set), so a method that
+      misses a complex, or has NaN for it, never reaches 1.
+    path: the PNG written (atomically).
+    labels: method -> legend label (default `DOCKING_LABELS`, else the name); each label
+      ends with the method's median.
+    xlabel, title: the axis label and the title (default: the number of complexes).
+  """
+  plt = _pyplot()
+  labels = {**DOCKING_LABELS, **(labels or {})}
+  ids = sorted({i for values in methods.values() for i in values})
+  if not ids:
+    raise DataError(f"{path}: no complexes to draw")
+  baseline_styles = iter([("#4c72b0", "-"), ("#55a868", "-"), ("#c44e52", "-"),
+                          ("#8172b2", "-"), ("#937860", "--"), ("#da8bc3", "--"),
+                          ("#64b5cd", "-."), ("#bcbd22", "-.")] * 4)
+  jaxgeo_colors = iter(["#dd8452", "#000000", "#ccb974", "#17becf"] * 4)
+  finite = {m: np.sort(np.array([v for v in by_id.values() if math.isfinite(v)], np.float64))
+            for m, by_id in methods.items()}
+  x_max = max([1.0] + [float(v[-1]) for v in finite.values() if v.size]) * 1.02
+  fig, ax = plt.subplots(figsize=(6.4, 4.2))
+  for method, values in finite.items():
+    # (0, 0), a step up of 1 / n at each value, then flat to the right edge.
+    x = np.concatenate([[0.0], values, [x_max]])
+    y = np.concatenate([np.arange(values.size + 1), [values.size]]) / len(ids)
+    median = f"{np.median(values):.2f}" if values.size else "-"
+    label = f"{labels.get(method, method)} (median {median})"
+    if method.startswith(_JAXGEO_METHOD):
+      style = {"color": next(jaxgeo_colors), "linewidth": 2.4, "zorder": 3}
+    elif method == "input_pose":
+      style = {"color": "#8c8c8c", "linestyle": ":", "linewidth": 1.3}
+    else:
+      color, line = next(baseline_styles)
+      style = {"color": color, "linestyle": line, "linewidth": 1.3}
+    ax.step(x, y, where="post", label=label, **style)
+  ax.set_xlim(0.0, x_max)
+  ax.set_ylim(0.0, 1.02)
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(f"fraction of the {len(ids)} complexes")
+  ax.set_title(title or f"docking: cumulative distribution over {len(ids)} complexes",
+               fontsize=9)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, loc="lower right")
+  fig.tight_layout()
+  with io.atomic_path(pathlib.Path(path), suffix=".png") as tmp:
     fig.savefig(tmp, format="png", dpi=120)
   plt.close(fig)
 

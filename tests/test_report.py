@@ -121,3 +121,62 @@ def test_grid_skips_finished_cells_and_resumes_half_finished_ones(shared_data, t
   # Everything is kept now: a second call trains nothing.
   assert set(grid.run(spec, runs_dir, results, progress=False, echo=said.append).values()) == {
       "kept"}
+
+
+def _docking_json(path, methods, compact=True):
+  """A score-docking JSON: per_complex values (compact) or per-complex rows only (the old
+  layout)."""
+  out = {"complexes": sorted({i for v in methods.values() for i in v}), "methods": {}}
+  for method, by_id in methods.items():
+    if compact:
+      out["methods"][method] = {"summary": {}, "per_complex": {
+          "complex_rmsd": by_id,
+          "interface_rmsd": {i: None if v is None else v / 2 for i, v in by_id.items()}}}
+    else:
+      out["methods"][method] = {"summary": {}, "complexes": [
+          {"id": i, "complex_rmsd": v} for i, v in by_id.items()]}
+  path.write_text(json.dumps(out))
+  return path
+
+
+def test_docking_cdf_figure_from_a_tiny_dict(tmp_path):
+  methods = {"equidock": {"A": 14.0, "B": 9.5, "C": 20.1},
+             "hdock": {"A": 0.3, "B": 1.2, "C": float("nan")},     # a NaN never counts
+             "iegmn_none": {"A": 17.7, "B": 12.0}}                  # C missing
+  path = tmp_path / "figs" / "docking_cdf.png"
+  report.figure_docking_cdf(methods, path)
+  assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  with pytest.raises(DataError, match="no complexes"):
+    report.figure_docking_cdf({}, tmp_path / "empty.png")
+
+
+def test_report_docking_reads_score_docking_json(tmp_path, capsys):
+  baselines = _docking_json(tmp_path / "baselines.json",
+                            {"equidock": {"A": 14.0, "B": 9.5}}, compact=False)
+  ours = _docking_json(tmp_path / "ours.json", {"iegmn_none": {"A": 17.7, "B": None},
+                                                "equidock": {"A": 1.0, "B": 2.0}})
+  found = report.read_docking([baselines, ours])
+  assert list(found) == ["equidock", "iegmn_none"]
+  assert found["equidock"] == {"A": 1.0, "B": 2.0}                 # the later file wins
+  assert found["iegmn_none"]["A"] == 17.7 and np.isnan(found["iegmn_none"]["B"])
+  assert report.read_docking([ours], metric="interface_rmsd")["iegmn_none"]["A"] == 8.85
+  assert report.read_docking([baselines])["equidock"] == {"A": 14.0, "B": 9.5}
+  # jaxgeo report --docking, without run folders.
+  out = tmp_path / "out"
+  assert cli.main(["report", "--docking", str(baselines), str(ours), "--out", str(out)]) == 0
+  assert "2 docking methods" in capsys.readouterr().out
+  assert (out / "docking_cdf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  assert not (out / "results.md").exists()
+  # Errors: one line each.
+  assert cli.main(["report", "--out", str(out)]) == 2
+  assert "give RUNS_DIR" in capsys.readouterr().err
+  (tmp_path / "bad.json").write_text('{"methods": {}}')
+  assert cli.main(["report", "--docking", str(tmp_path / "bad.json")]) == 2
+  assert "no docking methods" in capsys.readouterr().err
+
+
+def test_report_runs_and_docking_together(runs, tmp_path):
+  ours = _docking_json(tmp_path / "ours.json", {"iegmn_none": {"A": 17.7, "B": 12.0}})
+  out = tmp_path / "out"
+  assert cli.main(["report", str(runs), "--out", str(out), "--docking", str(ours)]) == 0
+  assert (out / "results.md").is_file() and (out / "docking_cdf.png").is_file()

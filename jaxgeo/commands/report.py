@@ -1,14 +1,28 @@
-"""`jaxgeo report RUNS_DIR [--out DIR]`: tables and figures from finished run folders."""
+"""`jaxgeo report RUNS_DIR [--out DIR] [--docking JSON ...]`: tables and figures from finished
+run folders; with `--docking`, the cumulative distribution of complex RMSD of the docking
+methods in score-docking JSON files (`OUT/docking_cdf.png`; RUNS_DIR may then be left out)."""
 from __future__ import annotations
 
 import argparse
+import pathlib
 
 
 def run(args: argparse.Namespace) -> int:
   from jaxgeo import report
-  runs = report.read_runs(args.runs_dir)
-  written = report.write(runs, args.out, figures=not args.no_figures)
-  print(f"jaxgeo report: {len(runs)} runs -> " + ", ".join(str(p) for p in written))
+  from jaxgeo.errors import ConfigError
+  if args.runs_dir is None and not args.docking:
+    raise ConfigError("report: give RUNS_DIR (run folders), --docking JSON ..., or both")
+  if args.docking and args.no_figures:
+    raise ConfigError("report: --docking draws a figure; it does not go with --no-figures")
+  if args.runs_dir is not None:
+    runs = report.read_runs(args.runs_dir)
+    written = report.write(runs, args.out, figures=not args.no_figures)
+    print(f"jaxgeo report: {len(runs)} runs -> " + ", ".join(str(p) for p in written))
+  if args.docking:
+    methods = report.read_docking(args.docking)
+    path = pathlib.Path(args.out) / report.DOCKING_FIGURE
+    report.figure_docking_cdf(methods, path)
+    print(f"jaxgeo report: {len(methods)} docking methods ({', '.join(methods)}) -> {path}")
   return 0
 
 
@@ -18,8 +32,15 @@ def register(subparsers) -> None:
       description="Reads every finished run folder below RUNS_DIR (config.json, log.jsonl, "
       "test_metrics.json) and writes OUT/results.md (a table per task with mean +- std over "
       "seeds, parameters and train time; the headline table of relative gains with the "
-      "language model, paired differences over seeds, controls beside it) and PNG figures.")
-  p.add_argument("runs_dir", help="a folder of run folders, e.g. experiments/results/runs")
+      "language model, paired differences over seeds, controls beside it) and PNG figures. "
+      "--docking JSON ... draws OUT/docking_cdf.png: the cumulative distribution of complex "
+      "RMSD over the complexes of every method in those score-docking JSON files.")
+  p.add_argument("runs_dir", nargs="?", default=None,
+                 help="a folder of run folders, e.g. experiments/results/runs (optional with "
+                 "--docking)")
   p.add_argument("--out", default="experiments/results", help="output folder")
   p.add_argument("--no-figures", action="store_true", help="tables only")
+  p.add_argument("--docking", nargs="+", metavar="JSON", default=[],
+                 help="score-docking JSON files (`jaxgeo score-docking DIR --json [--compact]`, "
+                 "experiments/results/docking_baselines.json): draw OUT/docking_cdf.png")
   p.set_defaults(func=run)

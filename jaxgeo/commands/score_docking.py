@@ -1,8 +1,12 @@
-"""`jaxgeo score-docking DIR [--methods m1,m2] [--json]`: score docking methods' predicted
-complexes against the ground truth (`jaxgeo.metrics.docking_scores`).
+"""`jaxgeo score-docking DIR [--methods m1,m2] [--json [--compact]]`: score docking methods'
+predicted complexes against the ground truth (`jaxgeo.metrics.docking_scores`).
 
 DIR: `ground_truth/ID_{l,r}_b_COMPLEX.pdb[.gz]` and `decoys/METHOD/ID_l_b_SUFFIX.pdb[.gz]`
 (plus `ID_r_b_SUFFIX` where the method moved the receptor), as `../shared/data/db5_docking`.
+
+`--json` prints, per method, the summary, `per_complex` ({complex_rmsd, interface_rmsd, dockq:
+{complex id: value}}) and every complex's full row; `--compact` keeps the summary and
+`per_complex` only (the input of `jaxgeo report --docking`).
 """
 from __future__ import annotations
 
@@ -20,8 +24,10 @@ def register(subparsers) -> None:
       "Ligand-only methods are paired with the ground-truth receptor.")
   p.add_argument("folder", metavar="DIR", help="results folder (ground_truth/, decoys/METHOD/)")
   p.add_argument("--methods", default="", help="comma-separated method folders (default: all)")
-  p.add_argument("--json", action="store_true", help="print JSON (summaries and per-complex "
-                 "scores) instead of the table")
+  p.add_argument("--json", action="store_true", help="print JSON (summaries, per-complex "
+                 "values keyed by complex id, per-complex rows) instead of the table")
+  p.add_argument("--compact", action="store_true", help="with --json: summaries and "
+                 "per-complex values only (complex / interface RMSD, DockQ by complex id)")
   p.add_argument("--no-progress", action="store_true", help="no progress bars")
   p.set_defaults(func=run)
 
@@ -38,11 +44,16 @@ def _finite(obj):
 
 
 def run(args: argparse.Namespace) -> int:
+  from jaxgeo.errors import ConfigError
   from jaxgeo.metrics import docking_scores
+  if args.compact and not args.json:
+    raise ConfigError("score-docking: --compact goes with --json")
   methods = [m.strip() for m in args.methods.split(",") if m.strip()]
   scores = docking_scores.score_folder(args.folder, methods or None,
                                        progress=not args.no_progress)
   if args.json:
+    if args.compact:
+      scores = docking_scores.compact(scores)
     print(json.dumps(_finite(scores), indent=1, default=float))
   else:
     print(f"{args.folder}: {len(scores['complexes'])} complexes; RMSDs in A (EquiDock's, CA "

@@ -17,10 +17,12 @@ DockQ with fnat / iRMSD / LRMSD (heavy atoms), residues paired by
 `docking.match_residues` (in order when counts and sequences agree, as EquiDock pairs CA
 atoms; otherwise by chain, number and insertion code). Per method (`summarize`): median,
 mean and std (ddof=0, as EquiDock's script) over the complexes, the DockQ classes, and the
-number of complexes with DockQ >= 0.23 (CAPRI acceptable or better).
+number of complexes with DockQ >= 0.23 (CAPRI acceptable or better); `per_complex` keys the
+values of every complex by its id (what a per-complex plot or a paired comparison reads).
 
     results = docking_scores.score_folder("../shared/data/db5_docking")
     print(docking_scores.table(results))
+    results["methods"]["equidock"]["per_complex"]["complex_rmsd"]["1AVX"]    # 18.00
 """
 from __future__ import annotations
 
@@ -37,10 +39,12 @@ from jaxgeo import structure
 from jaxgeo.errors import DataError
 from jaxgeo.metrics import docking
 
-__all__ = ["METRICS", "ACCEPTABLE_DOCKQ", "ResultsFolder", "find_results", "score_complex",
-           "score_method", "summarize", "pairing_summary", "score_folder", "table"]
+__all__ = ["METRICS", "PER_COMPLEX", "ACCEPTABLE_DOCKQ", "ResultsFolder", "find_results",
+           "score_complex", "score_method", "summarize", "pairing_summary", "per_complex",
+           "score_folder", "compact", "table"]
 
 METRICS = ("complex_rmsd", "interface_rmsd", "dockq", "fnat", "irmsd", "lrmsd")
+PER_COMPLEX = ("complex_rmsd", "interface_rmsd", "dockq")    # keyed by complex id per method
 ACCEPTABLE_DOCKQ = 0.23
 _GROUND_TRUTH = re.compile(r"^(?P<id>.+)_l_b_COMPLEX\.pdb(\.gz)?$")
 
@@ -222,12 +226,21 @@ def pairing_summary(rows: Sequence[dict]) -> dict:
   return out
 
 
+def per_complex(rows: Sequence[dict], metrics: Sequence[str] = PER_COMPLEX
+                ) -> dict[str, dict[str, float]]:
+  """{metric: {complex id: value}} of a method's rows (id order; NaN kept as NaN: `summarize`
+  leaves those out, so the median of the finite values is the summary's median)."""
+  return {metric: {str(r["id"]): float(r[metric]) for r in rows} for metric in metrics}
+
+
 def score_folder(root: str | os.PathLike, methods: Sequence[str] | None = None,
                  progress: bool = False) -> dict:
   """Scores every method (or `methods`) of a results folder.
 
   Returns:
-    {"complexes": [ids], "methods": {method: {"summary", "pairing", "complexes": rows}}}.
+    {"complexes": [ids], "methods": {method: {"summary", "pairing", "per_complex", "complexes"}}}:
+    `summary` (`summarize`), `pairing` (`pairing_summary`), `per_complex` {complex_rmsd,
+    interface_rmsd, dockq: {id: value}} and `complexes` (the `score_complex` rows).
   Raises:
     DataError naming an unknown method or a missing / unreadable file.
   """
@@ -242,8 +255,17 @@ def score_folder(root: str | os.PathLike, methods: Sequence[str] | None = None,
   for method in chosen:
     rows = score_method(results, method, loader, progress)
     out["methods"][method] = {"summary": summarize(rows), "pairing": pairing_summary(rows),
-                              "complexes": rows}
+                              "per_complex": per_complex(rows), "complexes": rows}
   return out
+
+
+def compact(scores: dict) -> dict:
+  """`score_folder`'s result without the per-complex rows' details (pairing, fnat, ...):
+  {"complexes": [ids], "methods": {method: {"summary", "per_complex"}}} (a few kB for 25
+  complexes: small enough to keep next to a figure)."""
+  return {"complexes": list(scores["complexes"]),
+          "methods": {m: {"summary": r["summary"], "per_complex": r["per_complex"]}
+                      for m, r in scores["methods"].items()}}
 
 
 def table(scores: dict) -> str:
