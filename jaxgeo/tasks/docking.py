@@ -143,8 +143,9 @@ class DockingTask(base.DB5Complexes, base.Task):
     groups = db5.complex_group_ids(*(self.split_ids(s, options, inputs) for s in db5.SPLITS))
     poses = options.train_poses if split == "train" else 1
     graphs, skipped = [], []
+    # disable=None: no bar when stderr is not a terminal (a log file, `--no-progress` runs).
     for pdb_id in tqdm(names, desc=f"docking {split}", leave=False, unit="complex",
-                       disable=len(names) < 20):
+                       disable=True if len(names) < 20 else None):
       receptor, ligand = db5.load_complex(data_dir, pdb_id, bound=True)
       if (split == "train" and options.max_train_residues
           and len(receptor) + len(ligand) > options.max_train_residues):
