@@ -37,7 +37,6 @@ persistent compilation cache folder, if set.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import math
 import os
@@ -212,58 +211,27 @@ def bench_esm2(args, device) -> dict:
 # --- (b) geometric networks -------------------------------------------------------------------
 
 def load_graphs(data: pathlib.Path, limit: int | None, smallest: bool = False):
-  """DB5.5 bound chains (`*_[lr]_b.pdb.gz`) as residue graphs, as experiments/bench_nets.py
-  builds them (CA radius graph 8 A, at most 32 neighbours). `limit` chains in name order, or
-  with `smallest` the `limit` smallest files (--tiny: quick on CPU)."""
-  from jaxgeo import graph, structure
-  files = sorted(glob.glob(str(data / "db5.5" / "structures" / "*_[lr]_b.pdb.gz")))
-  if not files:
-    raise SystemExit(f"no DB5.5 bound chains under {data}/db5.5/structures (--data, "
-                     "$JAXGEO_DATA)")
-  if smallest and limit:
-    files = sorted(sorted(files, key=lambda f: (os.path.getsize(f), f))[:limit])
-  graphs = []
-  for f in files[:limit]:
-    g = graph.residue_graph(structure.load_protein(f), edges="radius", radius=8.0,
-                            max_neighbors=32)
-    graphs.append(graph.with_nodes(g, element=np.zeros(int(g.n_node[0]), np.int32)))
-  return graphs
+  """DB5.5 bound chains as residue graphs, as experiments/bench_nets.py builds them."""
+  sys.path.insert(0, str(REPO / "experiments"))
+  from bench_nets import load_db55
+  return load_db55(data / "db5.5", limit, smallest)
 
 
 def network_setup(name: str, precision: str):
-  """(config, model, compute_model or None, precision used, notes) of a network at the
-  paper's configuration for a graph regression, with `train.precision` set when this jaxgeo
-  has the key (else float32 and a note)."""
-  import inspect
+  """(config, model, compute_model or None, precision, notes) of a network at the paper's
+  configuration for a graph regression, with `train.precision` set."""
   import jax.numpy as jnp
   from jaxgeo import config as config_lib
-  from jaxgeo import nets, train as train_lib
-  from jaxgeo.errors import ConfigError
+  from jaxgeo import nets
   base, fusion = (name[:-5], "replace") if name.endswith("_1280") else (name, "none")
   config = config_lib.paper_experiment("quality", base, fusion)   # graph head, LM width 1280
   with config.unlocked():
     config.train.batch_graphs = PAPER_BATCH[name]
-  notes, used = [], "f32"
-  try:
-    config = config_lib.apply_overrides(config, [f"train.precision={precision}"])
-    used = precision
-  except ConfigError as e:
-    if precision != "f32":
-      notes.append(f"train.precision={precision} is not available in this jaxgeo ({e}); "
-                   "the networks ran in float32")
+  config = config_lib.apply_overrides(config, [f"train.precision={precision}"])
   model_config = config_lib.model_config(config)
   model = nets.make_model(model_config)
-  compute_model = None
-  if used == "bf16":
-    steps_args = inspect.signature(train_lib.make_steps).parameters
-    model_args = inspect.signature(nets.make_model).parameters
-    if "compute_model" in steps_args and "dtype" in model_args:
-      compute_model = nets.make_model(model_config, jnp.bfloat16)
-    else:
-      notes.append("train.precision=bf16 is a config key here but make_steps takes no "
-                   "compute_model; the networks ran in float32")
-      used = "f32"
-  return config, model, compute_model, used, notes
+  compute_model = nets.make_model(model_config, jnp.bfloat16) if precision == "bf16" else None
+  return config, model, compute_model, precision, []
 
 
 def bench_network(name: str, graphs, args, device) -> dict:

@@ -45,14 +45,18 @@ REFERENCE = {  # graphs/s of the PyTorch implementations (train, eval)
 NETWORKS = ("gvp", "egnn", "molformer", "egnn_1280", "molformer_1280")
 
 
-def load_db55(data_dir: pathlib.Path, limit: int | None = None):
-  """The bound chains (`*_[lr]_b.pdb.gz`) of DB5.5 as residue graphs."""
+def load_db55(data_dir: pathlib.Path, limit: int | None = None, smallest: bool = False):
+  """The bound chains (`*_[lr]_b.pdb.gz`) of DB5.5 as residue graphs (CA radius graph 8 A, at
+  most 32 neighbours): `limit` chains in name order, or with `smallest` the `limit` smallest
+  files (quick runs on CPU)."""
   from jaxgeo import graph, structure
-  files = sorted(glob.glob(str(data_dir / "structures" / "*_[lr]_b.pdb.gz")))[:limit]
+  files = sorted(glob.glob(str(data_dir / "structures" / "*_[lr]_b.pdb.gz")))
   if not files:
     raise SystemExit(f"no DB5.5 bound chains under {data_dir}/structures")
+  if smallest and limit:
+    files = sorted(sorted(files, key=lambda f: (os.path.getsize(f), f))[:limit])
   graphs = []
-  for f in files:
+  for f in files[:limit]:
     protein = structure.load_protein(f)
     g = graph.residue_graph(protein, edges="radius", radius=8.0, max_neighbors=32)
     graphs.append(graph.with_nodes(g, element=np.zeros(int(g.n_node[0]), np.int32)))

@@ -89,12 +89,10 @@ def test_markdown_lists_errors_and_notes():
   assert "Note: fell back" in text
 
 
-def test_precision_is_set_or_falls_back_with_a_note():
+def test_precision_is_set():
   bench = _module()
   config, model, compute_model, used, notes = bench.network_setup("egnn_1280", "bf16")
   assert config.model.fusion.mode == "replace" and int(config.train.batch_graphs) == 32
-  if used == "bf16":
-    assert compute_model is not None and not notes and config.train.precision == "bf16"
-  else:  # this jaxgeo has no train.precision (or no compute_model in make_steps)
-    assert used == "f32" and compute_model is None and notes
-  assert bench.network_setup("molformer", "f32")[0].train.batch_graphs == 4
+  assert compute_model is not None and not notes and config.train.precision == "bf16"
+  config, _, compute_model, used, _ = bench.network_setup("molformer", "f32")
+  assert config.train.batch_graphs == 4 and compute_model is None and used == "f32"
