@@ -41,11 +41,14 @@ SCORED="$RUNS/scored"
 JAXGEO=(nice -n "${NICE:-5}" python -m jaxgeo)
 export JAXGEO_DATA="$DATA"
 
-# The README's CPU budget (the rows' other settings: EquiDock's, see jaxgeo/rows.py).
-BUDGET=(--set model.iegmn.hidden=32 --set model.iegmn.num_layers=3
-        --set model.iegmn.num_keypoints=16 --set task.max_train_residues=700
-        --set train.lr=1e-3 --set train.batch_graphs=2 --set train.batching=fixed
-        --set train.patience=0 --set "lm.store=$STORE")
+# The README's CPU budget, from the row table (jaxgeo/rows.py DOCKING_CPU_BUDGET, also the
+# grid's `cpu` docking budget; the rows' other settings: EquiDock's); epochs are set per run.
+mapfile -t BUDGET < <(python -c '
+from jaxgeo import rows
+for key, value in rows.DOCKING_CPU_BUDGET:
+  if key != "train.epochs":
+    print("--set"); print(f"{key}={value}")')
+BUDGET+=(--set "lm.store=$STORE")
 
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 timed() {  # timed LABEL CMD...: runs CMD, prints its wall and CPU seconds

@@ -32,6 +32,7 @@ __all__ = ["GridSpec", "Cell", "cells", "cell_config", "run", "SMALL_FILES", "VA
 logger = logging.getLogger(__name__)
 
 VARIANTS = ("none", "replace", "concat", "project", "random-lm")
+DOCKING, DOCKING_NETWORK = "docking", "iegmn"
 SMALL_FILES = ("config.json", "log.jsonl", "test_metrics.json", "model.json", "dataset.json",
                "lm.json")
 
@@ -41,7 +42,7 @@ class GridSpec:
   """Which cells to run.
 
   Attributes:
-    tasks, networks: of the row table.
+    tasks, networks: of the row table (docking: network "iegmn").
     variants: none, replace, concat, project, random-lm.
     features: paper and / or rich (rich only has none / replace rows: other variants are
       skipped for it).
@@ -71,6 +72,15 @@ class GridSpec:
                         f"{', '.join(rows.GRID_BUDGETS)}")
     if not self.seeds:
       raise ConfigError("--seeds: at least one seed")
+    for name, given, known in (("--tasks", self.tasks, rows.TASKS + (DOCKING,)),
+                               ("--nets", self.networks, rows.NETWORKS + (DOCKING_NETWORK,))):
+      for value in given:
+        if value not in known:
+          raise ConfigError(f"{name} {value}: expected one of {', '.join(known)}")
+    if not any(_pairs(t, n) for t in self.tasks for n in self.networks):
+      raise ConfigError(f"--tasks {','.join(self.tasks)} --nets {','.join(self.networks)}: "
+                        f"no cell (docking runs with --nets {DOCKING_NETWORK} only, the other "
+                        f"tasks without it)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,13 +93,22 @@ class Cell:
     return f"{self.row}-seed{self.seed}"
 
 
+def _pairs(task: str, network: str) -> bool:
+  """Whether the row table has `task` x `network`: docking is IEGMN's task, and IEGMN has no
+  other."""
+  return (task == DOCKING) == (network == DOCKING_NETWORK)
+
+
 def cells(spec: GridSpec) -> Iterator[Cell]:
-  """The grid's cells in table order (rich cells only for none / replace)."""
+  """The grid's cells in table order (rich cells only for none / replace, and not for
+  docking; docking only with IEGMN, IEGMN only for docking)."""
   for task in spec.tasks:
     for network in spec.networks:
+      if not _pairs(task, network):
+        continue
       for features in spec.features:
         for variant in spec.variants:
-          if features == "rich" and variant not in ("none", "replace"):
+          if features == "rich" and (variant not in ("none", "replace") or task == DOCKING):
             continue
           row = rows.grid_row(task, network, variant, features, spec.lm)
           for seed in spec.seeds:

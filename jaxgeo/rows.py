@@ -133,8 +133,20 @@ def _docking_rows() -> list[Row]:
                      overrides=DOCKING_OVERRIDES,
                      description=f"EquiDock's IEGMN, {lm_model} per-residue vectors, "
                      f"fusion {fusion}"))
+  out.append(Row("docking_iegmn_replace_randomlm", "docking", "iegmn", "replace", RANDOM_LM,
+                 overrides=DOCKING_OVERRIDES,
+                 description="control: EquiDock's IEGMN, UniRep 1900 at a fixed random "
+                 "initialisation, fusion replace"))
   return out
 
+
+# The README's CPU budget for docking (`experiments/docking_cdf.sh` trains with the same
+# overrides, `jaxgeo grid --tasks docking --nets iegmn` with these and 10 epochs).
+DOCKING_CPU_BUDGET = (("model.iegmn.hidden", 32), ("model.iegmn.num_layers", 3),
+                      ("model.iegmn.num_keypoints", 16), ("task.max_train_residues", 700),
+                      ("train.lr", 1e-3), ("train.batch_graphs", 2),
+                      ("train.batching", "fixed"), ("train.patience", 0),
+                      ("train.epochs", 10))
 
 ROWS: tuple[Row, ...] = tuple(_paper_rows() + _docking_rows() + _EXTRA)
 _BY_NAME = {row.name: row for row in ROWS}
@@ -159,6 +171,9 @@ GRID_BUDGETS: dict[str, dict[str, tuple[tuple[str, Any], ...]]] = {
         "quality": (("task.limit", 40), ("task.decoys_per_complex", 4),
                     ("train.epochs", 6), ("train.batch_graphs", 8),
                     ("train.batching", "fixed")),
+        # The README's CPU docking budget (EquiDock: hidden 64, 5 layers, 50 keypoints, early
+        # stopping after 50 epochs): training complexes of at most 700 residues (168 of 203).
+        "docking": DOCKING_CPU_BUDGET,
     },
     # A smoke test of the grid machinery (tests).
     "tiny": {
@@ -216,7 +231,8 @@ def resolve(name_or_path: str) -> ml_collections.ConfigDict:
 def grid_row(task: str, network: str, variant: str, features: str = "paper",
              lm: str = "unirep") -> str:
   """The row name of one cell of the experiment grid. variant: none, replace, concat,
-  project or random-lm; lm: "unirep" (UniRep 1900) or "esm2" (ESM-2 650M)."""
+  project or random-lm; lm: "unirep" (UniRep 1900) or "esm2" (ESM-2 650M). Docking's
+  network is "iegmn" (its rows have the paper's features only)."""
   suffix = {"unirep": "_unirep", "esm2": ""}[lm]
   tail = "" if features == "paper" else "_rich"
   if variant == "none":

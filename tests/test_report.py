@@ -93,6 +93,26 @@ def test_grid_cells_follow_the_row_table():
     grid.GridSpec(variants=("mean",))
 
 
+def test_grid_docking_cells_are_iegmn_rows_with_the_cpu_docking_budget():
+  spec = grid.GridSpec(tasks=("interface", "docking"), networks=("egnn", "iegmn"),
+                       variants=("none", "replace", "random-lm"), features=("paper", "rich"),
+                       seeds=(0,))
+  names = [c.name for c in grid.cells(spec)]
+  # IEGMN only for docking, docking only with IEGMN, no rich docking rows.
+  assert [n for n in names if "iegmn" in n or "docking" in n] == [
+      "docking_iegmn_none-seed0", "docking_iegmn_replace_unirep-seed0",
+      "docking_iegmn_replace_randomlm-seed0"]
+  assert "interface_egnn_replace_unirep_rich-seed0" in names
+  config = grid.cell_config(grid.Cell("docking_iegmn_replace_randomlm", 2), "cpu")
+  assert config.lm.model == rows.RANDOM_LM and config.model.fusion.mode == "replace"
+  assert (config.train.seed, config.train.epochs, config.model.iegmn.hidden,
+          config.model.iegmn.num_keypoints, config.task.max_train_residues) == (2, 10, 32, 16, 700)
+  with pytest.raises(ConfigError, match="no cell"):
+    grid.GridSpec(tasks=("docking",), networks=("gvp",))
+  with pytest.raises(ConfigError, match="--nets"):
+    grid.GridSpec(networks=("schnet",))
+
+
 def test_grid_skips_finished_cells_and_resumes_half_finished_ones(shared_data, tmp_path,
                                                                    monkeypatch):
   monkeypatch.setenv("JAXGEO_DATA", str(shared_data))
