@@ -461,8 +461,9 @@ def write(runs: Sequence[Run], out_dir: str | os.PathLike, figures: bool = True
   for task in tasks:
     parts += [f"## {task}", "", task_table(summaries, task), ""]
   total = sum(r.seconds for r in runs if math.isfinite(r.seconds))
-  parts += [f"{len(runs)} runs, {len(summaries)} rows, {total / 3600:.2f} CPU-hours of "
-            "training (epoch time as logged).", ""]
+  parts += [f"{len(runs)} runs, {len(summaries)} rows, {total / 3600:.2f} hours of training "
+            "(the wall time of the training epochs as each run logged it, on whatever machine "
+            "ran it and beside whatever else ran there).", ""]
   written = [out_dir / "results.md"]
   io.atomic_write_text(written[0], "\n".join(parts))
   if figures and summaries:
