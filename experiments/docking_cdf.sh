@@ -25,7 +25,7 @@
 #   figure  `jaxgeo report --docking` -> experiments/results/docking_cdf.png
 #
 # Environment: JAXGEO_DATA (default ../shared/data), DOCKING_STORE (/work/docking_store),
-# DOCKING_RUNS (/work/docking_runs), EPOCHS_NONE (10), EPOCHS_REPLACE (4), NICE (5).
+# DOCKING_RUNS (/work/docking_runs), EPOCHS_NONE (10), EPOCHS_REPLACE (10), NICE (5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +33,7 @@ DATA="${JAXGEO_DATA:-../shared/data}"
 STORE="${DOCKING_STORE:-/work/docking_store}"
 RUNS="${DOCKING_RUNS:-/work/docking_runs}"
 EPOCHS_NONE="${EPOCHS_NONE:-10}"
-EPOCHS_REPLACE="${EPOCHS_REPLACE:-4}"
+EPOCHS_REPLACE="${EPOCHS_REPLACE:-10}"
 STEPS="${DOCKING_STEPS:-embed train dock score figure}"
 RESULTS=experiments/results
 INPUTS="$DATA/db5_docking/inputs_random_transformed"
