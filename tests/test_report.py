@@ -78,6 +78,30 @@ def test_report_writes_tables_and_figures(runs, tmp_path):
     report.read_runs(tmp_path / "nope")
 
 
+def test_summary_table_and_readme_block_hold_the_folders_numbers(runs, tmp_path, capsys):
+  table = report.summary_table(report.aggregate(report.read_runs(runs)))
+  assert table.splitlines() == [
+      "| task | network | features | metric | none | random-lm | replace |",
+      "|---|---|---|---|---|---|---|",
+      "| interface | gvp | paper | auroc (higher is better) | 0.610 ± 0.014 (2) | "
+      "0.605 ± 0.007 (2) | 0.680 ± 0.028 (2) |",
+      "| position | egnn | paper | rmse (lower is better) | 10.0 (1) | - | 8.000 (1) |"]
+  readme = tmp_path / "README.md"
+  before, after = "# x\n\ntext before\n", "\ntext after\n"
+  readme.write_text(before + report.SUMMARY_BEGIN + "\nold table\n" + report.SUMMARY_END + after)
+  for _ in range(2):    # idempotent: the second run finds its own block
+    assert cli.main(["report", str(runs), "--out", str(tmp_path / "out"), "--no-figures",
+                     "--readme", str(readme)]) == 0
+    assert readme.read_text() == (before + report.SUMMARY_BEGIN + "\n" + table + "\n"
+                                  + report.SUMMARY_END + after)
+  readme.write_text("no markers\n")
+  with pytest.raises(DataError, match="no block to update"):
+    report.update_markdown(readme, table)
+  assert readme.read_text() == "no markers\n"
+  assert cli.main(["report", "--docking", str(readme), "--readme", str(readme)]) == 2
+  assert "--readme needs RUNS_DIR" in capsys.readouterr().err
+
+
 def test_grid_cells_follow_the_row_table():
   spec = grid.GridSpec(tasks=("interface",), networks=("gvp",),
                        variants=("none", "project", "random-lm"), features=("paper", "rich"),

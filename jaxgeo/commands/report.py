@@ -1,5 +1,6 @@
-"""`jaxgeo report RUNS_DIR [--out DIR] [--docking JSON ...]`: tables and figures from finished
-run folders; with `--docking`, the cumulative distribution of complex RMSD of the docking
+"""`jaxgeo report RUNS_DIR [--out DIR] [--readme README.md] [--docking JSON ...]`: tables and
+figures from finished run folders (`--readme`: the summary table into the README's marked
+block); with `--docking`, the cumulative distribution of complex RMSD of the docking
 methods in score-docking JSON files (`OUT/docking_cdf.png`; RUNS_DIR may then be left out)."""
 from __future__ import annotations
 
@@ -12,12 +13,17 @@ def run(args: argparse.Namespace) -> int:
   from jaxgeo.errors import ConfigError
   if args.runs_dir is None and not args.docking:
     raise ConfigError("report: give RUNS_DIR (run folders), --docking JSON ..., or both")
+  if args.readme and args.runs_dir is None:
+    raise ConfigError("report: --readme needs RUNS_DIR (the summary table is of run folders)")
   if args.docking and args.no_figures:
     raise ConfigError("report: --docking draws a figure; it does not go with --no-figures")
   if args.runs_dir is not None:
     runs = report.read_runs(args.runs_dir)
     written = report.write(runs, args.out, figures=not args.no_figures)
     print(f"jaxgeo report: {len(runs)} runs -> " + ", ".join(str(p) for p in written))
+    if args.readme:
+      report.update_markdown(args.readme, report.summary_table(report.aggregate(runs)))
+      print(f"jaxgeo report: summary table -> {args.readme}")
   if args.docking:
     methods = report.read_docking(args.docking)
     path = pathlib.Path(args.out) / report.DOCKING_FIGURE
@@ -40,6 +46,10 @@ def register(subparsers) -> None:
                  "--docking)")
   p.add_argument("--out", default="experiments/results", help="output folder")
   p.add_argument("--no-figures", action="store_true", help="tables only")
+  p.add_argument("--readme", metavar="MD", default=None,
+                 help="also rewrite the summary table (primary metric of every row) between "
+                 "the markers `<!-- jaxgeo report: summary ... -->` and `<!-- /jaxgeo report: "
+                 "summary -->` of this Markdown file, e.g. README.md")
   p.add_argument("--docking", nargs="+", metavar="JSON", default=[],
                  help="score-docking JSON files (`jaxgeo score-docking DIR --json [--compact]`, "
                  "experiments/results/docking_baselines.json): draw OUT/docking_cdf.png")
