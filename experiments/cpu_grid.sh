@@ -4,7 +4,8 @@
 # Every call skips the cells whose small results are committed there and resumes interrupted
 # ones, so re-running this script on a fresh clone trains nothing (and prints "kept"), and on
 # a machine with more time it finishes what is missing. Each finished cell is copied into
-# experiments/results/runs/ as it ends; the report is written once at the end.
+# experiments/results/runs/ as it ends; the report (and the README's summary table) is
+# written once at the end.
 #
 #   bash experiments/cpu_grid.sh                 # the whole reduced grid
 #   CPU_GRID_STEPS="paper rich" bash experiments/cpu_grid.sh    # some of it
@@ -51,4 +52,4 @@ fi
 if has docking; then
   "${GRID[@]}" --tasks docking --nets iegmn --fusions none,replace --seeds 0
 fi
-python -m jaxgeo report experiments/results/runs --out experiments/results
+python -m jaxgeo report experiments/results/runs --out experiments/results --readme README.md
