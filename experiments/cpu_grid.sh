@@ -2,8 +2,8 @@
 # The reduced experiment grid of the README's "Results" (what fits about 8 CPU-hours on two
 # cores), as the sequence of `jaxgeo grid` calls that produced experiments/results/runs/.
 # Every call skips the cells whose small results are committed there and resumes interrupted
-# ones, so re-running this script on a fresh clone trains nothing (and prints "kept"), and on
-# a machine with more time it finishes what is missing. Each finished cell is copied into
+# ones, so re-running it on a fresh clone trains only the cells not committed yet (the
+# README's Results says which), and on a machine with more time it finishes them. Each finished cell is copied into
 # experiments/results/runs/ as it ends; the report (and the README's summary table) is
 # written once at the end.
 #
@@ -11,15 +11,16 @@
 #   CPU_GRID_STEPS="paper rich" bash experiments/cpu_grid.sh    # some of it
 #
 # Steps (CPU_GRID_STEPS, default "paper rich affinity docking"):
-#   paper     position, interface: GVP-GNN none / project / random-lm / replace and EGNN
-#             none / project, the paper's featurisation, seeds 0-2
+#   paper     position, interface: GVP-GNN none / project / random-lm / replace, EGNN and
+#             Molformer none / project, the paper's featurisation, seeds 0-2
 #   rich      position, interface: GVP-GNN none / replace and EGNN none with the rich
 #             (GVP-CPD) inputs, seeds 0-2
 #   affinity  affinity: GVP-GNN none / project / random-lm / replace and EGNN none / project,
 #             seeds 0-2
 #   docking   docking: IEGMN none / replace, seed 0 (the CPU docking budget, 10 epochs)
 # Not in it (and why, in the README): EGNN replace / random-lm (UniRep's width 1900 makes
-# a 10^8-parameter EGNN, about an hour a run here), Molformer, concat, quality.
+# a 10^8-parameter EGNN, about an hour a run here), Molformer replace (likewise), concat,
+# quality.
 #
 # Environment: JAXGEO_DATA (default ../shared/data), JAXGEO_STORE (default embeddings/; the
 # UniRep and random-lm vectors are computed into it first), GRID_RUNS (run folders with
@@ -36,7 +37,8 @@ has() { [[ " $STEPS " == *" $1 "* ]]; }
 if has paper; then
   "${GRID[@]}" --tasks position,interface --nets gvp --fusions none,project,random-lm,replace \
     --seeds 0,1,2
-  "${GRID[@]}" --tasks position,interface --nets egnn --fusions none,project --seeds 0,1,2
+  "${GRID[@]}" --tasks position,interface --nets egnn,molformer --fusions none,project \
+    --seeds 0,1,2
 fi
 if has rich; then
   "${GRID[@]}" --tasks interface,position --nets gvp --fusions none,replace --features rich \
