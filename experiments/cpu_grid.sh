@@ -11,16 +11,17 @@
 #   CPU_GRID_STEPS="paper rich" bash experiments/cpu_grid.sh    # some of it
 #
 # Steps (CPU_GRID_STEPS, default "paper rich affinity docking"):
-#   paper     position, interface: GVP-GNN none / project / random-lm / replace, EGNN and
-#             Molformer none / project, the paper's featurisation, seeds 0-2
+#   paper     position, interface: GVP-GNN none / project / concat / random-lm / replace,
+#             EGNN none / project / concat, Molformer none / project, the paper's
+#             featurisation, seeds 0-2
 #   rich      position, interface: GVP-GNN none / replace and EGNN none with the rich
 #             (GVP-CPD) inputs, seeds 0-2
 #   affinity  affinity: GVP-GNN none / project / random-lm / replace and EGNN none / project,
 #             seeds 0-2
 #   docking   docking: IEGMN none / replace, seed 0 (the CPU docking budget, 10 epochs)
 # Not in it (and why, in the README): EGNN replace / random-lm (UniRep's width 1900 makes
-# a 10^8-parameter EGNN, about an hour a run here), Molformer replace (likewise), concat,
-# quality.
+# a 10^8-parameter EGNN, about an hour a run here), Molformer replace (likewise), concat on
+# affinity, quality, docking seeds 1-2 and random-lm.
 #
 # Environment: JAXGEO_DATA (default ../shared/data), JAXGEO_STORE (default embeddings/; the
 # UniRep and random-lm vectors are computed into it first), GRID_RUNS (run folders with
@@ -35,9 +36,11 @@ GRID=(nice -n "${NICE:-10}" python -m jaxgeo grid --budget cpu --runs "${GRID_RU
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 
 if has paper; then
-  "${GRID[@]}" --tasks position,interface --nets gvp --fusions none,project,random-lm,replace \
+  "${GRID[@]}" --tasks position,interface --nets gvp \
+    --fusions none,project,concat,random-lm,replace --seeds 0,1,2
+  "${GRID[@]}" --tasks position,interface --nets egnn --fusions none,project,concat \
     --seeds 0,1,2
-  "${GRID[@]}" --tasks position,interface --nets egnn,molformer --fusions none,project \
+  "${GRID[@]}" --tasks position,interface --nets molformer --fusions none,project \
     --seeds 0,1,2
 fi
 if has rich; then
