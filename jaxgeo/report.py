@@ -13,7 +13,11 @@ A run folder (written by `jaxgeo train`, or its small copy kept by `jaxgeo grid`
 language model: (none, replace), (none, project), (none, random-lm: replace with a randomly
 initialised language model of the same architecture), each with the same task, network and
 featurisation. The relative gain of a pair is (with - without) / |without|, signed so that a
-positive gain is an improvement of the task's primary metric; the paired difference is
+positive gain is an improvement of the task's primary metric. Correlations (Spearman,
+Pearson, Kendall: `is_correlation`) are the exception: their zero is "no signal", not "no
+error", so a baseline near zero turns a small difference into a huge ratio; for them the
+headline gives the absolute difference (with - without), averaged on its own and kept out of
+the relative averages and the knowledge-vs-capacity figure. The paired difference is
 computed seed by seed and said to exceed the seed spread when its mean is larger than the
 standard deviation of the per-seed differences (and larger than zero with 2+ seeds).
 
@@ -39,7 +43,7 @@ from jaxgeo.errors import DataError
 __all__ = ["Run", "RowSummary", "Pair", "read_run", "read_runs", "aggregate", "pairs",
            "task_table", "headline_table", "summary_table", "update_markdown", "write",
            "FIGURES", "DOCKING_FIGURE", "DOCKING_LABELS", "SUMMARY_BEGIN", "SUMMARY_END",
-           "read_docking", "figure_docking_cdf"]
+           "read_docking", "figure_docking_cdf", "is_correlation", "CORRELATION_METRICS"]
 
 RESULT_FILE = "test_metrics.json"
 FIGURES = ("primary_{task}.png", "knowledge_vs_capacity.png", "validation_curves.png")
@@ -52,6 +56,8 @@ DOCKING_LABELS = {
     "iegmn_none": "jaxgeo IEGMN, residue types", "iegmn_replace_unirep":
     "jaxgeo IEGMN + UniRep 1900 (replace)", "input_pose": "input pose (no docking)",
 }
+# Metric names (prefixes) that are correlation coefficients: gains in absolute difference.
+CORRELATION_METRICS = ("spearman", "pearson", "kendall")
 _JAXGEO_METHOD = "iegmn"           # methods whose name starts so are drawn as jaxgeo's models
 
 
@@ -166,6 +172,12 @@ def aggregate(runs: Iterable[Run]) -> dict[str, RowSummary]:
           for row, rs in sorted(by_row.items())}
 
 
+def is_correlation(metric: str) -> bool:
+  """True for correlation coefficients (spearman, pearson_per_target, ...), whose gains are
+  absolute differences rather than ratios."""
+  return metric.startswith(CORRELATION_METRICS)
+
+
 @dataclasses.dataclass(frozen=True)
 class Pair:
   """A with / without language-model comparison of one (task, network, features) group."""
@@ -183,11 +195,24 @@ class Pair:
 
   @property
   def relative_gain(self) -> float:
-    """(with - without) / |without| of the mean primary metric, positive = better."""
+    """(with - without) / |without| of the mean primary metric, positive = better; NaN for a
+    correlation (see `gain`)."""
     base = self.without.mean(self.metric)
-    if base == 0 or not math.isfinite(base):
+    if base == 0 or not math.isfinite(base) or is_correlation(self.metric):
       return float("nan")
     return self.sign * (self.with_lm.mean(self.metric) - base) / abs(base)
+
+  @property
+  def absolute_gain(self) -> float:
+    """sign * (with - without) of the mean primary metric, positive = better."""
+    return self.sign * (self.with_lm.mean(self.metric) - self.without.mean(self.metric))
+
+  @property
+  def gain_text(self) -> str:
+    """The headline's gain: "+12.3%" (relative) or "+0.157 (absolute)" for a correlation."""
+    if is_correlation(self.metric):
+      return f"{self.absolute_gain:+.3f} (absolute)"
+    return f"{100 * self.relative_gain:+.1f}%"
 
   def paired_differences(self) -> np.ndarray:
     """Per seed (seeds both rows have): sign * (with - without)."""
@@ -269,7 +294,7 @@ def headline_table(summaries: dict[str, RowSummary]) -> str:
   if not found:
     return "No with/without pairs yet."
   header = ["task", "network", "features", "with", "metric", "without", "with LM",
-            "relative gain", "paired difference (per seed)", "exceeds seed spread"]
+            "gain", "paired difference (per seed)", "exceeds seed spread"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for p in found:
     d = p.paired_differences()
@@ -277,18 +302,31 @@ def headline_table(summaries: dict[str, RowSummary]) -> str:
         p.without.first.task, p.without.first.network, p.without.first.features, p.variant,
         p.metric, _fmt(p.without.mean(p.metric), p.without.std(p.metric), len(p.without.runs)),
         _fmt(p.with_lm.mean(p.metric), p.with_lm.std(p.metric), len(p.with_lm.runs)),
-        f"{100 * p.relative_gain:+.1f}%",
+        p.gain_text,
         _fmt(float(d.mean()) if len(d) else float("nan"),
              float(d.std(ddof=1)) if len(d) > 1 else 0.0, len(d)),
         "yes" if p.exceeds_seed_spread else "no"]) + " |")
-  averages = collections.defaultdict(list)
+  relative, absolute = collections.defaultdict(list), collections.defaultdict(list)
   for p in found:
-    if math.isfinite(p.relative_gain):
-      averages[(p.variant, p.without.first.features)].append(p.relative_gain)
+    key = (p.variant, p.without.first.features)
+    if is_correlation(p.metric):
+      absolute[key].append(p.absolute_gain)
+    elif math.isfinite(p.relative_gain):
+      relative[key].append(p.relative_gain)
   lines.append("")
-  lines.append("Average relative gain over every (task, network) pair: " + "; ".join(
-      f"{v} ({f} features) {100 * np.mean(g):+.1f}% over {len(g)}"
-      for (v, f), g in sorted(averages.items())) + ".")
+  lines.append("Gain: relative, (with - without) / |without|, positive = better; for "
+               "correlations (" + ", ".join(CORRELATION_METRICS) + ") the absolute "
+               "difference, kept out of the relative averages.")
+  if relative:
+    lines.append("")
+    lines.append("Average relative gain over every (task, network) pair: " + "; ".join(
+        f"{v} ({f} features) {100 * np.mean(g):+.1f}% over {len(g)}"
+        for (v, f), g in sorted(relative.items())) + ".")
+  if absolute:
+    lines.append("")
+    lines.append("Average absolute gain of the correlation pairs: " + "; ".join(
+        f"{v} ({f} features) {np.mean(g):+.3f} over {len(g)}"
+        for (v, f), g in sorted(absolute.items())) + ".")
   return "\n".join(lines)
 
 
@@ -375,9 +413,10 @@ def figure_primary(summaries: dict[str, RowSummary], task: str, path: pathlib.Pa
 
 def figure_knowledge(summaries: dict[str, RowSummary], path: pathlib.Path) -> None:
   """Knowledge vs capacity: relative gain of project, random-lm and replace over none, per
-  (task, network, features) group."""
+  (task, network, features) group (groups whose metric is a correlation are left out: their
+  gain is not relative)."""
   plt = _pyplot()
-  found = pairs(summaries)
+  found = [p for p in pairs(summaries) if not is_correlation(p.metric)]
   groups = sorted({p.without.first.group for p in found})
   variants = ("project", "random-lm", "replace")
   fig, ax = plt.subplots(figsize=(max(5.5, 1.2 * len(groups)), 3.6))
@@ -536,7 +575,7 @@ def write(runs: Sequence[Run], out_dir: str | os.PathLike, figures: bool = True
     for task in tasks:
       written.append(out_dir / f"primary_{task}.png")
       figure_primary(summaries, task, written[-1])
-    if pairs(summaries):
+    if any(not is_correlation(p.metric) for p in pairs(summaries)):
       written.append(out_dir / "knowledge_vs_capacity.png")
       figure_knowledge(summaries, written[-1])
     written.append(out_dir / "validation_curves.png")

@@ -78,6 +78,31 @@ def test_report_writes_tables_and_figures(runs, tmp_path):
     report.read_runs(tmp_path / "nope")
 
 
+def test_correlation_gains_are_absolute_and_kept_out_of_the_relative_average(runs, tmp_path):
+  # quality / egnn, Spearman near zero: none -0.02, 0.00; project 0.10, 0.16. A ratio would
+  # say +1400%; the headline says +0.140 (absolute) and averages it on its own.
+  for seed, (a, b) in enumerate([(-0.02, 0.10), (0.00, 0.16)]):
+    fake_run(runs / f"q{seed}", "quality_egnn_none", seed, "quality", "egnn", "none",
+             "spearman", {"spearman": a})
+    fake_run(runs / f"qp{seed}", "quality_egnn_project_unirep", seed, "quality", "egnn",
+             "project", "spearman", {"spearman": b})
+  summaries = report.aggregate(report.read_runs(runs))
+  quality = next(p for p in report.pairs(summaries) if p.without.first.task == "quality")
+  assert report.is_correlation("spearman_per_target") and not report.is_correlation("auroc")
+  assert np.isnan(quality.relative_gain)
+  assert quality.absolute_gain == pytest.approx(0.14)
+  assert quality.gain_text == "+0.140 (absolute)"
+  np.testing.assert_allclose(quality.paired_differences(), [0.12, 0.16])
+  text = report.headline_table(summaries)
+  assert "| quality | egnn | paper | project | spearman |" in text
+  assert "+0.140 (absolute)" in text
+  # The relative averages are the interface / position pairs' alone.
+  assert "replace (paper features) +15.7% over 2" in text
+  assert "Average absolute gain of the correlation pairs: project (paper features) +0.140 " \
+         "over 1." in text
+  report.figure_knowledge(summaries, tmp_path / "k.png")    # draws without the quality group
+
+
 def test_summary_table_and_readme_block_hold_the_folders_numbers(runs, tmp_path, capsys):
   table = report.summary_table(report.aggregate(report.read_runs(runs)))
   assert table.splitlines() == [

@@ -37,8 +37,9 @@ def register(subparsers) -> None:
       "report", help="tables and figures of finished runs (the experiment grid's results)",
       description="Reads every finished run folder below RUNS_DIR (config.json, log.jsonl, "
       "test_metrics.json) and writes OUT/results.md (a table per task with mean +- std over "
-      "seeds, parameters and train time; the headline table of relative gains with the "
-      "language model, paired differences over seeds, controls beside it) and PNG figures. "
+      "seeds, parameters and train time; the headline table of gains with the language "
+      "model: relative, or the absolute difference for correlation metrics; paired "
+      "differences over seeds, controls beside it) and PNG figures. "
       "--docking JSON ... draws OUT/docking_cdf.png: the cumulative distribution of complex "
       "RMSD over the complexes of every method in those score-docking JSON files.")
   p.add_argument("runs_dir", nargs="?", default=None,
