@@ -10,18 +10,20 @@
 #   bash experiments/cpu_grid.sh                 # the whole reduced grid
 #   CPU_GRID_STEPS="paper rich" bash experiments/cpu_grid.sh    # some of it
 #
-# Steps (CPU_GRID_STEPS, default "paper rich affinity docking"):
+# Steps (CPU_GRID_STEPS, default "paper rich affinity quality docking"):
 #   paper     position, interface: GVP-GNN none / project / concat / random-lm / replace,
 #             EGNN none / project / concat, Molformer none / project, the paper's
 #             featurisation, seeds 0-2
 #   rich      position, interface: GVP-GNN none / replace and EGNN none with the rich
 #             (GVP-CPD) inputs, seeds 0-2
-#   affinity  affinity: GVP-GNN none / project / random-lm / replace and EGNN none / project,
-#             seeds 0-2
-#   docking   docking: IEGMN none / replace, seed 0 (the CPU docking budget, 10 epochs)
+#   affinity  affinity: GVP-GNN none / project / random-lm / replace and EGNN none / project /
+#             concat, seeds 0-2
+#   quality   quality: EGNN none / project, seeds 0-2
+#   docking   docking: IEGMN none / replace, seeds 0-2 (the CPU docking budget, 10 epochs;
+#             replace is about an hour a run here)
 # Not in it (and why, in the README): EGNN replace / random-lm (UniRep's width 1900 makes
-# a 10^8-parameter EGNN, about an hour a run here), Molformer replace (likewise), concat on
-# affinity, quality, docking seeds 1-2 and random-lm.
+# a 10^8-parameter EGNN, about an hour a run here), Molformer replace (likewise), GVP-GNN
+# concat on affinity, GVP-GNN and Molformer on quality, docking's random-lm.
 #
 # Environment: JAXGEO_DATA (default ../shared/data), JAXGEO_STORE (default embeddings/; the
 # UniRep and random-lm vectors are computed into it first), GRID_RUNS (run folders with
@@ -30,7 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export JAXGEO_DATA="${JAXGEO_DATA:-../shared/data}"
 export JAXGEO_STORE="${JAXGEO_STORE:-$PWD/embeddings}"
-STEPS="${CPU_GRID_STEPS:-paper rich affinity docking}"
+STEPS="${CPU_GRID_STEPS:-paper rich affinity quality docking}"
 GRID=(nice -n "${NICE:-10}" python -m jaxgeo grid --budget cpu --runs "${GRID_RUNS:-runs/grid}"
       --results experiments/results/runs --no-report)
 has() { [[ " $STEPS " == *" $1 "* ]]; }
@@ -52,9 +54,12 @@ fi
 if has affinity; then
   "${GRID[@]}" --tasks affinity --nets gvp --fusions none,random-lm,project,replace \
     --seeds 0,1,2
-  "${GRID[@]}" --tasks affinity --nets egnn --fusions none,project --seeds 0,1,2
+  "${GRID[@]}" --tasks affinity --nets egnn --fusions none,project,concat --seeds 0,1,2
+fi
+if has quality; then
+  "${GRID[@]}" --tasks quality --nets egnn --fusions none,project --seeds 0,1,2
 fi
 if has docking; then
-  "${GRID[@]}" --tasks docking --nets iegmn --fusions none,replace --seeds 0
+  "${GRID[@]}" --tasks docking --nets iegmn --fusions none,replace --seeds 0,1,2
 fi
 python -m jaxgeo report experiments/results/runs --out experiments/results --readme README.md

@@ -249,3 +249,25 @@ def test_report_runs_and_docking_together(runs, tmp_path):
   out = tmp_path / "out"
   assert cli.main(["report", str(runs), "--out", str(out), "--docking", str(ours)]) == 0
   assert (out / "results.md").is_file() and (out / "docking_cdf.png").is_file()
+
+
+def test_cpu_grid_script_lists_every_committed_run(capsys):
+  """experiments/cpu_grid.sh is the sequence of `jaxgeo grid` calls that produced the
+  committed results: every call names cells of the row table, and every committed run folder
+  is one of its cells (so a re-run on a fresh clone keeps them all and trains the rest)."""
+  import pathlib
+  import shlex
+  repo = pathlib.Path(__file__).resolve().parent.parent
+  script = (repo / "experiments" / "cpu_grid.sh").read_text().replace("\\\n", " ")
+  calls = [shlex.split(line.split('"${GRID[@]}"', 1)[1])
+           for line in script.splitlines() if line.strip().startswith('"${GRID[@]}"')]
+  assert len(calls) >= 5
+  listed = set()
+  for args in calls:
+    capsys.readouterr()
+    assert cli.main(["grid", *args, "--list"]) == 0, args
+    listed |= set(capsys.readouterr().out.splitlines()[1:])
+  committed = {p.name for p in (repo / "experiments" / "results" / "runs").iterdir()
+               if (p / "test_metrics.json").is_file()}
+  assert committed, "no committed runs"
+  assert committed <= listed, sorted(committed - listed)
