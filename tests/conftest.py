@@ -1,7 +1,8 @@
 """Shared test fixtures.
 
 `shared_data` is `../shared/data` beside the repository; tests that use it skip cleanly
-when it is absent. JAX's persistent compilation cache is switched on for the session so
+when it is absent. `write_csv_tables` writes the label tables of the CSV tasks for the
+example structures (used by the csv task's and `jaxgeo predict`'s tests). JAX's persistent compilation cache is switched on for the session so
 that repeated runs of the suite compile less.
 """
 import os
@@ -11,6 +12,7 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = pathlib.Path(os.environ.get("JAXGEO_SHARED_DATA", REPO.parent / "shared" / "data"))
+STRUCTURES = REPO / "examples" / "structures"
 
 
 def pytest_configure(config):
@@ -25,3 +27,26 @@ def shared_data() -> pathlib.Path:
   if not SHARED_DATA.is_dir():
     pytest.skip(f"shared data not found at {SHARED_DATA}")
   return SHARED_DATA
+
+
+def write_csv_tables(folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+  """Label tables for the structures in examples/structures -> (graph table: file, rg (radius
+  of gyration of the CA atoms), group (the first 4 letters); residue table: file, chain,
+  residue_number, buried (more CA neighbours within 10 A than the chain's median), every
+  second residue)."""
+  import numpy as np
+  from jaxgeo import structure
+  graph_lines, residue_lines = ["file,rg,group"], ["file,chain,residue_number,buried"]
+  for path in sorted(STRUCTURES.glob("*.pdb.gz")):
+    p = structure.load_protein(path)
+    ca = p.ca
+    rg = float(np.sqrt(((ca - ca.mean(0)) ** 2).sum(1).mean()))
+    graph_lines.append(f"{path.name},{rg:.3f},{path.name[:4]}")
+    neighbours = (np.linalg.norm(ca[:, None] - ca[None], axis=-1) < 10).sum(1)
+    for i in range(0, len(p), 2):
+      residue_lines.append(f"{path.name},{p.chain_id[i]},{p.residue_number[i]},"
+                           f"{int(neighbours[i] > np.median(neighbours))}")
+  graph, residue = folder / "graph.csv", folder / "residue.csv"
+  graph.write_text("\n".join(graph_lines) + "\n")
+  residue.write_text("\n".join(residue_lines) + "\n")
+  return graph, residue

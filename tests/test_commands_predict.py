@@ -15,6 +15,7 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import write_csv_tables
 from jaxgeo import cli, structure, train
 from jaxgeo import config as config_lib
 from jaxgeo.commands import predict
@@ -39,30 +40,11 @@ def fill_store(path: pathlib.Path, files) -> None:
       store.put("fake8", 0, seq, rng.normal(size=(len(seq), LM_DIM)).astype(np.float32))
 
 
-def write_tables(folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
-  """-> (graph table: file, rg, group; residue table: file, chain, residue_number, buried),
-  as in test_tasks_csv."""
-  graph_lines, residue_lines = ["file,rg,group"], ["file,chain,residue_number,buried"]
-  for path in sorted(STRUCTURES.glob("*.pdb.gz")):
-    p = structure.load_protein(path)
-    ca = p.ca
-    rg = float(np.sqrt(((ca - ca.mean(0)) ** 2).sum(1).mean()))
-    graph_lines.append(f"{path.name},{rg:.3f},{path.name[:4]}")
-    neighbours = (np.linalg.norm(ca[:, None] - ca[None], axis=-1) < 10).sum(1)
-    for i in range(0, len(p), 2):
-      residue_lines.append(f"{path.name},{p.chain_id[i]},{p.residue_number[i]},"
-                           f"{int(neighbours[i] > np.median(neighbours))}")
-  graph, residue = folder / "graph.csv", folder / "residue.csv"
-  graph.write_text("\n".join(graph_lines) + "\n")
-  residue.write_text("\n".join(residue_lines) + "\n")
-  return graph, residue
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
   """{"graph": (run_dir, setup, params), "residue": ...} after training."""
   folder = tmp_path_factory.mktemp("predict")
-  graph_csv, residue_csv = write_tables(folder)
+  graph_csv, residue_csv = write_csv_tables(folder)
   files = sorted(STRUCTURES.glob("*.pdb.gz"))
   fill_store(folder / "store", files[:-1])   # the last file is "new": not in the store
   out = {}

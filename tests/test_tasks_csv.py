@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import write_csv_tables
 from jaxgeo import config as config_lib
 from jaxgeo import structure, tasks, train
 from jaxgeo.datasets import csv_table
@@ -26,26 +27,9 @@ def proteins():
   return {p.name: structure.load_protein(p) for p in sorted(STRUCTURES.glob("*.pdb.gz"))}
 
 
-def write_tables(folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
-  """-> (graph table: file, rg, group; residue table: file, chain, residue_number, buried)."""
-  graph_lines, residue_lines = ["file,rg,group"], ["file,chain,residue_number,buried"]
-  for name, p in proteins().items():
-    ca = p.ca
-    rg = float(np.sqrt(((ca - ca.mean(0)) ** 2).sum(1).mean()))
-    graph_lines.append(f"{name},{rg:.3f},{name[:4]}")
-    neighbours = (np.linalg.norm(ca[:, None] - ca[None], axis=-1) < 10).sum(1)
-    for i in range(0, len(p), 2):
-      residue_lines.append(f"{name},{p.chain_id[i]},{p.residue_number[i]},"
-                           f"{int(neighbours[i] > np.median(neighbours))}")
-  graph, residue = folder / "graph.csv", folder / "residue.csv"
-  graph.write_text("\n".join(graph_lines) + "\n")
-  residue.write_text("\n".join(residue_lines) + "\n")
-  return graph, residue
-
-
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory):
-  return write_tables(tmp_path_factory.mktemp("csv"))
+  return write_csv_tables(tmp_path_factory.mktemp("csv"))
 
 
 def csv_config(task: str, labels, *extra, network: str = "egnn", features: str = "paper",
