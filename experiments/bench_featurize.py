@@ -12,8 +12,6 @@ import pathlib
 import platform
 import time
 
-import numpy as np
-
 from jaxgeo import batching, graph, structure
 from jaxgeo.commands.featurize import structure_files
 from jaxgeo.io import atomic_write_json

@@ -35,7 +35,6 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import jraph
 import numpy as np

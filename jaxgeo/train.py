@@ -180,6 +180,27 @@ def mixed_apply(model, compute_model=None) -> Callable:
   return apply
 
 
+def _step_rng(key, epoch, step):
+  """The dropout key of one training step: the run's key data folded with epoch and step."""
+  return jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(key), epoch), step)
+
+
+def _apply_gradients(adam: optax.GradientTransformation, params, opt_state, grads):
+  """One Adam update scaled by reduce_on_plateau's current scale -> (params, opt_state);
+  opt_state is (adam state, plateau state)."""
+  adam_state, plateau_state = opt_state
+  updates, adam_state = adam.update(grads, adam_state, params)
+  updates = jax.tree_util.tree_map(lambda u: plateau_state.scale * u, updates)
+  return optax.apply_updates(params, updates), (adam_state, plateau_state)
+
+
+def _plateau_step(plateau: optax.GradientTransformationExtraArgs):
+  """plateau_step(plateau_state, value) -> plateau_state (the (empty) updates are ignored)."""
+  def plateau_step(plateau_state, value):
+    return plateau.update({}, plateau_state, value=value)[1]
+  return plateau_step
+
+
 def make_steps(model, task: tasks_lib.Task, stats: dict, adam: optax.GradientTransformation,
                plateau: optax.GradientTransformationExtraArgs, compute_model=None):
   """-> (train_step, eval_step, plateau_step), all jitted.
@@ -198,28 +219,22 @@ def make_steps(model, task: tasks_lib.Task, stats: dict, adam: optax.GradientTra
   apply = mixed_apply(model, compute_model)
 
   def train_step(params, opt_state, batch, key, epoch, step):
-    rng = jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(key), epoch), step)
+    rng = _step_rng(key, epoch, step)
 
     def loss_fn(p):
       outputs = apply(p, rng, batch, True)
       return task.loss(outputs, batch, stats)
 
     loss, grads = jax.value_and_grad(loss_fn)(params)
-    adam_state, plateau_state = opt_state
-    updates, adam_state = adam.update(grads, adam_state, params)
-    updates = jax.tree_util.tree_map(lambda u: plateau_state.scale * u, updates)
-    params = optax.apply_updates(params, updates)
-    return params, (adam_state, plateau_state), loss
+    params, opt_state = _apply_gradients(adam, params, opt_state, grads)
+    return params, opt_state, loss
 
   def eval_step(params, batch):
     outputs = apply(params, None, batch, False)
     return outputs, task.loss(outputs, batch, stats)
 
-  def plateau_step(plateau_state, value):
-    return plateau.update({}, plateau_state, value=value)[1]
-
   return (jax.jit(train_step, donate_argnums=(0, 1)), jax.jit(eval_step),
-          jax.jit(plateau_step))
+          jax.jit(_plateau_step(plateau)))
 
 
 def label_count(task: tasks_lib.Task, batch: jraph.GraphsTuple):
@@ -277,13 +292,9 @@ def make_parallel_steps(model, task: tasks_lib.Task, stats: dict,
         params, batch, rng)
 
   def train_step(params, opt_state, batch, key, epoch, step):
-    rng = jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(key), epoch), step)
-    loss, grads = jax.value_and_grad(global_loss)(params, batch, rng)
-    adam_state, plateau_state = opt_state
-    updates, adam_state = adam.update(grads, adam_state, params)
-    updates = jax.tree_util.tree_map(lambda u: plateau_state.scale * u, updates)
-    params = optax.apply_updates(params, updates)
-    return params, (adam_state, plateau_state), loss
+    loss, grads = jax.value_and_grad(global_loss)(params, batch, _step_rng(key, epoch, step))
+    params, opt_state = _apply_gradients(adam, params, opt_state, grads)
+    return params, opt_state, loss
 
   def eval_step(params, batch):
     def per_device(params, batch):
@@ -295,14 +306,11 @@ def make_parallel_steps(model, task: tasks_lib.Task, stats: dict,
     return jax.shard_map(per_device, mesh=mesh, in_specs=(P(), spec),
                          out_specs=(spec, spec))(params, batch)
 
-  def plateau_step(plateau_state, value):
-    return plateau.update({}, plateau_state, value=value)[1]
-
   return (jax.jit(train_step, donate_argnums=(0, 1),
                   in_shardings=(repl, repl, data, repl, repl, repl),
                   out_shardings=(repl, repl, repl)),
           jax.jit(eval_step, in_shardings=(repl, data), out_shardings=repl),
-          jax.jit(plateau_step, out_shardings=repl))
+          jax.jit(_plateau_step(plateau), out_shardings=repl))
 
 
 def run_devices(config: ml_collections.ConfigDict) -> int:
@@ -425,7 +433,6 @@ def evaluate(setup: Setup, params, graphs: Sequence[jraph.GraphsTuple],
   """Loss (mean over the labelled items) and the task's metrics on `graphs`.
   -> {"loss": float, "metrics": {...}, "count": int, "predictions": (y_true, y_pred, group)}"""
   from tqdm.auto import tqdm
-  batch_graphs = int(setup.config.train.batch_graphs)
   parts, loss_sum, count = [], 0.0, 0
   total = expected_batches(setup, graphs)
   bar = tqdm(device_batches(setup, graphs, None), total=total, desc=desc, leave=False,

@@ -13,7 +13,7 @@ import pytest
 
 from jaxgeo import nets
 from jaxgeo.nets import synthetic
-from test_nets_models import LM_DIM, make_graphs, rng_key, tiny_config
+from test_nets_models import make_graphs, rng_key, tiny_config
 
 STEPS = 300
 

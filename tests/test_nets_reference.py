@@ -9,7 +9,6 @@ are copied in and the outputs compared.
 """
 from __future__ import annotations
 
-import functools
 
 import haiku as hk
 import jax

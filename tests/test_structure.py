@@ -1,6 +1,5 @@
 """Reading structures: formats agree, modified residues, alternate locations, bad input."""
 import gzip
-import pathlib
 
 import numpy as np
 import pytest

@@ -158,7 +158,6 @@ def test_missing_ligands_skipped_or_strict(tmp_path):
     f.write("t1,lig_x,ki,1,uM,-9.0,x\n")
   write_sdf(tmp_path / "fep" / "t2" / "ligands.sdf.gz",
             [(n, s, [0.0, 0.0, 0.0]) for n, s, _ in LIGANDS] + [("lig_y", "CO", [0.0, 0.0, 0.0])])
-  task = tasks.get_task("affinity")
   options = dict(data_dir=str(tmp_path / "fep"), train_targets="t1", val_targets="t2",
                  test_targets="t3")
   dataset = config_lib.load_task(make_config(**options), None)[1]
@@ -175,7 +174,6 @@ def test_missing_ligands_skipped_or_strict(tmp_path):
 
 
 def test_splits_must_hold_out_targets(tmp_path):
-  task = tasks.get_task("affinity")
   with pytest.raises(ConfigError, match="hold out whole targets"):
     config_lib.load_task(make_config(train_targets="cdk2,p38", val_targets="p38"), None)[1].splits
 

@@ -225,7 +225,6 @@ def test_lba_task_pocket_plus_ligand_elements(tmp_path):
   store = EmbeddingStore(tmp_path / "store")
   full = np.random.default_rng(0).normal(size=(len(protein), 4)).astype(np.float32)
   store.put("toy", 1, protein.sequence, full)
-  task = tasks.get_task("atom3d_lba")
   config = make_config("atom3d_lba", "graph", tmp_path, fusion="project",
                        data_dir=str(tmp_path / "lba"))
   splits = config_lib.load_task(config, store)[1].splits

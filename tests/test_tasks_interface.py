@@ -115,7 +115,6 @@ def test_metrics_perfect_and_per_complex():
 
 
 def test_options_checked():
-  task = tasks.get_task("interface")
   with pytest.raises(ConfigError, match="unknown option"):
     config_lib.load_task(make_config(cutof=3.0), None)[1].splits
   with pytest.raises(ConfigError, match="definition"):

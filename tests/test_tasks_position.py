@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from jaxgeo import config as config_lib
-from jaxgeo import rows, structure, tasks, train
+from jaxgeo import rows, structure, train
 from jaxgeo.errors import ConfigError, DataError
 from jaxgeo.lm.features import chain_segments
-from jaxgeo.tasks import position
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "structures"

@@ -422,7 +422,6 @@ class ESM2Embedder(Embedder):
     return self._tok.encode(sequence)
 
   def _build_forward(self, layers: tuple[int, ...]) -> Callable:
-    import jax
     import jax.numpy as jnp
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[self.compute_dtype]
     fwd = self._esm2.make_forward(self.config, layers, compute_dtype=dtype)
@@ -481,7 +480,6 @@ class UniRepEmbedder(Embedder):
     return self._unirep.encode(sequence)
 
   def _build_forward(self, layers: tuple[int, ...]) -> Callable:
-    import jax
     fwd = self._unirep.make_forward(self.n_cells, self.size, layers)
     return self._compile(fwd.apply, self.params)
 

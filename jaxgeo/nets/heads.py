@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import haiku as hk
 import jax
-import jax.numpy as jnp
 
 from jaxgeo.nets import ops
 
