@@ -194,7 +194,13 @@ def load_config(path: str | os.PathLike) -> ml_collections.ConfigDict:
     raise ConfigError(f"--config {path}: cannot be run ({type(e).__name__}: {e})") from None
   if not hasattr(module, "get_config"):
     raise ConfigError(f"--config {path}: has no get_config() function")
-  config = module.get_config()
+  try:
+    config = module.get_config()
+  except ConfigError:
+    raise
+  except Exception as e:  # as a broken file: the user's code, one line naming it
+    raise ConfigError(f"--config {path}: get_config() failed ({type(e).__name__}: {e})"
+                      ) from None
   if not isinstance(config, ml_collections.ConfigDict):
     raise ConfigError(f"--config {path}: get_config() returned {type(config).__name__}, "
                       "expected an ml_collections.ConfigDict")

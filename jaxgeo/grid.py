@@ -72,6 +72,9 @@ class GridSpec:
                         f"{', '.join(rows.GRID_BUDGETS)}")
     if not self.seeds:
       raise ConfigError("--seeds: at least one seed")
+    for seed in self.seeds:
+      if not 0 <= seed < 2 ** 32:
+        raise ConfigError(f"--seeds {seed}: must be in [0, 2**32) (train.seed)")
     for name, given, known in (("--tasks", self.tasks, rows.TASKS + (DOCKING,)),
                                ("--nets", self.networks, rows.NETWORKS + (DOCKING_NETWORK,))):
       for value in given:

@@ -1,10 +1,12 @@
-"""Small file helpers: atomic writes (temp file in the same folder + os.replace)."""
+"""Small file helpers: atomic writes (temp file in the same folder + os.replace), and checks
+of output paths made before anything is computed."""
 from __future__ import annotations
 
 import contextlib
 import gzip
 import json
 import os
+import pathlib
 import tempfile
 import zlib
 from typing import Any, Iterator
@@ -71,3 +73,37 @@ def read_bytes_maybe_gzip(path: str | os.PathLike, error: type[Exception]) -> by
   except OSError as e:
     raise error(f"{path}: cannot read ({e.strerror or e})") from None
   return raw
+
+
+def output_folder(path: str | os.PathLike, option: str, error: type[Exception]
+                  ) -> pathlib.Path:
+  """Creates the output folder `path` (and its parents), before anything is computed.
+
+  Raises `error` (a JaxgeoError subclass) naming `option` and the path when it is a file or
+  cannot be created.
+  """
+  path = pathlib.Path(path)
+  if path.exists() and not path.is_dir():
+    raise error(f"{option} {path}: is a file, not a folder")
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise error(f"{option} {path}: cannot create the folder ({e.strerror or e})") from None
+  return path
+
+
+def output_file(path: str | os.PathLike, option: str, error: type[Exception]) -> pathlib.Path:
+  """Checks that the output file `path` can be written (not a folder; its folder created),
+  before anything is computed. Raises `error` naming `option` and the path."""
+  path = pathlib.Path(path)
+  if path.is_dir():
+    raise error(f"{option} {path}: is a folder, not a file")
+  parent = path.parent
+  if parent.exists() and not parent.is_dir():
+    raise error(f"{option} {path}: {parent} is a file, not a folder")
+  try:
+    parent.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise error(f"{option} {path}: cannot create its folder {parent} "
+                f"({e.strerror or e})") from None
+  return path

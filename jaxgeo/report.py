@@ -104,29 +104,33 @@ def read_run(folder: str | os.PathLike) -> Run:
   folder = pathlib.Path(folder)
   result = _read_json(folder / RESULT_FILE)
   config = _read_json(folder / "config.json")
-  curve = []
-  log = folder / "log.jsonl"
-  if log.is_file():
-    for line in log.read_text().splitlines():
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError:     # a torn last line (a killed run) carries nothing
-        continue
-      value = record.get("val", {}).get(result["primary_metric"])
-      curve.append(float("nan") if value is None else float(value))
+  for name, value in ((RESULT_FILE, result), ("config.json", config)):
+    if not isinstance(value, dict):
+      raise DataError(f"{folder / name}: holds a JSON {type(value).__name__}, not an object")
   try:
+    primary = str(result["primary_metric"])
+    curve = []
+    log = folder / "log.jsonl"
+    if log.is_file():
+      for line in log.read_text().splitlines():
+        try:
+          record = json.loads(line)
+        except json.JSONDecodeError:     # a torn last line (a killed run) carries nothing
+          continue
+        value = record.get("val", {}).get(primary)
+        curve.append(float("nan") if value is None else float(value))
     return Run(
         path=folder, row=str(config["name"]), seed=int(config["train"]["seed"]),
         task=str(result["task"]), network=str(result["network"]),
         fusion=str(result["fusion"]),
         lm_model=str(config.get("lm", {}).get("model", "")) if result["fusion"] != "none"
         else "", features=str(config.get("data", {}).get("features", "rich")),
-        primary_metric=str(result["primary_metric"]),
+        primary_metric=primary,
         higher_is_better=bool(result["higher_is_better"]), test=dict(result["test"]),
         parameters=int(result["parameters"]),
         seconds=float(result.get("train_seconds_total", float("nan"))),
         val_curve=tuple(curve))
-  except (KeyError, TypeError, ValueError) as e:
+  except (KeyError, TypeError, ValueError, AttributeError) as e:
     raise DataError(f"{folder}: not a finished jaxgeo run ({type(e).__name__}: {e})") from None
 
 
@@ -487,10 +491,13 @@ def read_docking(paths: Iterable[str | os.PathLike], metric: str = "complex_rmsd
           values = result["per_complex"][metric]
         else:
           values = {str(row["id"]): row[metric] for row in result["complexes"]}
+        out[method] = {str(k): float("nan") if v is None else float(v)
+                       for k, v in values.items()}
       except (KeyError, TypeError, AttributeError) as e:
         raise DataError(f"{path}: method {method}: no per-complex {metric} ({e!r})") from None
-      out[method] = {str(k): float("nan") if v is None else float(v)
-                     for k, v in values.items()}
+      except ValueError as e:
+        raise DataError(f"{path}: method {method}: a per-complex {metric} is not a number "
+                        f"({e})") from None
   return out
 
 

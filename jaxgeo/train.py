@@ -322,6 +322,7 @@ def prepare(config: ml_collections.ConfigDict, store=None) -> Setup:
   """Validates the config, loads the task's data (with the language-model features of the
   config's `lm` section, read from `store` or `lm.store`), chooses buckets, builds the model
   and the jitted steps."""
+  config_lib.validate(config)   # a bad option is named before the store is opened
   task, options, inputs = config_lib.task_setup(config, store)
   config_lib.validate(config, task)
   model_config = config_lib.model_config(config)

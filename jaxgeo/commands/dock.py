@@ -202,7 +202,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-  from jaxgeo import train
+  from jaxgeo import io, train
   from jaxgeo.errors import ConfigError, JaxgeoError
   single = args.receptor or args.ligand
   if bool(args.pairs) == bool(single):
@@ -214,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.receptor, args.ligand):
       if not os.path.isfile(path):
         raise ConfigError(f"{path}: no such file")
+    io.output_file(args.out, "--out", ConfigError)   # before the run is loaded
     docker = Docker(args.model, args.checkpoint, args.store)
     result = docker.dock(args.receptor, args.ligand, args.out)
     print(f"{args.ligand} -> {result.out} ({result.seconds:.2f} s); rotation "
@@ -223,10 +224,9 @@ def run(args: argparse.Namespace) -> int:
 
   from tqdm.auto import tqdm
 
-  from jaxgeo import io
   from jaxgeo.errors import StructureError
   pairs, failures = find_pairs(args.pairs)
-  out_dir = pathlib.Path(args.out)
+  out_dir = io.output_folder(args.out, "--out", ConfigError)
   docker = Docker(args.model, args.checkpoint, args.store)
   seconds = []
   for pdb_id, (rec, lig) in tqdm(pairs.items(), desc="dock", unit="complex",

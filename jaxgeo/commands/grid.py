@@ -19,6 +19,8 @@ def run(args: argparse.Namespace) -> int:
     seeds = tuple(int(s) for s in _names(args.seeds))
   except ValueError:
     raise ConfigError(f"--seeds {args.seeds!r}: expected integers separated by commas") from None
+  if args.max_runs is not None and args.max_runs < 0:
+    raise ConfigError(f"--max-runs {args.max_runs}: must be >= 0")
   spec = grid.GridSpec(tasks=_names(args.tasks), networks=_names(args.nets),
                        variants=_names(args.fusions), features=_names(args.features),
                        seeds=seeds, lm=args.lm, budget=args.budget)

@@ -202,11 +202,15 @@ def run_stats(run_dir: pathlib.Path, task, options) -> dict:
   """The stats the run's loss and predictions used: RUN_DIR/dataset.json's "stats" when the
   trainer wrote it, else recomputed without the training graphs (interface: pos_weight;
   csv: the training labels of the table; position: none)."""
+  from jaxgeo.errors import DataError
   path = run_dir / DATASET_FILE
   if path.exists():
-    stats = json.loads(path.read_text()).get("stats")
-    if stats is not None:
-      return {k: float(v) for k, v in stats.items()}
+    try:
+      stats = json.loads(path.read_text()).get("stats")
+      if stats is not None:
+        return {k: float(v) for k, v in stats.items()}
+    except (OSError, ValueError, AttributeError, TypeError) as e:
+      raise DataError(f"{path}: cannot be read ({type(e).__name__}: {e})") from None
   return {k: float(v) for k, v in task.stats(options, []).items()}
 
 
@@ -397,9 +401,14 @@ def predict(run_dir, paths: Sequence[pathlib.Path], *, chains: str | None = None
 
 
 def run(args: argparse.Namespace) -> int:
-  from jaxgeo import train
+  from jaxgeo import io, train
+  from jaxgeo.errors import ConfigError
   train.setup_jax()
   paths = input_files(args.structures, args.files)
+  # The outputs are checked before anything is computed, so that no prediction is lost.
+  io.output_file(args.out, "--out", ConfigError)
+  if args.pdb_out:
+    io.output_folder(args.pdb_out, "--pdb-out", ConfigError)
   run_, items, raw, failed = predict(
       args.model, paths, chains=args.chains, which=args.checkpoint, embed=args.embed,
       lm_source=args.lm_source, store=args.store, batch_graphs=args.batch_graphs,

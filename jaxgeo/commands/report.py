@@ -5,11 +5,10 @@ methods in score-docking JSON files (`OUT/docking_cdf.png`; RUNS_DIR may then be
 from __future__ import annotations
 
 import argparse
-import pathlib
 
 
 def run(args: argparse.Namespace) -> int:
-  from jaxgeo import report
+  from jaxgeo import io, report
   from jaxgeo.errors import ConfigError
   if args.runs_dir is None and not args.docking:
     raise ConfigError("report: give RUNS_DIR (run folders), --docking JSON ..., or both")
@@ -17,16 +16,17 @@ def run(args: argparse.Namespace) -> int:
     raise ConfigError("report: --readme needs RUNS_DIR (the summary table is of run folders)")
   if args.docking and args.no_figures:
     raise ConfigError("report: --docking draws a figure; it does not go with --no-figures")
-  if args.runs_dir is not None:
-    runs = report.read_runs(args.runs_dir)
-    written = report.write(runs, args.out, figures=not args.no_figures)
+  runs = report.read_runs(args.runs_dir) if args.runs_dir is not None else None
+  methods = report.read_docking(args.docking) if args.docking else None
+  out = io.output_folder(args.out, "--out", ConfigError)
+  if runs is not None:
+    written = report.write(runs, out, figures=not args.no_figures)
     print(f"jaxgeo report: {len(runs)} runs -> " + ", ".join(str(p) for p in written))
     if args.readme:
       report.update_markdown(args.readme, report.summary_table(report.aggregate(runs)))
       print(f"jaxgeo report: summary table -> {args.readme}")
-  if args.docking:
-    methods = report.read_docking(args.docking)
-    path = pathlib.Path(args.out) / report.DOCKING_FIGURE
+  if methods is not None:
+    path = out / report.DOCKING_FIGURE
     report.figure_docking_cdf(methods, path)
     print(f"jaxgeo report: {len(methods)} docking methods ({', '.join(methods)}) -> {path}")
   return 0

@@ -76,7 +76,8 @@ def _load(args: argparse.Namespace):
   else:
     from jaxgeo import rows
     config = rows.resolve(args.config)
-  return config_lib.apply_overrides(config, args.overrides)
+  # Checked here, before any sequence is embedded or file is read.
+  return config_lib.validate(config_lib.apply_overrides(config, args.overrides))
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -705,6 +705,8 @@ def embed_sequences(embedder: Embedder, records: Sequence[tuple[str, str]], stor
   window = max_residues if max_residues is not None else embedder.max_residues
   if window is not None and window < 1:
     raise ConfigError(f"--max-residues {window} must be positive")
+  if max_tokens is not None and max_tokens < 1:
+    raise ConfigError(f"--max-tokens {max_tokens} must be positive")
   if _fail_after is None and os.environ.get(_FAIL_AFTER_ENV):
     _fail_after = int(os.environ[_FAIL_AFTER_ENV])
   hang_after = int(os.environ[_HANG_AFTER_ENV]) if os.environ.get(_HANG_AFTER_ENV) else None

@@ -181,8 +181,15 @@ def score_method(results: ResultsFolder, method: str, loader: Callable | None = 
       continue
     true_lig_path, true_rec_path = results.ground_truth(pdb_id)
     true_lig, true_rec = load(true_lig_path), load(true_rec_path)
+    pred_lig = load(lig_path)
     pred_rec = load(rec_path) if rec_path is not None else true_rec
-    rows.append(score_complex(load(lig_path), pred_rec, true_lig, true_rec, pdb_id))
+    for side, path, pred, true in (("ligand", lig_path, pred_lig, true_lig),
+                                   ("receptor", rec_path, pred_rec, true_rec)):
+      # Nothing paired would score the other partner alone (a complex RMSD of 0).
+      if path is not None and docking.match_residues(pred, true).n_matched == 0:
+        raise DataError(f"{path}: no residue of this predicted {side} matches the ground "
+                        f"truth {true.source} in order or by (chain, number, insertion code)")
+    rows.append(score_complex(pred_lig, pred_rec, true_lig, true_rec, pdb_id))
   return rows
 
 
