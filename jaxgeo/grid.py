@@ -27,7 +27,8 @@ from jaxgeo import config as config_lib
 from jaxgeo import io, rows, train
 from jaxgeo.errors import ConfigError, JaxgeoError
 
-__all__ = ["GridSpec", "Cell", "cells", "cell_config", "run", "SMALL_FILES", "VARIANTS"]
+__all__ = ["GridSpec", "Cell", "cells", "cell_config", "run", "has_results", "SMALL_FILES",
+           "VARIANTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,12 @@ def cell_config(cell: Cell, budget: str):
 
 def _finished(folder: pathlib.Path) -> bool:
   return (folder / "test_metrics.json").is_file()
+
+
+def has_results(results_dir: str | os.PathLike) -> bool:
+  """Whether `results_dir` holds a finished cell's results (what the report reads)."""
+  results_dir = pathlib.Path(results_dir)
+  return results_dir.is_dir() and any(results_dir.rglob("test_metrics.json"))
 
 
 def _keep_small_results(run_dir: pathlib.Path, results_dir: pathlib.Path) -> None:

@@ -75,6 +75,28 @@ def read_bytes_maybe_gzip(path: str | os.PathLike, error: type[Exception]) -> by
   return raw
 
 
+def input_file(path: str | os.PathLike, what: str, error: type[Exception]) -> pathlib.Path:
+  """Checks that the input `path` is a file. Raises `error` (a JaxgeoError subclass) whose
+  message is `what` (the option and / or the path) and the cause: missing, or a folder."""
+  path = pathlib.Path(path)
+  if path.is_dir():
+    raise error(f"{what}: is a folder, not a file")
+  if not path.is_file():
+    raise error(f"{what}: no such file")
+  return path
+
+
+def input_folder(path: str | os.PathLike, what: str, error: type[Exception]) -> pathlib.Path:
+  """Checks that the input `path` is a folder. Raises `error` (a JaxgeoError subclass) whose
+  message is `what` (the option and / or the path) and the cause: missing, or a file."""
+  path = pathlib.Path(path)
+  if path.exists() and not path.is_dir():
+    raise error(f"{what}: is a file, not a folder")
+  if not path.is_dir():
+    raise error(f"{what}: no such folder")
+  return path
+
+
 def output_folder(path: str | os.PathLike, option: str, error: type[Exception]
                   ) -> pathlib.Path:
   """Creates the output folder `path` (and its parents), before anything is computed.

@@ -162,3 +162,92 @@ def test_embed_max_tokens_must_be_positive(tmp_path, capsys):
     one_line_error(capsys, ["embed", "--model", tmp_path / "model", "--fasta", fasta,
                             "--store", tmp_path / "store", "--max-tokens", value,
                             "--no-progress"], f"--max-tokens {value}")
+
+
+# --- grid: nothing finished yet ---------------------------------------------------------------
+
+def test_grid_with_no_finished_cell_skips_the_report(tmp_path, capsys):
+  # Before: "results: no such folder of runs", exit status 2, after the grid had run.
+  assert cli.main(["grid", "--tasks", "position", "--nets", "gvp", "--fusions", "none",
+                   "--seeds", "0", "--max-runs", "0", "--runs", str(tmp_path / "runs"),
+                   "--results", str(tmp_path / "results"), "--report-dir",
+                   str(tmp_path / "report"), "--no-progress"]) == 0
+  captured = capsys.readouterr()
+  assert "no cell has finished yet" in captured.out and "no report written" in captured.out
+  assert captured.err == "" and not (tmp_path / "report").exists()
+
+
+# --- store verify: entry files the index does not list ----------------------------------------
+
+def test_store_verify_reports_and_repairs_entry_files_the_index_lost(tmp_path, capsys):
+  # Before: "0 entries", exit status 0, not a word about the files.
+  import os
+  import sqlite3
+  import numpy as np
+  from jaxgeo.lm.store import EmbeddingStore
+  store = EmbeddingStore(tmp_path / "s")
+  for seq in ("MKTAY", "GGWW", "PPPLLL"):
+    store.put("m", 1, seq, np.ones((len(seq), 4), np.float32))
+  kept = store.entry_path("m", 1, "PPPLLL")
+  lost = [store.entry_path("m", 1, s) for s in ("GGWW", "MKTAY")]
+  store.close()
+  with sqlite3.connect(tmp_path / "s" / "index.sqlite") as db:
+    db.execute("DELETE FROM entries WHERE sequence != 'PPPLLL'")
+  argv = ["store", "verify", str(tmp_path / "s")]
+  assert cli.main(argv) == 1
+  out = capsys.readouterr().out
+  assert "1 entries: ok 1" in out and "2 entry file(s) the index does not list" in out
+  assert str(min(lost)) in out and "--repair" in out
+  # A file written in the last minutes may be a `jaxgeo embed` between file and row: kept.
+  os.utime(lost[0], (1, 1))
+  assert cli.main(argv[:2] + ["--repair"] + argv[2:]) == 1
+  out = capsys.readouterr().out
+  assert f"removed 1 entry file(s) the index does not list (e.g. {lost[0]})" in out
+  assert "cannot be re-indexed" in out and "left 1 entry file(s)" in out
+  assert not lost[0].exists() and lost[1].exists() and kept.exists()
+  os.utime(lost[1], (1, 1))
+  assert cli.main(argv[:2] + ["--repair"] + argv[2:]) == 0
+  assert not lost[1].exists() and kept.exists()
+  capsys.readouterr()
+  assert cli.main(argv) == 0
+  assert "does not list" not in capsys.readouterr().out
+
+
+# --- messages that name a file once and say what it is -----------------------------------------
+
+def test_predict_names_an_unreadable_file_once(tmp_path, capsys, monkeypatch):
+  # Before: "  /x/bad.pdb: /x/bad.pdb: no ATOM/HETATM records ...".
+  from types import SimpleNamespace
+  from jaxgeo.commands import predict
+  bad = tmp_path / "bad.pdb"
+  bad.write_text("not a structure\n")
+
+  def predict_nothing(model, paths, **kwargs):
+    _, failed = predict.read_proteins("csv", paths, None, progress=False)
+    return SimpleNamespace(kind="graph"), [], [], failed
+  monkeypatch.setattr(predict, "predict", predict_nothing)
+  missing = tmp_path / "no.pdb"
+  assert cli.main(["predict", "--model", str(tmp_path / "run"), str(bad), str(missing),
+                   "--out", str(tmp_path / "p.csv"), "--no-progress"]) == 1
+  err = capsys.readouterr().err
+  assert err.count(str(bad)) == 1 and err.count(str(missing)) == 1, err
+  assert f"{bad}: no ATOM/HETATM records" in err
+
+
+def test_dock_receptor_that_is_a_folder(tmp_path, capsys):
+  # Before: "SOME_FOLDER: no such file".
+  one_line_error(capsys, ["dock", "--model", tmp_path / "no_run", "--receptor", tmp_path,
+                          "--ligand", LIG, "--out", tmp_path / "x.pdb"],
+                 f"--receptor {tmp_path}: is a folder, not a file")
+
+
+def test_task_structures_that_is_a_file(tmp_path, capsys):
+  # Before: "task.structures='.../x.pdb.gz': no such folder".
+  labels = tmp_path / "labels.csv"
+  labels.write_text("file,label\n1AY7_l_b.pdb.gz,1.0\n")
+  config = tmp_path / "mine.py"
+  config.write_text("from jaxgeo import config\n\ndef get_config():\n  return config."
+                    f"paper_experiment('csv', 'egnn', 'none', structures={str(LIG)!r}, "
+                    f"labels={str(labels)!r})\n")
+  one_line_error(capsys, ["train", "--config", config, "--run-dir", tmp_path / "run",
+                          "--no-progress"], f"task.structures='{LIG}': is a file, not a folder")

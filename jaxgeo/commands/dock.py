@@ -162,10 +162,9 @@ class Docker:
 def find_pairs(folder: str | os.PathLike) -> tuple[dict[str, tuple], list[str]]:
   """{id: (receptor file, ligand file)} of a folder of `ID_{l,r}_b.pdb[.gz]` files, and one
   message per id that misses its partner. No pair file at all -> DataError."""
+  from jaxgeo import io
   from jaxgeo.errors import DataError
-  folder = pathlib.Path(folder)
-  if not folder.is_dir():
-    raise DataError(f"--pairs {folder}: no such folder")
+  folder = io.input_folder(folder, f"--pairs {folder}", DataError)
   files: dict[str, dict[str, pathlib.Path]] = {}
   for path in sorted(folder.iterdir()):
     m = _PAIR_FILE.match(path.name)
@@ -211,9 +210,8 @@ def run(args: argparse.Namespace) -> int:
     raise ConfigError("dock: --receptor and --ligand go together")
   train.setup_jax()
   if single:
-    for path in (args.receptor, args.ligand):
-      if not os.path.isfile(path):
-        raise ConfigError(f"{path}: no such file")
+    for option, path in (("--receptor", args.receptor), ("--ligand", args.ligand)):
+      io.input_file(path, f"{option} {path}", ConfigError)
     io.output_file(args.out, "--out", ConfigError)   # before the run is loaded
     docker = Docker(args.model, args.checkpoint, args.store)
     result = docker.dock(args.receptor, args.ligand, args.out)

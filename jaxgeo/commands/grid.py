@@ -41,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
   for name, value in status.items():
     if value.startswith("failed"):
       print(f"  {name}: {value}")
-  if not args.no_report:
+  if not args.no_report and not grid.has_results(args.results):
+    print(f"jaxgeo grid: no cell has finished yet (no results in {args.results}): no report "
+          "written")
+  elif not args.no_report:
     written = report.write(report.read_runs(args.results), args.report_dir)
     print("jaxgeo grid: report written: " + ", ".join(str(p) for p in written))
   return 1 if counts["failed"] else 0

@@ -102,11 +102,10 @@ class Item:
 
 def input_files(structures: str | None, files: Sequence[str]) -> list[pathlib.Path]:
   """The structure files of `--structures DIR` or the FILE arguments."""
+  from jaxgeo import io
   from jaxgeo.errors import DataError
   if structures:
-    folder = pathlib.Path(structures)
-    if not folder.is_dir():
-      raise DataError(f"--structures {structures}: no such folder")
+    folder = io.input_folder(structures, f"--structures {structures}", DataError)
     out = sorted(p for p in folder.iterdir()
                  if p.is_file() and p.name.lower().endswith(STRUCTURE_SUFFIXES))
     if not out:
@@ -120,7 +119,8 @@ def input_files(structures: str | None, files: Sequence[str]) -> list[pathlib.Pa
 
 def read_proteins(task_name: str, paths: Sequence[pathlib.Path], chains: str | None,
                   progress: bool = True):
-  """-> ([(path, protein)] (one per chain for per-chain tasks), [(path, error)])."""
+  """-> ([(path, protein)] (one per chain for per-chain tasks), [(path, cause)]): the cause
+  without the path the error starts with (each listing names the path once)."""
   from tqdm.auto import tqdm
   from jaxgeo import structure
   from jaxgeo.errors import JaxgeoError
@@ -129,7 +129,7 @@ def read_proteins(task_name: str, paths: Sequence[pathlib.Path], chains: str | N
     try:
       protein = structure.load_protein(path, chains or None)
     except JaxgeoError as e:
-      failed.append((path, str(e)))
+      failed.append((path, str(e).removeprefix(f"{path}: ")))
       continue
     if task_name in PER_CHAIN:
       from jaxgeo.tasks.position import chains_of
@@ -379,8 +379,9 @@ def predict(run_dir, paths: Sequence[pathlib.Path], *, chains: str | None = None
     config.lm.store = store
   proteins, failed = read_proteins(task_name, paths, chains, progress)
   if not proteins:
+    first = f"{failed[0][0]}: {failed[0][1]}" if failed else "none given"
     raise DataError(f"predict: none of the {len(paths)} structure(s) could be read (first: "
-                    f"{failed[0][1] if failed else 'none given'})")
+                    f"{first})")
   features = None
   if config_lib.uses_lm(config):
     sequences = [s for _, p in proteins for _, s in chain_segments(p)]

@@ -2,9 +2,11 @@
 
 Each entry's file is checked against its index row (present, header, size, shape, dtype,
 finite values, the SHA-256 recorded when it was written). The report counts ok / missing file /
-truncated / corrupt / checksum / non-finite entries; `--repair` removes every damaged entry
-from the index (and its file), so that the next `jaxgeo embed` recomputes it. Exit status 0
-when every entry is ok (or was repaired), 1 when damaged entries remain.
+truncated / corrupt / checksum / non-finite entries, and the entry files the index does not
+list (an index emptied or restored from an older copy); `--repair` removes every damaged entry
+from the index (and its file), and deletes the unlisted files (a file holds only the array, so
+it cannot be re-indexed), so that the next `jaxgeo embed` recomputes them. Exit status 0 when
+every entry is ok (or was repaired), 1 when damage remains.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ def run_verify(args: argparse.Namespace) -> int:
   if len(report.problems) > args.show:
     print(f"  ... and {len(report.problems) - args.show} more")
   print(report.summary())
-  return 1 if report.bad and not report.repaired else 0
+  return 0 if report.clean else 1
 
 
 def register(subparsers) -> None:
@@ -38,7 +40,7 @@ def register(subparsers) -> None:
                      description=__doc__.split("\n\n")[1])
   v.add_argument("store", help="embedding store folder")
   v.add_argument("--repair", action="store_true",
-                 help="remove damaged entries from the index (the next `jaxgeo embed` "
-                 "recomputes them)")
+                 help="remove damaged entries from the index and delete entry files it "
+                 "does not list (the next `jaxgeo embed` recomputes them)")
   v.add_argument("--show", type=int, default=20, help="damaged entries listed (default 20)")
   v.set_defaults(func=run_verify)

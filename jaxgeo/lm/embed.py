@@ -554,11 +554,9 @@ def read_fasta(path: str | os.PathLike) -> list[tuple[str, str]]:
 
 def read_structures(folder: str | os.PathLike) -> list[tuple[str, str]]:
   """-> [("FILE:CHAIN", sequence)] for every chain of every structure file in `folder`."""
-  from jaxgeo import structure
+  from jaxgeo import io, structure
   from jaxgeo.lm.features import chain_segments
-  folder = pathlib.Path(folder)
-  if not folder.is_dir():
-    raise DataError(f"--structures {folder}: no such folder")
+  folder = io.input_folder(folder, f"--structures {folder}", DataError)
   files = sorted(p for p in folder.iterdir()
                  if p.is_file() and p.name.lower().endswith(STRUCTURE_SUFFIXES))
   if not files:

@@ -18,8 +18,10 @@ The index row records an entry's shape, dtype, the SHA-256 of its bytes and how 
 was written (`writes`, used to check that resumed runs do not recompute). Writes are atomic:
 the array goes to a temporary file in the same folder, is fsynced and `os.replace`d, and only
 then is the index row committed, so a killed writer leaves at worst an orphan file that the
-next run overwrites. SQLite's locking makes several writers (processes or threads) safe.
-`put` refuses non-finite values (NaN, inf, float16 overflow).
+next run overwrites (`jaxgeo store verify` reports entry files the index does not list; an
+entry file holds only the array, so it cannot be re-indexed, and `--repair` deletes it).
+SQLite's locking makes several writers (processes or threads) safe. `put` refuses non-finite
+values (NaN, inf, float16 overflow).
 
 Reads are memory-mapped (`np.load(mmap_mode="r")`). `get` checks the file against the index
 (header, shape, dtype, size, finite values) and raises `DataError` for a missing, truncated,
@@ -80,6 +82,9 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 # What `check` / `verify_report` can find, in report order ("absent": no index row).
 STATUSES = ("ok", "missing file", "truncated", "corrupt", "checksum", "non-finite")
 _HEX = re.compile(r"[0-9a-f]{8,64}")
+# An entry file younger than this with no index row may be a write in progress (the file is
+# replaced before its row is committed): `verify_report(repair=True)` leaves it in place.
+RECENT_S = 300.0
 
 
 def entry_key(model: str, layer: int, sequence: str) -> str:
@@ -170,11 +175,16 @@ def _inspect(path: pathlib.Path, length: int, dim: int, dtype: str, digest: str,
 @dataclasses.dataclass(frozen=True)
 class VerifyReport:
   """What `EmbeddingStore.verify_report` found. counts: status -> entries (STATUSES);
-  problems: one line per entry that is not ok; repaired: entries removed from the index."""
+  problems: one line per entry that is not ok; repaired: entries removed from the index.
+  Entry files the index does not list: unindexed (found, no repair asked), removed (deleted by
+  the repair), recent (left by the repair: written in the last RECENT_S seconds)."""
   path: str
   counts: dict
   problems: tuple[str, ...]
   repaired: int
+  unindexed: tuple[str, ...] = ()
+  removed: tuple[str, ...] = ()
+  recent: tuple[str, ...] = ()
 
   @property
   def total(self) -> int:
@@ -183,6 +193,11 @@ class VerifyReport:
   @property
   def bad(self) -> int:
     return self.total - self.counts.get("ok", 0)
+
+  @property
+  def clean(self) -> bool:
+    """Whether nothing damaged is left: every entry ok or repaired, no unindexed file left."""
+    return self.bad == self.repaired and not self.unindexed and not self.recent
 
   def summary(self) -> str:
     parts = ", ".join(f"{s} {self.counts.get(s, 0)}" for s in STATUSES)
@@ -193,6 +208,21 @@ class VerifyReport:
     elif self.bad:
       line += ("; run `jaxgeo store verify --repair` to remove them so that `jaxgeo embed` "
                "recomputes them")
+    return line + self._unindexed_summary()
+
+  def _unindexed_summary(self) -> str:
+    why = ("an entry file holds only the array, not its model, layer or sequence, so it "
+           "cannot be re-indexed; the next `jaxgeo embed` recomputes them")
+    line, what = "", "entry file(s) the index does not list"
+    if self.removed:
+      line += f"; removed {len(self.removed)} {what} (e.g. {self.removed[0]}): {why}"
+    if self.recent:
+      line += (f"; left {len(self.recent)} {what} (e.g. {self.recent[0]}) in place: written "
+               f"in the last {RECENT_S / 60:.0f} minutes, maybe by a `jaxgeo embed` still "
+               "running; verify again later")
+    if self.unindexed:
+      line += (f"; {len(self.unindexed)} {what} (e.g. {self.unindexed[0]}): "
+               f"`jaxgeo store verify --repair` removes them ({why})")
     return line
 
 
@@ -481,9 +511,32 @@ class EmbeddingStore:
     with self._db() as db:
       return int(db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
 
+  def unindexed(self) -> list[pathlib.Path]:
+    """The entry files under entries/ whose key the index does not hold, sorted."""
+    # Files first, then keys: `put` writes the file before its row.
+    files = sorted((self.path / ENTRIES_DIR).glob("*/*.npy"))
+    with self._db() as db:
+      keys = {r[0] for r in db.execute("SELECT key FROM entries").fetchall()}
+    return [p for p in files if p.stem not in keys]
+
+  @staticmethod
+  def _remove_unindexed(path: pathlib.Path) -> bool:
+    """Deletes an unindexed entry file unless it is recent (maybe a write in progress).
+    -> whether it is gone."""
+    try:
+      if time.time() - path.stat().st_mtime < RECENT_S:
+        return False
+      path.unlink()
+    except FileNotFoundError:
+      pass
+    return True
+
   def verify_report(self, repair: bool = False) -> VerifyReport:
-    """Checks every entry (file present, header, size, shape, finite values, checksum).
-    `repair=True` removes every entry that is not ok from the index (and its file)."""
+    """Checks every entry (file present, header, size, shape, finite values, checksum) and
+    lists the entry files the index does not hold. `repair=True` removes every entry that is
+    not ok from the index (and its file), and deletes the unindexed files (they cannot be
+    re-indexed: a file holds only the array) but those written in the last RECENT_S seconds.
+    """
     with self._db() as db:
       rows = db.execute("SELECT model, layer, sequence, length, dim, dtype, sha256 FROM entries "
                         "ORDER BY rowid").fetchall()
@@ -503,7 +556,14 @@ class EmbeddingStore:
       if repair:
         self._remove_id(model, layer, seq)
         repaired += 1
-    return VerifyReport(str(self.path), counts, tuple(problems), repaired)
+    unindexed = [str(p) for p in self.unindexed()]
+    if not repair:
+      return VerifyReport(str(self.path), counts, tuple(problems), repaired, tuple(unindexed))
+    removed, recent = [], []
+    for p in unindexed:
+      (removed if self._remove_unindexed(pathlib.Path(p)) else recent).append(p)
+    return VerifyReport(str(self.path), counts, tuple(problems), repaired, (), tuple(removed),
+                        tuple(recent))
 
   def verify(self) -> list[str]:
     """Checks every entry (file present, header, shape, checksum). -> problems, one a line."""

@@ -34,7 +34,7 @@ import pathlib
 import numpy as np
 
 from jaxgeo import graph as graph_lib
-from jaxgeo import structure
+from jaxgeo import io, structure
 from jaxgeo.datasets import csv_table
 from jaxgeo.errors import ConfigError, DataError, StructureError
 from jaxgeo.lm.features import chain_segments
@@ -87,9 +87,8 @@ class CsvTask(base.Task):
       if not getattr(options, name):
         raise ConfigError(f"task.{name}: not set (task {self.name!r} needs the structures "
                           "folder and the CSV file of labels)")
-    folder = pathlib.Path(options.structures).expanduser()
-    if not folder.is_dir():
-      raise DataError(f"task.structures={options.structures!r}: no such folder")
+    folder = io.input_folder(pathlib.Path(options.structures).expanduser(),
+                             f"task.structures={options.structures!r}", DataError)
     return folder, pathlib.Path(options.labels).expanduser()
 
   def table(self, options: CsvOptions) -> csv_table.Table:

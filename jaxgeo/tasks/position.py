@@ -38,7 +38,7 @@ import pathlib
 import numpy as np
 
 from jaxgeo import graph as graph_lib
-from jaxgeo import structure
+from jaxgeo import io, structure
 from jaxgeo.datasets import db5, synthetic
 from jaxgeo.errors import ConfigError, DataError
 from jaxgeo.lm.features import chain_segments
@@ -88,8 +88,7 @@ class PositionOptions:
 
 def structure_files(folder: pathlib.Path) -> list[pathlib.Path]:
   """The structure files of a folder, sorted. None -> DataError."""
-  if not folder.is_dir():
-    raise DataError(f"task.structures={str(folder)!r}: no such folder")
+  io.input_folder(folder, f"task.structures={str(folder)!r}", DataError)
   files = sorted(p for p in folder.iterdir()
                  if p.is_file() and p.name.lower().endswith(STRUCTURE_SUFFIXES))
   if not files:
