@@ -97,35 +97,35 @@ def input_folder(path: str | os.PathLike, what: str, error: type[Exception]) -> 
   return path
 
 
-def output_folder(path: str | os.PathLike, option: str, error: type[Exception]
+def output_folder(path: str | os.PathLike, what: str, error: type[Exception]
                   ) -> pathlib.Path:
   """Creates the output folder `path` (and its parents), before anything is computed.
 
-  Raises `error` (a JaxgeoError subclass) naming `option` and the path when it is a file or
-  cannot be created.
+  Raises `error` (a JaxgeoError subclass) whose message is `what` (the option and / or the
+  path) and the cause when it is a file or cannot be created.
   """
   path = pathlib.Path(path)
   if path.exists() and not path.is_dir():
-    raise error(f"{option} {path}: is a file, not a folder")
+    raise error(f"{what}: is a file, not a folder")
   try:
     path.mkdir(parents=True, exist_ok=True)
   except OSError as e:
-    raise error(f"{option} {path}: cannot create the folder ({e.strerror or e})") from None
+    raise error(f"{what}: cannot create the folder ({e.strerror or e})") from None
   return path
 
 
-def output_file(path: str | os.PathLike, option: str, error: type[Exception]) -> pathlib.Path:
+def output_file(path: str | os.PathLike, what: str, error: type[Exception]) -> pathlib.Path:
   """Checks that the output file `path` can be written (not a folder; its folder created),
-  before anything is computed. Raises `error` naming `option` and the path."""
+  before anything is computed. Raises `error` whose message is `what` (the option and / or
+  the path) and the cause."""
   path = pathlib.Path(path)
   if path.is_dir():
-    raise error(f"{option} {path}: is a folder, not a file")
+    raise error(f"{what}: is a folder, not a file")
   parent = path.parent
   if parent.exists() and not parent.is_dir():
-    raise error(f"{option} {path}: {parent} is a file, not a folder")
+    raise error(f"{what}: {parent} is a file, not a folder")
   try:
     parent.mkdir(parents=True, exist_ok=True)
   except OSError as e:
-    raise error(f"{option} {path}: cannot create its folder {parent} "
-                f"({e.strerror or e})") from None
+    raise error(f"{what}: cannot create its folder {parent} ({e.strerror or e})") from None
   return path

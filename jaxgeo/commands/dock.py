@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
   if single:
     for option, path in (("--receptor", args.receptor), ("--ligand", args.ligand)):
       io.input_file(path, f"{option} {path}", ConfigError)
-    io.output_file(args.out, "--out", ConfigError)   # before the run is loaded
+    io.output_file(args.out, f"--out {args.out}", ConfigError)   # before the run is loaded
     docker = Docker(args.model, args.checkpoint, args.store)
     result = docker.dock(args.receptor, args.ligand, args.out)
     print(f"{args.ligand} -> {result.out} ({result.seconds:.2f} s); rotation "
@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
 
   from jaxgeo.errors import StructureError
   pairs, failures = find_pairs(args.pairs)
-  out_dir = io.output_folder(args.out, "--out", ConfigError)
+  out_dir = io.output_folder(args.out, f"--out {args.out}", ConfigError)
   docker = Docker(args.model, args.checkpoint, args.store)
   seconds = []
   for pdb_id, (rec, lig) in tqdm(pairs.items(), desc="dock", unit="complex",

@@ -407,9 +407,9 @@ def run(args: argparse.Namespace) -> int:
   train.setup_jax()
   paths = input_files(args.structures, args.files)
   # The outputs are checked before anything is computed, so that no prediction is lost.
-  io.output_file(args.out, "--out", ConfigError)
+  io.output_file(args.out, f"--out {args.out}", ConfigError)
   if args.pdb_out:
-    io.output_folder(args.pdb_out, "--pdb-out", ConfigError)
+    io.output_folder(args.pdb_out, f"--pdb-out {args.pdb_out}", ConfigError)
   run_, items, raw, failed = predict(
       args.model, paths, chains=args.chains, which=args.checkpoint, embed=args.embed,
       lm_source=args.lm_source, store=args.store, batch_graphs=args.batch_graphs,

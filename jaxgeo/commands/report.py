@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     raise ConfigError("report: --docking draws a figure; it does not go with --no-figures")
   runs = report.read_runs(args.runs_dir) if args.runs_dir is not None else None
   methods = report.read_docking(args.docking) if args.docking else None
-  out = io.output_folder(args.out, "--out", ConfigError)
+  out = io.output_folder(args.out, f"--out {args.out}", ConfigError)
   if runs is not None:
     written = report.write(runs, out, figures=not args.no_figures)
     print(f"jaxgeo report: {len(runs)} runs -> " + ", ".join(str(p) for p in written))
