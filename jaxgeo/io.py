@@ -105,12 +105,7 @@ def output_folder(path: str | os.PathLike, what: str, error: type[Exception]
   path) and the cause when it is a file or cannot be created.
   """
   path = pathlib.Path(path)
-  if path.exists() and not path.is_dir():
-    raise error(f"{what}: is a file, not a folder")
-  try:
-    path.mkdir(parents=True, exist_ok=True)
-  except OSError as e:
-    raise error(f"{what}: cannot create the folder ({e.strerror or e})") from None
+  _make_folder(path, what, "is a file, not a folder", "the folder", error)
   return path
 
 
@@ -122,10 +117,17 @@ def output_file(path: str | os.PathLike, what: str, error: type[Exception]) -> p
   if path.is_dir():
     raise error(f"{what}: is a folder, not a file")
   parent = path.parent
-  if parent.exists() and not parent.is_dir():
-    raise error(f"{what}: {parent} is a file, not a folder")
-  try:
-    parent.mkdir(parents=True, exist_ok=True)
-  except OSError as e:
-    raise error(f"{what}: cannot create its folder {parent} ({e.strerror or e})") from None
+  _make_folder(parent, what, f"{parent} is a file, not a folder", f"its folder {parent}", error)
   return path
+
+
+def _make_folder(folder: pathlib.Path, what: str, is_file: str, name: str,
+                 error: type[Exception]) -> None:
+  """Creates `folder` (and its parents); raises `error` "{what}: {is_file}" when it is a
+  file, "{what}: cannot create {name} (cause)" when it cannot be created."""
+  if folder.exists() and not folder.is_dir():
+    raise error(f"{what}: {is_file}")
+  try:
+    folder.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise error(f"{what}: cannot create {name} ({e.strerror or e})") from None
