@@ -16,14 +16,14 @@
 #             featurisation, seeds 0-2
 #   rich      position, interface: GVP-GNN none / replace and EGNN none with the rich
 #             (GVP-CPD) inputs, seeds 0-2
-#   affinity  affinity: GVP-GNN none / project / random-lm / replace and EGNN none / project /
-#             concat, seeds 0-2
-#   quality   quality: EGNN none / project, seeds 0-2
-#   docking   docking: IEGMN none / replace, seeds 0-2, and random-lm, seed 0 (the CPU docking
-#             budget, 10 epochs; replace and random-lm are about an hour a run here)
+#   affinity  affinity: GVP-GNN none / project / concat / random-lm / replace, EGNN none /
+#             project / concat and Molformer none / project, seeds 0-2
+#   quality   quality: EGNN and Molformer none / project, seeds 0-2
+#   docking   docking: IEGMN none / replace / random-lm, seeds 0-2 (the CPU docking budget,
+#             10 epochs; replace and random-lm are about an hour a run here)
 # Not in it (and why, in the README): EGNN replace / random-lm (UniRep's width 1900 makes
 # a 10^8-parameter EGNN, about an hour a run here), Molformer replace (likewise), GVP-GNN
-# concat on affinity, GVP-GNN and Molformer on quality, docking's random-lm at seeds 1-2.
+# on quality.
 #
 # Environment: JAXGEO_DATA (default ../shared/data), JAXGEO_STORE (default embeddings/; the
 # UniRep and random-lm vectors are computed into it first), GRID_RUNS (run folders with
@@ -55,12 +55,15 @@ if has affinity; then
   "${GRID[@]}" --tasks affinity --nets gvp --fusions none,random-lm,project,replace \
     --seeds 0,1,2
   "${GRID[@]}" --tasks affinity --nets egnn --fusions none,project,concat --seeds 0,1,2
+  "${GRID[@]}" --tasks affinity --nets molformer --fusions none,project --seeds 0,1,2
+  "${GRID[@]}" --tasks affinity --nets gvp --fusions concat --seeds 0,1,2
 fi
 if has quality; then
   "${GRID[@]}" --tasks quality --nets egnn --fusions none,project --seeds 0,1,2
+  "${GRID[@]}" --tasks quality --nets molformer --fusions none,project --seeds 0,1,2
 fi
 if has docking; then
   "${GRID[@]}" --tasks docking --nets iegmn --fusions none,replace --seeds 0,1,2
-  "${GRID[@]}" --tasks docking --nets iegmn --fusions random-lm --seeds 0
+  "${GRID[@]}" --tasks docking --nets iegmn --fusions random-lm --seeds 0,1,2
 fi
 python -m jaxgeo report experiments/results/runs --out experiments/results --readme README.md
