@@ -12,18 +12,18 @@
 #
 # Steps (CPU_GRID_STEPS, default "paper rich affinity quality docking"):
 #   paper     position, interface: GVP-GNN none / project / concat / random-lm / replace,
-#             EGNN none / project / concat, Molformer none / project, the paper's
+#             EGNN none / project / concat, Molformer none / project / concat, the paper's
 #             featurisation, seeds 0-2
 #   rich      position, interface: GVP-GNN none / replace and EGNN none with the rich
 #             (GVP-CPD) inputs, seeds 0-2
-#   affinity  affinity: GVP-GNN none / project / concat / random-lm / replace, EGNN none /
-#             project / concat and Molformer none / project, seeds 0-2
-#   quality   quality: EGNN and Molformer none / project, seeds 0-2
+#   affinity  affinity: GVP-GNN none / project / concat / random-lm / replace, EGNN and
+#             Molformer none / project / concat, seeds 0-2
+#   quality   quality: GVP-GNN none / project, EGNN and Molformer none / project / concat,
+#             seeds 0-2
 #   docking   docking: IEGMN none / replace / random-lm, seeds 0-2 (the CPU docking budget,
 #             10 epochs; replace and random-lm are about an hour a run here)
 # Not in it (and why, in the README): EGNN replace / random-lm (UniRep's width 1900 makes
-# a 10^8-parameter EGNN, about an hour a run here), Molformer replace (likewise), GVP-GNN
-# on quality.
+# a 10^8-parameter EGNN, about an hour a run here), Molformer replace (likewise).
 #
 # Environment: JAXGEO_DATA (default ../shared/data), JAXGEO_STORE (default embeddings/; the
 # UniRep and random-lm vectors are computed into it first), GRID_RUNS (run folders with
@@ -44,6 +44,7 @@ if has paper; then
     --seeds 0,1,2
   "${GRID[@]}" --tasks position,interface --nets molformer --fusions none,project \
     --seeds 0,1,2
+  "${GRID[@]}" --tasks interface,position --nets molformer --fusions concat --seeds 0,1,2
 fi
 if has rich; then
   "${GRID[@]}" --tasks interface,position --nets gvp --fusions none,replace --features rich \
@@ -55,12 +56,14 @@ if has affinity; then
   "${GRID[@]}" --tasks affinity --nets gvp --fusions none,random-lm,project,replace \
     --seeds 0,1,2
   "${GRID[@]}" --tasks affinity --nets egnn --fusions none,project,concat --seeds 0,1,2
-  "${GRID[@]}" --tasks affinity --nets molformer --fusions none,project --seeds 0,1,2
+  "${GRID[@]}" --tasks affinity --nets molformer --fusions none,project,concat --seeds 0,1,2
   "${GRID[@]}" --tasks affinity --nets gvp --fusions concat --seeds 0,1,2
 fi
 if has quality; then
   "${GRID[@]}" --tasks quality --nets egnn --fusions none,project --seeds 0,1,2
   "${GRID[@]}" --tasks quality --nets molformer --fusions none,project --seeds 0,1,2
+  "${GRID[@]}" --tasks quality --nets egnn,molformer --fusions concat --seeds 0,1,2
+  "${GRID[@]}" --tasks quality --nets gvp --fusions none,project --seeds 0,1,2
 fi
 if has docking; then
   "${GRID[@]}" --tasks docking --nets iegmn --fusions none,replace --seeds 0,1,2
