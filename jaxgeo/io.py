@@ -105,7 +105,7 @@ def output_folder(path: str | os.PathLike, what: str, error: type[Exception]
   path) and the cause when it is a file or cannot be created.
   """
   path = pathlib.Path(path)
-  _make_folder(path, what, "is a file, not a folder", "the folder", error)
+  _make_folder(path, what, error)
   return path
 
 
@@ -116,18 +116,16 @@ def output_file(path: str | os.PathLike, what: str, error: type[Exception]) -> p
   path = pathlib.Path(path)
   if path.is_dir():
     raise error(f"{what}: is a folder, not a file")
-  parent = path.parent
-  _make_folder(parent, what, f"{parent} is a file, not a folder", f"its folder {parent}", error)
+  _make_folder(path.parent, what, error)
   return path
 
 
-def _make_folder(folder: pathlib.Path, what: str, is_file: str, name: str,
-                 error: type[Exception]) -> None:
-  """Creates `folder` (and its parents); raises `error` "{what}: {is_file}" when it is a
-  file, "{what}: cannot create {name} (cause)" when it cannot be created."""
+def _make_folder(folder: pathlib.Path, what: str, error: type[Exception]) -> None:
+  """Creates `folder` (and its parents); raises `error`, its message `what` and the cause,
+  when the folder is a file or cannot be created."""
   if folder.exists() and not folder.is_dir():
-    raise error(f"{what}: {is_file}")
+    raise error(f"{what}: {folder} is a file, not a folder")
   try:
     folder.mkdir(parents=True, exist_ok=True)
   except OSError as e:
-    raise error(f"{what}: cannot create {name} ({e.strerror or e})") from None
+    raise error(f"{what}: cannot create the folder {folder} ({e.strerror or e})") from None
