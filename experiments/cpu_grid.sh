@@ -10,7 +10,7 @@
 #   bash experiments/cpu_grid.sh                 # the whole reduced grid
 #   CPU_GRID_STEPS="paper rich" bash experiments/cpu_grid.sh    # some of it
 #
-# Steps (CPU_GRID_STEPS, default "paper rich affinity quality docking"):
+# Steps (CPU_GRID_STEPS, default "paper rich affinity quality docking molformer-lm"):
 #   paper     position, interface: GVP-GNN none / project / concat / random-lm / replace,
 #             EGNN none / project / concat, Molformer none / project / concat, the paper's
 #             featurisation, seeds 0-2
@@ -22,8 +22,11 @@
 #             seeds 0-2
 #   docking   docking: IEGMN none / replace / random-lm, seeds 0-2 (the CPU docking budget,
 #             10 epochs; replace and random-lm are about an hour a run here)
+#   molformer-lm  Molformer widened to UniRep's 1900 (4.7 x 10^7 parameters, 13-20 minutes a
+#             run here): replace on interface / position / affinity, random-lm on
+#             interface / position, seeds 0-2
 # Not in it (and why, in the README): EGNN replace / random-lm (UniRep's width 1900 makes
-# a 10^8-parameter EGNN, about an hour a run here), Molformer replace (likewise).
+# a 10^8-parameter EGNN, two to three hours a run on one core here).
 #
 # Environment: JAXGEO_DATA (default ../shared/data), JAXGEO_STORE (default embeddings/; the
 # UniRep and random-lm vectors are computed into it first), GRID_RUNS (run folders with
@@ -32,7 +35,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export JAXGEO_DATA="${JAXGEO_DATA:-../shared/data}"
 export JAXGEO_STORE="${JAXGEO_STORE:-$PWD/embeddings}"
-STEPS="${CPU_GRID_STEPS:-paper rich affinity quality docking}"
+STEPS="${CPU_GRID_STEPS:-paper rich affinity quality docking molformer-lm}"
 GRID=(nice -n "${NICE:-10}" python -m jaxgeo grid --budget cpu --runs "${GRID_RUNS:-runs/grid}"
       --results experiments/results/runs --no-report)
 has() { [[ " $STEPS " == *" $1 "* ]]; }
@@ -68,5 +71,10 @@ fi
 if has docking; then
   "${GRID[@]}" --tasks docking --nets iegmn --fusions none,replace --seeds 0,1,2
   "${GRID[@]}" --tasks docking --nets iegmn --fusions random-lm --seeds 0,1,2
+fi
+if has molformer-lm; then
+  "${GRID[@]}" --tasks interface,position,affinity --nets molformer --fusions replace \
+    --seeds 0,1,2
+  "${GRID[@]}" --tasks interface,position --nets molformer --fusions random-lm --seeds 0,1,2
 fi
 python -m jaxgeo report experiments/results/runs --out experiments/results --readme README.md
