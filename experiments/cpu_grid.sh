@@ -22,7 +22,7 @@
 #             seeds 0-2
 #   docking   docking: IEGMN none / replace / random-lm, seeds 0-2 (the CPU docking budget,
 #             10 epochs; replace and random-lm are about an hour a run here)
-#   molformer-lm  Molformer widened to UniRep's 1900 (4.7 x 10^7 parameters, 13-20 minutes a
+#   molformer-lm  Molformer widened to UniRep's 1900 (4.7 x 10^7 parameters, 13-32 minutes a
 #             run here): replace on interface / position / affinity, random-lm on
 #             interface / position, seeds 0-2
 # Not in it (and why, in the README): EGNN replace / random-lm (UniRep's width 1900 makes
