@@ -73,6 +73,16 @@ def _same_shape(a: np.ndarray, b: np.ndarray, what: str) -> None:
         "native must correspond 1:1")
 
 
+def _complex_coords(pred_lig, pred_rec, true_lig, true_rec) -> tuple[np.ndarray, ...]:
+  """The four CA coordinate arrays of a predicted and a true complex, checked: each [n, 3],
+  the predicted ligand / receptor shaped as the true ones."""
+  arrays = tuple(_coords(x, name) for x, name in zip(
+      (pred_lig, pred_rec, true_lig, true_rec), ("pred_lig", "pred_rec", "true_lig", "true_rec")))
+  _same_shape(arrays[0], arrays[2], "ligand")
+  _same_shape(arrays[1], arrays[3], "receptor")
+  return arrays
+
+
 def kabsch(mobile, target) -> tuple[np.ndarray, np.ndarray]:
   """Optimal rigid superposition of `mobile` onto `target` (Kabsch), rotation proper.
 
@@ -147,12 +157,8 @@ def complex_rmsd(pred_lig, pred_rec, true_lig, true_rec) -> float:
     true_lig: `[Nl, 3]` true ligand CA coordinates.
     true_rec: `[Nr, 3]` true receptor CA coordinates.
   """
-  pred_lig = _coords(pred_lig, "pred_lig")
-  pred_rec = _coords(pred_rec, "pred_rec")
-  true_lig = _coords(true_lig, "true_lig")
-  true_rec = _coords(true_rec, "true_rec")
-  _same_shape(pred_lig, true_lig, "ligand")
-  _same_shape(pred_rec, true_rec, "receptor")
+  pred_lig, pred_rec, true_lig, true_rec = _complex_coords(pred_lig, pred_rec, true_lig,
+                                                          true_rec)
   return rmsd(np.concatenate([pred_lig, pred_rec]), np.concatenate([true_lig, true_rec]),
               align=True)
 
@@ -171,12 +177,8 @@ def interface_rmsd(pred_lig, pred_rec, true_lig, true_rec,
     The RMSD after superposing the predicted interface on the true one; nan without
     interface pairs.
   """
-  pred_lig = _coords(pred_lig, "pred_lig")
-  pred_rec = _coords(pred_rec, "pred_rec")
-  true_lig = _coords(true_lig, "true_lig")
-  true_rec = _coords(true_rec, "true_rec")
-  _same_shape(pred_lig, true_lig, "ligand")
-  _same_shape(pred_rec, true_rec, "receptor")
+  pred_lig, pred_rec, true_lig, true_rec = _complex_coords(pred_lig, pred_rec, true_lig,
+                                                          true_rec)
   li, ri = equidock_interface(true_lig, true_rec, cutoff)
   if li.shape[0] == 0:
     return float("nan")
