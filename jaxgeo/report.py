@@ -17,9 +17,10 @@ positive gain is an improvement of the task's primary metric. Correlations (Spea
 Pearson, Kendall: `is_correlation`) are the exception: their zero is "no signal", not "no
 error", so a baseline near zero turns a small difference into a huge ratio; for them the
 headline gives the absolute difference (with - without), averaged on its own and kept out of
-the relative averages and the knowledge-vs-capacity figure. The paired difference is
-computed seed by seed and said to exceed the seed spread when its mean is larger than the
-standard deviation of the per-seed differences (and larger than zero with 2+ seeds).
+the relative averages (the knowledge-vs-capacity figure draws them on an axis of their own).
+The paired difference is computed seed by seed and said to exceed the seed spread when its
+mean is larger than the standard deviation of the per-seed differences (and larger than zero
+with 2+ seeds).
 
 Docking (`read_docking`, `figure_docking_cdf`): the JSON of `jaxgeo score-docking --json` (or
 of `experiments/score_docking_baselines.py`) gives each method's complex RMSD per complex; the
@@ -40,7 +41,8 @@ import numpy as np
 from jaxgeo import io
 from jaxgeo.errors import DataError
 
-__all__ = ["Run", "RowSummary", "Pair", "read_run", "read_runs", "aggregate", "pairs",
+__all__ = ["Run", "RowSummary", "Pair", "Gain", "knowledge_gains", "read_run", "read_runs",
+           "aggregate", "pairs",
            "task_table", "headline_table", "summary_table", "update_markdown", "write",
            "FIGURES", "DOCKING_FIGURE", "DOCKING_LABELS", "SUMMARY_BEGIN", "SUMMARY_END",
            "read_docking", "figure_docking_cdf", "is_correlation", "CORRELATION_METRICS"]
@@ -415,27 +417,82 @@ def figure_primary(summaries: dict[str, RowSummary], task: str, path: pathlib.Pa
   plt.close(fig)
 
 
+KNOWLEDGE_VARIANTS = ("project", "random-lm", "replace")
+
+
+@dataclasses.dataclass(frozen=True)
+class Gain:
+  """One bar of the knowledge-vs-capacity figure: a variant's gain over `none` in a group.
+
+  `value` is relative ((with - without) / |without|) for an error metric and absolute
+  (with - without) for a correlation (`relative` says which); `spread` is the standard
+  deviation of the per-seed paired differences on the same scale (NaN with fewer than two
+  seeds), positive = better in both.
+  """
+  group: tuple
+  variant: str
+  metric: str
+  relative: bool
+  value: float
+  spread: float
+
+
+def knowledge_gains(summaries: dict[str, RowSummary]) -> list[Gain]:
+  """The gains of project, random-lm and replace over none in every (task, network,
+  features) group that has none and at least one of them, in `pairs` order."""
+  out = []
+  for p in pairs(summaries):
+    if p.variant not in KNOWLEDGE_VARIANTS:
+      continue
+    d = p.paired_differences()
+    spread = float(d.std(ddof=1)) if len(d) >= 2 else float("nan")
+    relative = not is_correlation(p.metric)
+    if relative:
+      base = abs(p.without.mean(p.metric))
+      value, spread = p.relative_gain, (spread / base if base else float("nan"))
+    else:
+      value = p.absolute_gain
+    out.append(Gain(p.without.first.group, p.variant, p.metric, relative, value, spread))
+  return out
+
+
 def figure_knowledge(summaries: dict[str, RowSummary], path: pathlib.Path) -> None:
-  """Knowledge vs capacity: relative gain of project, random-lm and replace over none, per
-  (task, network, features) group (groups whose metric is a correlation are left out: their
-  gain is not relative)."""
+  """Knowledge vs capacity, every task: the gain of project, random-lm and replace over none
+  per (task, network, features) group, error bars the spread of the per-seed paired
+  differences. Relative gains (%) on the left; groups whose metric is a correlation (quality's
+  Spearman) on their own axis on the right, as absolute differences (see the module notes)."""
   plt = _pyplot()
-  found = [p for p in pairs(summaries) if not is_correlation(p.metric)]
-  groups = sorted({p.without.first.group for p in found})
-  variants = ("project", "random-lm", "replace")
-  fig, ax = plt.subplots(figsize=(max(5.5, 1.2 * len(groups)), 3.6))
-  width = 0.8 / len(variants)
-  for i, v in enumerate(variants):
-    gains = []
-    for g in groups:
-      match = [p.relative_gain for p in found if p.variant == v and p.without.first.group == g]
-      gains.append(100 * match[0] if match else float("nan"))
-    ax.bar(np.arange(len(groups)) + (i - 1) * width, gains, width, label=v)
-  ax.axhline(0.0, color="black", linewidth=0.8)
-  ax.set_xticks(range(len(groups)), ["\n".join(g) for g in groups], fontsize=7)
-  ax.set_ylabel("relative gain over none (%)")
-  ax.set_title("knowledge (replace vs random-lm) vs capacity (project)", fontsize=9)
-  ax.legend(fontsize=7)
+  gains = knowledge_gains(summaries)
+  panels = [(kind, sorted({g.group for g in gains if g.relative == kind}))
+            for kind in (True, False)]
+  panels = [(kind, groups) for kind, groups in panels if groups]
+  if not panels:
+    panels = [(True, [])]
+  counts = [max(len(groups), 1) for _, groups in panels]
+  fig, axes = plt.subplots(1, len(panels), squeeze=False, gridspec_kw={"width_ratios": counts},
+                           figsize=(max(5.5, 1.2 * sum(counts) + 1.0), 3.8))
+  width = 0.8 / len(KNOWLEDGE_VARIANTS)
+  colors = {"project": "#1f77b4", "random-lm": "#ff7f0e", "replace": "#2ca02c"}
+  for ax, (relative, groups) in zip(axes[0], panels):
+    scale = 100.0 if relative else 1.0
+    for i, v in enumerate(KNOWLEDGE_VARIANTS):
+      found = {g.group: g for g in gains if g.variant == v and g.relative == relative}
+      values = [scale * found[k].value if k in found else float("nan") for k in groups]
+      spreads = [scale * found[k].spread if k in found else float("nan") for k in groups]
+      ax.bar(np.arange(len(groups)) + (i - 1) * width, values, width, label=v,
+             color=colors[v], yerr=np.nan_to_num(spreads), capsize=2,
+             error_kw={"linewidth": 0.8})
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(groups)), ["\n".join(g) for g in groups], fontsize=7)
+    if relative:
+      ax.set_ylabel("relative gain over none (%)")
+    else:
+      metrics = sorted({g.metric for g in gains if not g.relative})
+      ax.set_ylabel(f"absolute gain over none ({', '.join(metrics)})")
+    ax.set_xlim(-0.6, max(len(groups), 1) - 0.4)
+  axes[0][0].legend(fontsize=7)
+  fig.suptitle("knowledge (replace vs random-lm) vs capacity (project); error bars: spread of "
+               "the per-seed paired differences", fontsize=9)
   fig.tight_layout()
   with io.atomic_path(path, suffix=".png") as tmp:
     fig.savefig(tmp, format="png", dpi=120)

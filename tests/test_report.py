@@ -100,7 +100,20 @@ def test_correlation_gains_are_absolute_and_kept_out_of_the_relative_average(run
   assert "replace (paper features) +15.7% over 2" in text
   assert "Average absolute gain of the correlation pairs: project (paper features) +0.140 " \
          "over 1." in text
-  report.figure_knowledge(summaries, tmp_path / "k.png")    # draws without the quality group
+  # The knowledge figure's bars: relative for interface / position, absolute for quality.
+  gains = {(g.group[0], g.variant): g for g in report.knowledge_gains(summaries)}
+  assert set(gains) == {("interface", "replace"), ("interface", "random-lm"),
+                        ("position", "replace"), ("quality", "project")}
+  q = gains[("quality", "project")]
+  assert not q.relative and q.metric == "spearman"
+  assert q.value == pytest.approx(0.14) and q.spread == pytest.approx(np.std([0.12, 0.16],
+                                                                             ddof=1))
+  r = gains[("interface", "replace")]
+  assert r.relative and r.value == pytest.approx(0.07 / 0.61)
+  assert r.spread == pytest.approx(np.std([0.10, 0.04], ddof=1) / 0.61)
+  assert np.isnan(gains[("position", "replace")].spread)      # one seed: no spread
+  report.figure_knowledge(summaries, tmp_path / "k.png")    # two panels
+  assert (tmp_path / "k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_summary_table_and_readme_block_hold_the_folders_numbers(runs, tmp_path, capsys):
