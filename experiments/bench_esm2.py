@@ -257,6 +257,20 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         f"is the machine's noise). Warm: {r['warm_gflops']:.0f} GFLOP/s of real "
         f"tokens ({r['warm_padded_gflops']:.0f} counting padding), "
         f"{r['warm_fraction_of_matmul']:.0%} of what a plain matmul got at the same time.")
+  lines += ["", "The targets as arithmetic (each model's FLOPs per real residue, from its warm "
+            "rate):"]
+  for r in rows:
+    per_residue = r["warm_gflops"] / r["warm_res_per_s"]           # GFLOP per residue
+    second = 3 * r["transformers_res_per_s"] * per_residue
+    first_budget = meta["residues"] / (2 * r["transformers_res_per_s"])
+    lines.append(
+        f"- {r['model']}: 3x transformers is {3 * r['transformers_res_per_s']:,.0f} res/s, "
+        f"{second:.0f} GFLOP/s of real tokens with nothing else in the run: "
+        f"{second / meta['matmul']['jax_gflops']:.0%} of the plain matmul measured at the "
+        f"same moment ({meta['matmul']['jax_gflops']:.0f} GFLOP/s); 2x on the first run "
+        f"leaves {first_budget:.1f} s for compiling and computing {meta['residues']:,} "
+        f"residues, which take {meta['residues'] / r['warm_res_per_s']:.1f} s at the warm "
+        "rate alone.")
   lines.append("")
   return "\n".join(lines)
 
