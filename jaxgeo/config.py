@@ -121,10 +121,13 @@ def experiment(task: str, network: str, fusion: str = "none", *, head: str = "gr
   return config
 
 
-# The language models of the tables: store name -> (layer, width). "unirep1900_random" is
-# the random-lm control: UniRep 1900's architecture at a fixed random initialisation.
+# The language models of the tables: store name -> (layer, width). "unirep{size}_random" is
+# the random-lm control: that UniRep's architecture at a fixed random initialisation.
+# UniRep 256 (the same wheel's smaller pre-trained model) is there for the networks that
+# `replace` widens to the language model's width (EGNN: 1900 wide it needs an accelerator).
 PAPER_LMS = {"esm2_t33_650M": (33, 1280), "unirep1900": (1, 1900),
-             "unirep1900_random": (1, 1900)}
+             "unirep1900_random": (1, 1900), "unirep256": (1, 256),
+             "unirep256_random": (1, 256)}
 
 
 FEATURES = ("paper", "rich")

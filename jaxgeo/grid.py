@@ -48,7 +48,9 @@ class GridSpec:
     features: paper and / or rich (rich only has none / replace rows: other variants are
       skipped for it).
     seeds: training seeds (train.seed).
-    lm: "unirep" (UniRep 1900, offline) or "esm2" (ESM-2 650M, needs converted weights).
+    lm: "unirep" (UniRep 1900, offline), "unirep256" (UniRep 256, offline: for EGNN's
+      `replace`, which widens the network to the language model's width) or "esm2" (ESM-2
+      650M, needs converted weights).
     budget: a key of `rows.GRID_BUDGETS`.
   """
   tasks: tuple[str, ...] = ("position", "interface", "affinity")
@@ -66,8 +68,8 @@ class GridSpec:
     for f in self.features:
       if f not in ("paper", "rich"):
         raise ConfigError(f"--features {f}: expected paper or rich")
-    if self.lm not in ("unirep", "esm2"):
-      raise ConfigError(f"--lm {self.lm}: expected unirep or esm2")
+    if self.lm not in rows.GRID_LMS:
+      raise ConfigError(f"--lm {self.lm}: expected one of {', '.join(rows.GRID_LMS)}")
     if self.budget not in rows.GRID_BUDGETS:
       raise ConfigError(f"--budget {self.budget}: expected one of "
                         f"{', '.join(rows.GRID_BUDGETS)}")

@@ -30,8 +30,8 @@ from jaxgeo import config as config_lib
 from jaxgeo.errors import ConfigError
 
 __all__ = ["Row", "ROWS", "TASKS", "PAPER_TASKS", "NETWORKS", "FUSIONS", "RICH_FUSIONS",
-           "RANDOM_LM", "LANGUAGE_MODELS", "GRID_BUDGETS", "names", "get", "config", "resolve",
-           "table", "grid_row"]
+           "RANDOM_LM", "RANDOM_LMS", "LANGUAGE_MODELS", "GRID_LMS", "GRID_BUDGETS", "names",
+           "get", "config", "resolve", "table", "grid_row"]
 
 # The paper's tasks as jaxgeo runs them, and the networks / fusion modes of every row.
 TASKS = ("position", "position_id", "interface", "quality", "affinity", "atom3d_psr",
@@ -44,12 +44,16 @@ PAPER_TASKS = ("position", "position_id", "interface", "atom3d_psr", "atom3d_lba
 RICH_FUSIONS = ("none", "replace")
 # The random-lm control: `replace` with UniRep 1900's architecture at a fixed random
 # initialisation (`{task}_{network}_replace_randomlm`), so pre-trained knowledge is separated
-# from "any sequence model's features".
+# from "any sequence model's features"; UniRep 256's is `..._replace_randomlm_unirep256`.
 RANDOM_LM = "unirep1900_random"
+# Row-name tail of a random-lm row -> store model name.
+RANDOM_LMS = {"": RANDOM_LM, "_unirep256": "unirep256_random"}
 NETWORKS = ("gvp", "egnn", "molformer")
 FUSIONS = ("none", "replace", "concat", "project")
 # Row-name suffix -> store model name (a key of config.PAPER_LMS).
-LANGUAGE_MODELS = {"": "esm2_t33_650M", "_unirep": "unirep1900"}
+LANGUAGE_MODELS = {"": "esm2_t33_650M", "_unirep": "unirep1900", "_unirep256": "unirep256"}
+# `jaxgeo grid --lm` -> row-name suffix.
+GRID_LMS = {"unirep": "_unirep", "unirep256": "_unirep256", "esm2": ""}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +80,10 @@ class Row:
   def paper(self) -> bool:
     """Whether the row is one of the paper's (its task, its inputs)."""
     return (self.task in PAPER_TASKS and self.features == "paper" and not self.overrides
-            and self.lm_model != RANDOM_LM)
+            and self.lm_model not in RANDOM_LMS.values())
+
+
+_UNIREP_NAMES = {"unirep1900_random": "UniRep 1900", "unirep256_random": "UniRep 256"}
 
 
 def _paper_rows() -> list[Row]:
@@ -97,9 +104,10 @@ def _paper_rows() -> list[Row]:
                            lm_model, features=features,
                            description=f"{lm_model} per-residue vectors, fusion {fusion}"
                            + what))
-      out.append(Row(f"{task}_{network}_replace_randomlm", task, network, "replace", RANDOM_LM,
-                     description="control: UniRep 1900 at a fixed random initialisation, "
-                     "fusion replace"))
+      for tail, lm_model in RANDOM_LMS.items():
+        out.append(Row(f"{task}_{network}_replace_randomlm{tail}", task, network, "replace",
+                       lm_model, description=f"control: {_UNIREP_NAMES[lm_model]} at a fixed "
+                       "random initialisation, fusion replace"))
   return out
 
 
@@ -133,10 +141,11 @@ def _docking_rows() -> list[Row]:
                      overrides=DOCKING_OVERRIDES,
                      description=f"EquiDock's IEGMN, {lm_model} per-residue vectors, "
                      f"fusion {fusion}"))
-  out.append(Row("docking_iegmn_replace_randomlm", "docking", "iegmn", "replace", RANDOM_LM,
-                 overrides=DOCKING_OVERRIDES,
-                 description="control: EquiDock's IEGMN, UniRep 1900 at a fixed random "
-                 "initialisation, fusion replace"))
+  for tail, lm_model in RANDOM_LMS.items():
+    out.append(Row(f"docking_iegmn_replace_randomlm{tail}", "docking", "iegmn", "replace",
+                   lm_model, overrides=DOCKING_OVERRIDES,
+                   description=f"control: EquiDock's IEGMN, {_UNIREP_NAMES[lm_model]} at a "
+                   "fixed random initialisation, fusion replace"))
   return out
 
 
@@ -231,14 +240,17 @@ def resolve(name_or_path: str) -> ml_collections.ConfigDict:
 def grid_row(task: str, network: str, variant: str, features: str = "paper",
              lm: str = "unirep") -> str:
   """The row name of one cell of the experiment grid. variant: none, replace, concat,
-  project or random-lm; lm: "unirep" (UniRep 1900) or "esm2" (ESM-2 650M). Docking's
-  network is "iegmn" (its rows have the paper's features only)."""
-  suffix = {"unirep": "_unirep", "esm2": ""}[lm]
+  project or random-lm; lm: a key of GRID_LMS: "unirep" (UniRep 1900), "unirep256" or
+  "esm2" (ESM-2 650M; its random-lm control is UniRep 1900's). Docking's network is
+  "iegmn" (its rows have the paper's features only)."""
+  if lm not in GRID_LMS:
+    raise ConfigError(f"--lm {lm}: expected one of {', '.join(GRID_LMS)}")
+  suffix = GRID_LMS[lm]
   tail = "" if features == "paper" else "_rich"
   if variant == "none":
     name = f"{task}_{network}_none{tail}"
   elif variant == "random-lm":
-    name = f"{task}_{network}_replace_randomlm"
+    name = f"{task}_{network}_replace_randomlm{suffix if suffix in RANDOM_LMS else ''}"
   else:
     name = f"{task}_{network}_{variant}{suffix}{tail}"
   return get(name).name

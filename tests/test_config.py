@@ -26,10 +26,14 @@ def test_every_experiment_row_loads_and_validates(name):
     stem, lm, features = name, "esm2", "paper"
     if stem.endswith("_randomlm"):
       stem, lm = stem.removesuffix("_randomlm"), "unirep1900_random"
+    if stem.endswith("_randomlm_unirep256"):
+      stem, lm = stem.removesuffix("_randomlm_unirep256"), "unirep256_random"
     if stem.endswith("_rich"):
       stem, features = stem.removesuffix("_rich"), "rich"
     if stem.endswith("_unirep"):
-      stem, lm = stem.removesuffix("_unirep"), "unirep"
+      stem, lm = stem.removesuffix("_unirep"), "unirep1900"
+    if stem.endswith("_unirep256"):
+      stem, lm = stem.removesuffix("_unirep256"), "unirep256"
     task_name, network, fusion = stem.rsplit("_", 2)
     assert (config.task.name, model.network, model.fusion.mode) == (task_name, network, fusion)
     assert (row.task, row.network, row.fusion, row.features) == (task_name, network, fusion,

@@ -37,8 +37,10 @@ def test_rows_and_options():
   task = tasks.get_task("docking")
   assert (task.primary_metric, task.higher_is_better) == ("complex_rmsd_median", False)
   names = [n for n in rows.names() if n.startswith("docking_")]
-  assert set(names) == {"docking_iegmn_none", "docking_iegmn_replace_randomlm"} | {
-      f"docking_iegmn_{f}{s}" for f in ("replace", "concat", "project") for s in ("", "_unirep")}
+  assert set(names) == {"docking_iegmn_none", "docking_iegmn_replace_randomlm",
+                        "docking_iegmn_replace_randomlm_unirep256"} | {
+      f"docking_iegmn_{f}{s}" for f in ("replace", "concat", "project")
+      for s in ("", "_unirep", "_unirep256")}
   for name in names:
     config = rows.config(name)
     model = config_lib.model_config(config)

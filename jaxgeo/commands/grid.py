@@ -63,8 +63,9 @@ def register(subparsers) -> None:
                  help="none, replace, concat, project, random-lm")
   p.add_argument("--features", default="paper", help="paper and/or rich")
   p.add_argument("--seeds", default="0,1,2")
-  p.add_argument("--lm", choices=("unirep", "esm2"), default="unirep",
-                 help="UniRep 1900 (offline) or ESM-2 650M (converted weights)")
+  p.add_argument("--lm", choices=("unirep", "unirep256", "esm2"), default="unirep",
+                 help="UniRep 1900 (offline), UniRep 256 (offline; its random-lm control is "
+                 "UniRep 256 at random) or ESM-2 650M (converted weights)")
   p.add_argument("--budget", default="cpu", help="a budget of jaxgeo/rows.py GRID_BUDGETS")
   p.add_argument("--runs", default="runs/grid", help="run folders (checkpoints)")
   p.add_argument("--results", default="experiments/results/runs",
