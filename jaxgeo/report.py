@@ -93,6 +93,12 @@ class Run:
     """(task, network, features): the rows that a with/without comparison pairs up."""
     return (self.task, self.network, self.features)
 
+  @property
+  def lm_family(self) -> str:
+    """The language model a row's vectors come from, its random-lm control counted with it
+    ("unirep256_random" -> "unirep256"); "" without one."""
+    return "" if self.fusion == "none" else self.lm_model.removesuffix("_random")
+
 
 def _read_json(path: pathlib.Path):
   try:
@@ -186,10 +192,15 @@ def is_correlation(metric: str) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Pair:
-  """A with / without language-model comparison of one (task, network, features) group."""
+  """A with / without language-model comparison of one (task, network, features, language
+  model) group."""
   without: RowSummary
   with_lm: RowSummary
   variant: str
+
+  @property
+  def group(self) -> tuple[str, str, str, str]:
+    return self.with_lm.first.group + (self.with_lm.first.lm_family,)
 
   @property
   def metric(self) -> str:
@@ -234,18 +245,40 @@ class Pair:
     return bool(abs(d.mean()) > d.std(ddof=1))
 
 
+# The grid's default language model: tables name the others beside their rows.
+DEFAULT_LM = "unirep1900"
+
+
 def _by_group(summaries: dict[str, RowSummary]) -> dict[tuple, dict[str, RowSummary]]:
-  """{(task, network, features): {variant: row}} (one language model per group: the first
-  found)."""
+  """{(task, network, features, language model): {variant: row}}: a group per language model
+  (its random-lm control with it), the row without one (variant none) in each group of its
+  (task, network, features); a row without a language model and no group to join is a group
+  of its own, language model ""."""
   groups: dict[tuple, dict[str, RowSummary]] = collections.defaultdict(dict)
+  without: dict[tuple, RowSummary] = {}
   for s in summaries.values():
-    groups[s.first.group].setdefault(s.first.variant, s)
-  return groups
+    if s.first.variant == "none":
+      without.setdefault(s.first.group, s)
+    else:
+      groups[s.first.group + (s.first.lm_family,)].setdefault(s.first.variant, s)
+  for key, variants in groups.items():
+    if key[:3] in without:
+      variants["none"] = without[key[:3]]
+  families = {key[:3] for key in groups}
+  for key, s in without.items():
+    if key not in families:
+      groups[key + ("",)]["none"] = s
+  return dict(groups)
+
+
+def _lm_text(family: str) -> str:
+  """A group's language model as the tables name it ("-" without one)."""
+  return family or "-"
 
 
 def pairs(summaries: dict[str, RowSummary]) -> list[Pair]:
-  """Every (none, X) pair within a (task, network, features) group, X in replace, concat,
-  project, random-lm (one language model per group: the first found)."""
+  """Every (none, X) pair within a (task, network, features, language model) group, X in
+  replace, concat, project, random-lm."""
   groups = _by_group(summaries)
   out = []
   for key in sorted(groups):
@@ -299,14 +332,15 @@ def headline_table(summaries: dict[str, RowSummary]) -> str:
   found = pairs(summaries)
   if not found:
     return "No with/without pairs yet."
-  header = ["task", "network", "features", "with", "metric", "without", "with LM",
-            "gain", "paired difference (per seed)", "exceeds seed spread"]
+  header = ["task", "network", "features", "language model", "with", "metric", "without",
+            "with LM", "gain", "paired difference (per seed)", "exceeds seed spread"]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for p in found:
     d = p.paired_differences()
     lines.append("| " + " | ".join([
-        p.without.first.task, p.without.first.network, p.without.first.features, p.variant,
-        p.metric, _fmt(p.without.mean(p.metric), p.without.std(p.metric), len(p.without.runs)),
+        p.without.first.task, p.without.first.network, p.without.first.features,
+        _lm_text(p.group[3]), p.variant, p.metric,
+        _fmt(p.without.mean(p.metric), p.without.std(p.metric), len(p.without.runs)),
         _fmt(p.with_lm.mean(p.metric), p.with_lm.std(p.metric), len(p.with_lm.runs)),
         p.gain_text,
         _fmt(float(d.mean()) if len(d) else float("nan"),
@@ -314,7 +348,7 @@ def headline_table(summaries: dict[str, RowSummary]) -> str:
         "yes" if p.exceeds_seed_spread else "no"]) + " |")
   relative, absolute = collections.defaultdict(list), collections.defaultdict(list)
   for p in found:
-    key = (p.variant, p.without.first.features)
+    key = (p.variant, p.without.first.features, p.group[3])
     if is_correlation(p.metric):
       absolute[key].append(p.absolute_gain)
     elif math.isfinite(p.relative_gain):
@@ -326,14 +360,20 @@ def headline_table(summaries: dict[str, RowSummary]) -> str:
   if relative:
     lines.append("")
     lines.append("Average relative gain over every (task, network) pair: " + "; ".join(
-        f"{v} ({f} features) {100 * np.mean(g):+.1f}% over {len(g)}"
-        for (v, f), g in sorted(relative.items())) + ".")
+        f"{v} ({_average_text(f, lm)}) {100 * np.mean(g):+.1f}% over {len(g)}"
+        for (v, f, lm), g in sorted(relative.items())) + ".")
   if absolute:
     lines.append("")
     lines.append("Average absolute gain of the correlation pairs: " + "; ".join(
-        f"{v} ({f} features) {np.mean(g):+.3f} over {len(g)}"
-        for (v, f), g in sorted(absolute.items())) + ".")
+        f"{v} ({_average_text(f, lm)}) {np.mean(g):+.3f} over {len(g)}"
+        for (v, f, lm), g in sorted(absolute.items())) + ".")
   return "\n".join(lines)
+
+
+def _average_text(features: str, family: str) -> str:
+  """"paper features", or "paper features, unirep256" for a language model other than the
+  grid's default."""
+  return f"{features} features" + ("" if family == DEFAULT_LM else f", {family}")
 
 
 # The block of a Markdown file (the README's Results) that `jaxgeo report --readme` rewrites.
@@ -350,16 +390,17 @@ def _short(mean: float, std: float, n: int) -> str:
 
 
 def summary_table(summaries: dict[str, RowSummary]) -> str:
-  """The primary metric of every (task, network, features) group, one column per variant
+  """The primary metric of every (task, network, features, language model) group, one column
+  per variant
   (none, project, concat, random-lm, replace: mean ± std (seeds)); variants no group has are
   left out."""
   groups = _by_group(summaries)
   if not groups:
     return "No finished runs yet."
   variants = [v for v in VARIANT_ORDER if any(v in g for g in groups.values())]
-  header = ["task", "network", "features", "metric"] + variants
+  header = ["task", "network", "features", "language model", "metric"] + variants
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  for (task, network, features), by_variant in sorted(groups.items()):
+  for (task, network, features, family), by_variant in sorted(groups.items()):
     first = next(iter(by_variant.values())).first
     arrow = "higher" if first.higher_is_better else "lower"
     metric = f"{first.primary_metric} ({arrow} is better)"
@@ -368,7 +409,8 @@ def summary_table(summaries: dict[str, RowSummary]) -> str:
       s = by_variant.get(v)
       cells.append("-" if s is None else _short(s.mean(first.primary_metric),
                                                  s.std(first.primary_metric), len(s.runs)))
-    lines.append("| " + " | ".join([task, network, features, metric] + cells) + " |")
+    lines.append("| " + " | ".join([task, network, features, _lm_text(family), metric] + cells)
+                 + " |")
   return "\n".join(lines)
 
 
@@ -398,12 +440,19 @@ def _pyplot():
   return plt
 
 
+def _variant_label(run: Run) -> str:
+  """A run's variant as the figures name it: "replace", or "replace unirep256" for a language
+  model other than the grid's default."""
+  family = run.lm_family
+  return run.variant + ("" if family in ("", DEFAULT_LM) else f" {family}")
+
+
 def figure_primary(summaries: dict[str, RowSummary], task: str, path: pathlib.Path) -> None:
   """Bar chart of the primary metric per network and variant, error bars over seeds."""
   plt = _pyplot()
   rows = [s for s in summaries.values() if s.first.task == task]
   metric = rows[0].first.primary_metric
-  labels = [f"{s.first.network}\n{s.first.variant}\n{s.first.features}" for s in rows]
+  labels = [f"{s.first.network}\n{_variant_label(s.first)}\n{s.first.features}" for s in rows]
   fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(rows)), 3.6))
   ax.bar(range(len(rows)), [s.mean(metric) for s in rows],
          yerr=[s.std(metric) for s in rows], capsize=3, color="#4c72b0")
@@ -439,7 +488,8 @@ class Gain:
 
 def knowledge_gains(summaries: dict[str, RowSummary]) -> list[Gain]:
   """The gains of project, random-lm and replace over none in every (task, network,
-  features) group that has none and at least one of them, in `pairs` order."""
+  features, language model) group that has none and at least one of them, in `pairs`
+  order."""
   out = []
   for p in pairs(summaries):
     if p.variant not in KNOWLEDGE_VARIANTS:
@@ -452,13 +502,13 @@ def knowledge_gains(summaries: dict[str, RowSummary]) -> list[Gain]:
       value, spread = p.relative_gain, (spread / base if base else float("nan"))
     else:
       value = p.absolute_gain
-    out.append(Gain(p.without.first.group, p.variant, p.metric, relative, value, spread))
+    out.append(Gain(p.group, p.variant, p.metric, relative, value, spread))
   return out
 
 
 def figure_knowledge(summaries: dict[str, RowSummary], path: pathlib.Path) -> None:
   """Knowledge vs capacity, every task: the gain of project, random-lm and replace over none
-  per (task, network, features) group, error bars the spread of the per-seed paired
+  per (task, network, features, language model) group, error bars the spread of the per-seed paired
   differences. Relative gains (%) on the left; groups whose metric is a correlation (quality's
   Spearman) on their own axis on the right, as absolute differences (see the module notes)."""
   plt = _pyplot()
@@ -483,7 +533,8 @@ def figure_knowledge(summaries: dict[str, RowSummary], path: pathlib.Path) -> No
              color=colors[v], yerr=np.nan_to_num(spreads), capsize=2,
              error_kw={"linewidth": 0.8})
     ax.axhline(0.0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(groups)), ["\n".join(g) for g in groups], fontsize=7)
+    ax.set_xticks(range(len(groups)), ["\n".join(g[:3] + (() if g[3] == DEFAULT_LM else g[3:]))
+                                       for g in groups], fontsize=7)
     if relative:
       ax.set_ylabel("relative gain over none (%)")
     else:
@@ -510,7 +561,7 @@ def figure_curves(summaries: dict[str, RowSummary], path: pathlib.Path) -> None:
       r = s.first
       if r.task == task and r.features == "paper" and r.variant in ("none", "replace"):
         ax.plot(range(1, len(r.val_curve) + 1), r.val_curve, marker=".",
-                label=f"{r.network} {r.variant}")
+                label=f"{r.network} {_variant_label(r)}")
     ax.set_title(task, fontsize=9)
     ax.set_xlabel("epoch")
     ax.set_ylabel(next(s.first.primary_metric for s in summaries.values()

@@ -70,7 +70,8 @@ def test_report_writes_tables_and_figures(runs, tmp_path):
   text = (tmp_path / "out" / "results.md").read_text()
   assert "0.6100 ± 0.0141" in text and "0.6800 ± 0.0283" in text
   assert "+11.5%" in text and "+20.0%" in text
-  assert "| position | egnn | paper | replace | rmse | 10.0000 | 8.0000 | +20.0% |" in text
+  assert ("| position | egnn | paper | unirep1900 | replace | rmse | 10.0000 | 8.0000 | "
+          "+20.0% |") in text
   for name in ("primary_interface.png", "primary_position.png", "knowledge_vs_capacity.png",
                "validation_curves.png"):
     assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -94,7 +95,7 @@ def test_correlation_gains_are_absolute_and_kept_out_of_the_relative_average(run
   assert quality.gain_text == "+0.140 (absolute)"
   np.testing.assert_allclose(quality.paired_differences(), [0.12, 0.16])
   text = report.headline_table(summaries)
-  assert "| quality | egnn | paper | project | spearman |" in text
+  assert "| quality | egnn | paper | unirep1900 | project | spearman |" in text
   assert "+0.140 (absolute)" in text
   # The relative averages are the interface / position pairs' alone.
   assert "replace (paper features) +15.7% over 2" in text
@@ -116,14 +117,43 @@ def test_correlation_gains_are_absolute_and_kept_out_of_the_relative_average(run
   assert (tmp_path / "k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_each_language_model_is_a_group_of_its_own(runs):
+  # interface / gvp with UniRep 256 too (0.64, 0.62; its random-lm control 0.59, 0.61):
+  # the same none row (0.60, 0.62) pairs with each language model; averages stay apart.
+  for seed, (a, b) in enumerate([(0.64, 0.59), (0.62, 0.61)]):
+    fake_run(runs / f"u{seed}", "interface_gvp_replace_unirep256", seed, "interface", "gvp",
+             "replace", "auroc", {"auroc": a}, lm="unirep256")
+    fake_run(runs / f"ur{seed}", "interface_gvp_replace_randomlm_unirep256", seed, "interface",
+             "gvp", "replace", "auroc", {"auroc": b}, lm="unirep256_random")
+  summaries = report.aggregate(report.read_runs(runs))
+  found = {(p.group, p.variant): p for p in report.pairs(summaries)}
+  small = found[(("interface", "gvp", "paper", "unirep256"), "replace")]
+  assert small.without.row == "interface_gvp_none"
+  np.testing.assert_allclose(small.paired_differences(), [0.04, 0.00])
+  assert small.relative_gain == pytest.approx(0.02 / 0.61)
+  control = found[(("interface", "gvp", "paper", "unirep256"), "random-lm")]
+  assert control.with_lm.row == "interface_gvp_replace_randomlm_unirep256"
+  assert found[(("interface", "gvp", "paper", "unirep1900"), "replace")].with_lm.row == \
+      "interface_gvp_replace_unirep"
+  table = report.summary_table(summaries).splitlines()
+  assert ("| interface | gvp | paper | unirep256 | auroc (higher is better) | 0.610 ± 0.014 (2) "
+          "| 0.600 ± 0.014 (2) | 0.630 ± 0.014 (2) |") in table
+  text = report.headline_table(summaries)
+  assert "replace (paper features) +15.7% over 2" in text     # interface and position
+  assert "replace (paper features, unirep256) +3.3% over 1" in text
+  gains = {(g.group, g.variant) for g in report.knowledge_gains(summaries)}
+  assert (("interface", "gvp", "paper", "unirep256"), "random-lm") in gains
+
+
 def test_summary_table_and_readme_block_hold_the_folders_numbers(runs, tmp_path, capsys):
   table = report.summary_table(report.aggregate(report.read_runs(runs)))
   assert table.splitlines() == [
-      "| task | network | features | metric | none | random-lm | replace |",
-      "|---|---|---|---|---|---|---|",
-      "| interface | gvp | paper | auroc (higher is better) | 0.610 ± 0.014 (2) | "
+      "| task | network | features | language model | metric | none | random-lm | replace |",
+      "|---|---|---|---|---|---|---|---|",
+      "| interface | gvp | paper | unirep1900 | auroc (higher is better) | 0.610 ± 0.014 (2) | "
       "0.605 ± 0.007 (2) | 0.680 ± 0.028 (2) |",
-      "| position | egnn | paper | rmse (lower is better) | 10.0 (1) | - | 8.000 (1) |"]
+      "| position | egnn | paper | unirep1900 | rmse (lower is better) | 10.0 (1) | - | "
+      "8.000 (1) |"]
   readme = tmp_path / "README.md"
   before, after = "# x\n\ntext before\n", "\ntext after\n"
   readme.write_text(before + report.SUMMARY_BEGIN + "\nold table\n" + report.SUMMARY_END + after)
