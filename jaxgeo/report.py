@@ -414,6 +414,20 @@ def summary_table(summaries: dict[str, RowSummary]) -> str:
   return "\n".join(lines)
 
 
+def totals(runs: Sequence[Run]) -> str:
+  """One sentence: how many runs and rows, and the hours of training they took."""
+  total = sum(r.seconds for r in runs if math.isfinite(r.seconds))
+  rows = len({r.row for r in runs})
+  return (f"{len(runs)} runs, {rows} rows, {total / 3600:.2f} hours of training (the wall "
+          "time of the training epochs as each run logged it, one core a run, on whatever "
+          "machine ran it and beside whatever else ran there).")
+
+
+def readme_block(runs: Sequence[Run]) -> str:
+  """The README's regenerated block: the summary table and the totals under it."""
+  return summary_table(aggregate(runs)) + "\n\n" + totals(runs)
+
+
 def update_markdown(path: str | os.PathLike, block: str) -> None:
   """Replaces the text between SUMMARY_BEGIN and SUMMARY_END in the Markdown file `path` with
   `block` (atomically; the rest of the file is kept byte for byte). DataError when the
@@ -680,10 +694,7 @@ def write(runs: Sequence[Run], out_dir: str | os.PathLike, figures: bool = True
             summary_table(summaries), ""]
   for task in tasks:
     parts += [f"## {task}", "", task_table(summaries, task), ""]
-  total = sum(r.seconds for r in runs if math.isfinite(r.seconds))
-  parts += [f"{len(runs)} runs, {len(summaries)} rows, {total / 3600:.2f} hours of training "
-            "(the wall time of the training epochs as each run logged it, on whatever machine "
-            "ran it and beside whatever else ran there).", ""]
+  parts += [totals(runs), ""]
   written = [out_dir / "results.md"]
   io.atomic_write_text(written[0], "\n".join(parts))
   if figures and summaries:

@@ -154,13 +154,18 @@ def test_summary_table_and_readme_block_hold_the_folders_numbers(runs, tmp_path,
       "0.605 ± 0.007 (2) | 0.680 ± 0.028 (2) |",
       "| position | egnn | paper | unirep1900 | rmse (lower is better) | 10.0 (1) | - | "
       "8.000 (1) |"]
+  # 8 runs of 60 s each (fake_run) in 5 rows: the totals line under the table.
+  assert report.totals(report.read_runs(runs)).startswith(
+      "8 runs, 5 rows, 0.13 hours of training")
+  block = report.readme_block(report.read_runs(runs))
+  assert block == table + "\n\n" + report.totals(report.read_runs(runs))
   readme = tmp_path / "README.md"
   before, after = "# x\n\ntext before\n", "\ntext after\n"
   readme.write_text(before + report.SUMMARY_BEGIN + "\nold table\n" + report.SUMMARY_END + after)
   for _ in range(2):    # idempotent: the second run finds its own block
     assert cli.main(["report", str(runs), "--out", str(tmp_path / "out"), "--no-figures",
                      "--readme", str(readme)]) == 0
-    assert readme.read_text() == (before + report.SUMMARY_BEGIN + "\n" + table + "\n"
+    assert readme.read_text() == (before + report.SUMMARY_BEGIN + "\n" + block + "\n"
                                   + report.SUMMARY_END + after)
   readme.write_text("no markers\n")
   with pytest.raises(DataError, match="no block to update"):

@@ -1,6 +1,6 @@
 """`jaxgeo report RUNS_DIR [--out DIR] [--readme README.md] [--docking JSON ...]`: tables and
-figures from finished run folders (`--readme`: the summary table into the README's marked
-block); with `--docking`, the cumulative distribution of complex RMSD of the docking
+figures from finished run folders (`--readme`: the summary table and the hours of training
+into the README's marked block); with `--docking`, the cumulative distribution of complex RMSD of the docking
 methods in score-docking JSON files (`OUT/docking_cdf.png`; RUNS_DIR may then be left out)."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     written = report.write(runs, out, figures=not args.no_figures)
     print(f"jaxgeo report: {len(runs)} runs -> " + ", ".join(str(p) for p in written))
     if args.readme:
-      report.update_markdown(args.readme, report.summary_table(report.aggregate(runs)))
+      report.update_markdown(args.readme, report.readme_block(runs))
       print(f"jaxgeo report: summary table -> {args.readme}")
   if methods is not None:
     path = out / report.DOCKING_FIGURE
