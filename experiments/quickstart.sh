@@ -13,8 +13,9 @@
 #    6 epochs): residue types (interface_egnn_none), UniRep 256
 #    (interface_egnn_replace_unirep256: the paper's `replace`, EGNN widened to the model's
 #    width) and the random-lm control (interface_egnn_replace_randomlm_unirep256), then prints
-#    their test metrics side by side. These are the grid's seed-0 interface cells for EGNN, on the backbone-only copy
-#    (the same CA coordinates and residue types, so the same graphs and labels).
+#    their test metrics side by side. These are the grid's seed-0 interface cells for EGNN,
+#    on the backbone-only copy (the same CA coordinates and residue types, so the same
+#    graphs and labels).
 #
 # Knobs (environment):
 #   QUICKSTART_DB5     DB5.5 folder (structures/, splits/); default examples/db5_backbone;
@@ -22,11 +23,11 @@
 #   QUICKSTART_LIMIT   complexes per split (first N of each split file; 0 = all); default 60
 #                      (the shipped copy has 60 / 25 / 25)
 #   QUICKSTART_EPOCHS  default 6;  QUICKSTART_BATCH  graphs per batch, default 8
-#   QUICKSTART_NET     egnn (default) or gvp;  QUICKSTART_LM  unirep256 (default) or
-#                      unirep1900 (the rows without a suffix). EGNN `replace` widens the network
-#                      to the model's width, so egnn goes with unirep256 on a CPU (with 1900:
-#                      10^8 parameters, hours a run); GVP-GNN keeps its width: e.g.
-#                      QUICKSTART_NET=gvp QUICKSTART_LM=unirep1900 QUICKSTART_LIMIT=20
+#   QUICKSTART_NET     egnn (default), gvp or molformer;  QUICKSTART_LM  unirep256 (default)
+#                      or unirep (UniRep 1900), as `jaxgeo grid --lm`. EGNN `replace` widens
+#                      the network to the model's width, so egnn goes with unirep256 on a CPU
+#                      (with 1900: 10^8 parameters, hours a run); GVP-GNN keeps its width:
+#                      e.g. QUICKSTART_NET=gvp QUICKSTART_LM=unirep QUICKSTART_LIMIT=20
 #                      QUICKSTART_EPOCHS=4 (about 8 minutes here)
 #   QUICKSTART_BUCKETS padding shapes per split; default 4 for egnn, 2 for gvp
 #   QUICKSTART_PLAN=1  print the language model and the three rows it would run, and stop
@@ -36,23 +37,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-case "${QUICKSTART_NET:-egnn}" in gvp|egnn) net="${QUICKSTART_NET:-egnn}" ;;
-  *) echo "quickstart: QUICKSTART_NET=$QUICKSTART_NET: not a network here (gvp or egnn)" >&2
-     exit 2 ;;
-esac
-case "${QUICKSTART_LM:-unirep256}" in
-  unirep1900) lm=unirep1900; with="interface_${net}_replace_unirep"
-              control="interface_${net}_replace_randomlm" ;;
-  unirep256) lm=unirep256; with="interface_${net}_replace_unirep256"
-             control="interface_${net}_replace_randomlm_unirep256" ;;
-  *) echo "quickstart: QUICKSTART_LM=$QUICKSTART_LM: not a language model here (unirep1900" \
-       "or unirep256)" >&2
-     exit 2 ;;
-esac
-
-names=("interface_${net}_none" "$with" "$control")
+# The three rows and the two language models they read, from the row table (the grid's
+# naming: `jaxgeo grid --nets NET --lm LM --fusions none,replace,random-lm`).
+net="${QUICKSTART_NET:-egnn}"
+plan="$(python - "$net" "${QUICKSTART_LM:-unirep256}" <<'EOF'
+import sys
+from jaxgeo import rows
+from jaxgeo.errors import JaxgeoError
+net, lm = sys.argv[1:]
+try:
+  names = [rows.grid_row("interface", net, v, lm=lm) for v in ("none", "replace", "random-lm")]
+except JaxgeoError as e:
+  sys.exit(f"quickstart: QUICKSTART_NET={net} QUICKSTART_LM={lm}: {e}")
+print(" ".join(names), rows.get(names[1]).lm_model, rows.get(names[2]).lm_model)
+EOF
+)" || exit 2
+read -r none_row with control lm lm_random <<< "$plan"
+names=("$none_row" "$with" "$control")
 if [ "${QUICKSTART_PLAN:-0}" = 1 ]; then
-  echo "language model: $lm ${lm}_random"
+  echo "language model: $lm $lm_random"
   echo "rows: ${names[*]}"
   exit 0
 fi
@@ -70,8 +73,8 @@ data=(--set "task.data_dir=$db5" --set "task.limit=$limit")
 # GVP-GNN (whose training step takes 10 s or more to compile a shape).
 if [ "$net" = egnn ]; then default_buckets=4; else default_buckets=2; fi
 buckets="${QUICKSTART_BUCKETS:-$default_buckets}"
-train=(--set "train.epochs=$epochs" --set "train.batch_graphs=$batch" --set "train.max_buckets=$buckets"
-       --set "train.batching=fixed")
+train=(--set "train.epochs=$epochs" --set "train.batch_graphs=$batch"
+       --set "train.max_buckets=$buckets" --set "train.batching=fixed")
 start=$SECONDS
 
 echo "quickstart: featurizing $db5/structures (the paper's graphs: CA within 8 A)"
@@ -80,7 +83,7 @@ jaxgeo featurize "$db5/structures" --edges radius --radius 8 --features paper
 echo "quickstart: $lm embeddings of the chains of $limit complexes per split"
 jaxgeo embed --model "$lm" --config "$with" "${data[@]}"
 echo "quickstart: random-lm control embeddings ($lm at a fixed random initialisation)"
-jaxgeo embed --model "${lm}_random" --config "$control" "${data[@]}"
+jaxgeo embed --model "$lm_random" --config "$control" "${data[@]}"
 
 for name in "${names[@]}"; do
   echo "quickstart: training $name ($epochs epochs, $limit complexes per split)"

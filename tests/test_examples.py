@@ -145,23 +145,25 @@ def test_research_example_takes_a_step_that_lowers_the_loss():
   assert after < before
 
 
-@pytest.mark.parametrize("net,lm", [("egnn", "unirep256"), ("gvp", "unirep1900"),
-                                    ("gvp", "unirep256")])
-def test_quickstart_plans_rows_of_the_table_with_the_model_they_read(net, lm):
-  """experiments/quickstart.sh (the README's main job): for each network / language model it
-  offers, the three rows it trains are rows of the table: interface, that network, fusion
-  none / replace / replace, and the two LM rows read the model and its random-lm control."""
+@pytest.mark.parametrize("net,lm,model", [("egnn", "unirep256", "unirep256"),
+                                          ("gvp", "unirep", "unirep1900"),
+                                          ("molformer", "unirep256", "unirep256")])
+def test_quickstart_plans_rows_of_the_table_with_the_model_they_read(net, lm, model):
+  """experiments/quickstart.sh (the README's main job): for each network / language model
+  (named as `jaxgeo grid --lm`), the three rows it trains are rows of the table: interface,
+  that network, fusion none / replace / replace, and the two LM rows read the model and its
+  random-lm control."""
   from jaxgeo import rows
   env = {**os.environ, "QUICKSTART_PLAN": "1", "QUICKSTART_NET": net, "QUICKSTART_LM": lm}
   out = subprocess.run(["bash", str(REPO / "experiments" / "quickstart.sh")], env=env,
                        capture_output=True, text=True, check=True).stdout.splitlines()
-  assert out[0] == f"language model: {lm} {lm}_random"
+  assert out[0] == f"language model: {model} {model}_random"
   none, with_lm, control = out[1].removeprefix("rows: ").split()
   configs = [rows.config(name) for name in (none, with_lm, control)]
   assert [c.task.name for c in configs] == ["interface"] * 3
   assert [c.model.network for c in configs] == [net] * 3
   assert [c.model.fusion.mode for c in configs] == ["none", "replace", "replace"]
-  assert (configs[1].lm.model, configs[2].lm.model) == (lm, f"{lm}_random")
+  assert (configs[1].lm.model, configs[2].lm.model) == (model, f"{model}_random")
 
 
 def test_quickstart_default_is_egnn_with_unirep256_and_bad_knobs_stop_it_first(tmp_path):
@@ -170,8 +172,8 @@ def test_quickstart_default_is_egnn_with_unirep256_and_bad_knobs_stop_it_first(t
   out = subprocess.run(["bash", script], env={**env, "QUICKSTART_PLAN": "1"},
                        capture_output=True, text=True, check=True).stdout
   assert "rows: interface_egnn_none interface_egnn_replace_unirep256 " in out
-  for knob, value, message in [("QUICKSTART_NET", "molformer", "not a network here"),
-                               ("QUICKSTART_LM", "esm2", "not a language model here")]:
+  for knob, value, message in [("QUICKSTART_NET", "resnet", "no such row"),
+                               ("QUICKSTART_LM", "esm3", "--lm esm3: expected one of")]:
     done = subprocess.run(["bash", script], env={**env, knob: value,
                                                  "JAXGEO_RUNS": str(tmp_path / "runs")},
                           capture_output=True, text=True)

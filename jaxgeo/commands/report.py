@@ -1,7 +1,8 @@
 """`jaxgeo report RUNS_DIR [--out DIR] [--readme README.md] [--docking JSON ...]`: tables and
 figures from finished run folders (`--readme`: the summary table and the hours of training
-into the README's marked block); with `--docking`, the cumulative distribution of complex RMSD of the docking
-methods in score-docking JSON files (`OUT/docking_cdf.png`; RUNS_DIR may then be left out)."""
+into the README's marked block); with `--docking`, the cumulative distribution of complex
+RMSD of the docking methods in score-docking JSON files (`OUT/docking_cdf.png`; RUNS_DIR may
+then be left out)."""
 from __future__ import annotations
 
 import argparse
