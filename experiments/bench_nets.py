@@ -92,11 +92,13 @@ def _time(fn, batches) -> float:
 
 def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeats: int,
                   with_torch: bool = False, max_buckets: int = 4, seed: int = 0,
-                  packed: bool = False) -> dict:
+                  packed: bool = False, train_options: dict | None = None) -> dict:
   """Times one network; with `with_torch`, also the PyTorch reference on the same graphs
   (unpadded), pass for pass interleaved with the JAX passes. `packed`: batches packed to a
   node / edge budget of `batch_graphs` graphs on average (`batching.packing_for`) in at most
-  `max_buckets` shapes, else fixed counts of `batch_graphs` graphs."""
+  `max_buckets` shapes, else fixed counts of `batch_graphs` graphs. `train_options`: XLA
+  compiler options of the training step (`jaxgeo.xla_options.train_step`, as `jaxgeo train`
+  uses), None for XLA's defaults."""
   import jax
   import jax.numpy as jnp
   import optax
@@ -133,7 +135,7 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
     err = jnp.where(mask[:, None], pred - b.globals["label"], 0.0)
     return jnp.sum(err ** 2) / jnp.maximum(jnp.sum(mask), 1)
 
-  @functools.partial(jax.jit, donate_argnums=(0, 1))
+  @functools.partial(jax.jit, donate_argnums=(0, 1), compiler_options=train_options)
   def train_step(p, state, key, b):
     loss, grads = jax.value_and_grad(loss_fn)(p, key, b)
     updates, state = optimizer.update(grads, state, p)
@@ -529,11 +531,17 @@ def main(argv=None) -> int:
   parser.add_argument("--torch", action="store_true",
                       help="also time PyTorch reference models (gvp, egnn, egnn_1280) on the "
                            "same graphs, interleaved with the JAX passes")
+  parser.add_argument("--train-options", choices=["trainer", "default"], default="trainer",
+                      help="XLA options of the training step: those `jaxgeo train` uses "
+                           "(jaxgeo.xla_options: YNNPACK dot fusions on CPU) or XLA's defaults")
   parser.add_argument("--out", type=pathlib.Path, default=None,
                       help="write the markdown table here (atomically)")
   args = parser.parse_args(argv)
 
   import jax
+  from jaxgeo import xla_options
+  train_options = (xla_options.train_step(jax.default_backend())
+                   if args.train_options == "trainer" else None)
   graphs = load_db55(args.data)
   n = np.array([int(g.n_node[0]) for g in graphs])
   e = np.array([int(g.n_edge[0]) for g in graphs])
@@ -545,7 +553,8 @@ def main(argv=None) -> int:
             f"of at most {packing.nodes} nodes / {packing.edges} edges ({args.batch_graphs} "
             f"graphs on average) in at most {args.packed_buckets} buckets; JAX "
             f"{jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} CPUs "
-            f"visible); graphs/s count real graphs, compile time excluded; the PyTorch ports "
+            f"visible); training-step XLA options: {train_options or 'XLA defaults'}; "
+            f"graphs/s count real graphs, compile time excluded; the PyTorch ports "
             f"run the same graphs without padding")
   print(header, flush=True)
   rows = []
@@ -555,7 +564,8 @@ def main(argv=None) -> int:
     for mode in args.batching:
       packed = mode == "packed"
       row = bench_network(name, graphs, args.batch_graphs, count, repeats, args.torch,
-                          args.packed_buckets if packed else args.buckets, packed=packed)
+                          args.packed_buckets if packed else args.buckets, packed=packed,
+                          train_options=train_options)
       print(row, flush=True)
       rows.append(row)
   text = header + "\n\n" + table(rows) + "\n"

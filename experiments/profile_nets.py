@@ -64,7 +64,7 @@ def main(argv=None) -> int:
   import jax.numpy as jnp
   import optax
   from bench_nets import load_db55, network_config, with_labels, with_lm
-  from jaxgeo import batching, nets
+  from jaxgeo import batching, nets, xla_options
 
   graphs = load_db55(args.data)
   config = network_config(args.network)
@@ -86,7 +86,8 @@ def main(argv=None) -> int:
     mask = jnp.arange(pred.shape[0]) < pred.shape[0] - 1
     return jnp.sum(jnp.where(mask[:, None], pred - b.globals["label"], 0.0) ** 2)
 
-  @functools.partial(jax.jit, donate_argnums=(0, 1))
+  @functools.partial(jax.jit, donate_argnums=(0, 1),   # the trainer's XLA options
+                     compiler_options=xla_options.train_step(jax.default_backend()))
   def train_step(p, state, key, b):
     loss, grads = jax.value_and_grad(loss_fn)(p, key, b)
     updates, state = optimizer.update(grads, state, p)

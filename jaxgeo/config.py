@@ -19,7 +19,8 @@ Sections of an experiment config (see `base_config()` for every key and its defa
             "fixed": batch_graphs graphs each), packing {nodes, edges, max_graphs,
             open_batches, buckets} (0: derived, see `batching.packing_for`), precision
             ("f32", or "bf16": bfloat16 compute with float32 parameters, optimiser state and
-            aggregations)
+            aggregations), cpu_dot_fusion (on CPU, compile the train step with YNNPACK
+            fusions of each matmul and its elementwise consumers, `jaxgeo.xla_options`)
   lm        store (""= $JAXGEO_STORE or embeddings/), model (store model name), layer
 
 `experiment(task, network, fusion)` builds a config with the paper's model and schedule;
@@ -65,6 +66,7 @@ LEGACY_DEFAULTS = {
     ("train", "packing"): {"nodes": 0, "edges": 0, "max_graphs": 0, "open_batches": 4,
                            "buckets": 2},
     ("train", "precision"): "f32",
+    ("train", "cpu_dot_fusion"): False,
 }
 
 
@@ -101,6 +103,7 @@ def base_config() -> ml_collections.ConfigDict:
           "packing": {"nodes": 0, "edges": 0, "max_graphs": 0, "open_batches": 4,
                       "buckets": 2},
           "precision": "f32",  # or "bf16" (mixed precision)
+          "cpu_dot_fusion": True,  # xla_options.train_step: CPU train steps only
       },
       "lm": {"store": "", "model": "esm2_t33_650M", "layer": 33},
   })

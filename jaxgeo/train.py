@@ -66,7 +66,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxgeo import batching, compile_cache, io, nets, parallel
+from jaxgeo import batching, compile_cache, io, nets, parallel, xla_options
 from jaxgeo.compile_cache import CompileCounter   # re-exported: train.CompileCounter
 from jaxgeo import config as config_lib
 from jaxgeo import tasks as tasks_lib
@@ -202,12 +202,14 @@ def _plateau_step(plateau: optax.GradientTransformationExtraArgs):
 
 
 def make_steps(model, task: tasks_lib.Task, stats: dict, adam: optax.GradientTransformation,
-               plateau: optax.GradientTransformationExtraArgs, compute_model=None):
+               plateau: optax.GradientTransformationExtraArgs, compute_model=None,
+               compiler_options: dict | None = None):
   """-> (train_step, eval_step, plateau_step), all jitted.
 
   `stats` (from the task's `load`: e.g. pos_weight, label mean / std) is passed to the task's
   loss explicitly and baked into the compiled steps as constants. `compute_model`: the
-  bfloat16 network of mixed precision (`mixed_apply`), or None.
+  bfloat16 network of mixed precision (`mixed_apply`), or None. `compiler_options`: XLA
+  options of the train step alone (`xla_options.train_step`); None: XLA's defaults.
 
   train_step(params, opt_state, batch, key, epoch, step) -> (params, opt_state, loss):
     params and opt_state are donated; key: [2] uint32 key data; epoch, step: int32 scalars.
@@ -233,8 +235,8 @@ def make_steps(model, task: tasks_lib.Task, stats: dict, adam: optax.GradientTra
     outputs = apply(params, None, batch, False)
     return outputs, task.loss(outputs, batch, stats)
 
-  return (jax.jit(train_step, donate_argnums=(0, 1)), jax.jit(eval_step),
-          jax.jit(_plateau_step(plateau)))
+  return (jax.jit(train_step, donate_argnums=(0, 1), compiler_options=compiler_options),
+          jax.jit(eval_step), jax.jit(_plateau_step(plateau)))
 
 
 def label_count(task: tasks_lib.Task, batch: jraph.GraphsTuple):
@@ -248,8 +250,9 @@ def label_count(task: tasks_lib.Task, batch: jraph.GraphsTuple):
 def make_parallel_steps(model, task: tasks_lib.Task, stats: dict,
                         adam: optax.GradientTransformation,
                         plateau: optax.GradientTransformationExtraArgs, mesh,
-                        compute_model=None):
-  """Data-parallel (train_step, eval_step, plateau_step) over `mesh`, jitted with shardings.
+                        compute_model=None, compiler_options: dict | None = None):
+  """Data-parallel (train_step, eval_step, plateau_step) over `mesh`, jitted with shardings
+  (`compute_model`, `compiler_options`: as in `make_steps`).
 
   Batches are stacked global batches [D, ...] (D slots, sharded over the `data` axis; a device
   may hold several slots); params and optimizer state are replicated.
@@ -308,7 +311,7 @@ def make_parallel_steps(model, task: tasks_lib.Task, stats: dict,
 
   return (jax.jit(train_step, donate_argnums=(0, 1),
                   in_shardings=(repl, repl, data, repl, repl, repl),
-                  out_shardings=(repl, repl, repl)),
+                  out_shardings=(repl, repl, repl), compiler_options=compiler_options),
           jax.jit(eval_step, in_shardings=(repl, data), out_shardings=repl),
           jax.jit(_plateau_step(plateau), out_shardings=repl))
 
@@ -342,12 +345,14 @@ def prepare(config: ml_collections.ConfigDict, store=None) -> Setup:
   compute_model = (nets.make_model(model_config, jnp.bfloat16)
                    if t.get("precision", "f32") == "bf16" else None)
   adam, plateau, optimizer = make_optimizer(config)
+  options = xla_options.train_step(devices[0].platform, bool(t.get("cpu_dot_fusion", True)))
   mesh = None
   if len(devices) > 1:
     mesh = parallel.make_mesh(devices)
-    steps = make_parallel_steps(model, task, stats, adam, plateau, mesh, compute_model)
+    steps = make_parallel_steps(model, task, stats, adam, plateau, mesh, compute_model,
+                                options)
   else:
-    steps = make_steps(model, task, stats, adam, plateau, compute_model)
+    steps = make_steps(model, task, stats, adam, plateau, compute_model, options)
   train_step, eval_step, plateau_step = steps
   return Setup(config, task, model_config, splits, stats, buckets, model, adam, plateau,
                optimizer, train_step, eval_step, plateau_step, inputs.lm, mesh,

@@ -10,7 +10,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "jaxgeo"
 
 # The module map, in order: a module may import from its own layer and the ones above it.
 LAYERS = (
-    ("jaxgeo.errors", "jaxgeo.residues", "jaxgeo.io", "jaxgeo.compile_cache"),
+    ("jaxgeo.errors", "jaxgeo.residues", "jaxgeo.io", "jaxgeo.compile_cache",
+     "jaxgeo.xla_options"),
     ("jaxgeo.structure", "jaxgeo.geometry"),
     ("jaxgeo.graph", "jaxgeo.datasets", "jaxgeo.lm"),
     ("jaxgeo.batching",),

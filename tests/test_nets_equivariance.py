@@ -24,7 +24,7 @@ import pytest
 
 from jaxgeo import graph as graph_lib
 from jaxgeo import nets
-from jaxgeo.nets import gvp, synthetic
+from jaxgeo.nets import gvp, ops, synthetic
 from test_nets_models import (NETWORKS, assert_close, make_graphs, random_rotation, rng_key,
                               tiny_config, transform)
 
@@ -82,6 +82,35 @@ def test_gvp_on_edges_equals_concatenated_messages():
   (s1, v1), (s2, v2) = fn.apply(fn.init(rng_key(0), *args), *args)
   assert_close(s1, s2, 1e-5, "scalars")
   assert_close(v1, v2, 1e-5, "vectors")
+
+
+@pytest.mark.parametrize("vector_gate", [True, False])
+def test_gvp_mean_over_edges_equals_mean_of_messages(vector_gate):
+  """The last message GVP averaged per node before its scalar matmul is the same function
+  as the mean of its outputs over incoming edges (node 0 has no incoming edge: 0)."""
+  rng = np.random.default_rng(2)
+  n, e = 10, 40
+  s = rng.normal(size=(e, 7)).astype(np.float32)
+  v = rng.normal(size=(e, 3, 4)).astype(np.float32)
+  receivers = np.sort(rng.integers(1, n, e))
+  degree = np.bincount(receivers, minlength=n).astype(np.float32)
+
+  def both(s, v):
+    layer = gvp.GVP((6, 5), activations=(None, None), vector_gate=vector_gate, name="last")
+    ms, mv = layer(s, v)
+    mean = lambda x: ops.mean_aggregate(x, receivers, degree)
+    return layer.mean_over_edges(s, v, receivers, degree), (mean(ms), mean(mv))
+
+  fn = hk.transform(both)
+  params = fn.init(rng_key(0), s, v)
+  params = jax.tree_util.tree_map(lambda p: p + 0.1, params)     # non-zero biases
+  (s1, v1), (s2, v2) = fn.apply(params, None, s, v)
+  assert_close(s1, s2, 1e-5, "scalars")
+  assert_close(v1, v2, 1e-5, "vectors")
+  assert float(np.abs(s2[1:]).min()) > 0 and not np.any(s1[0]) and not np.any(v1[0])
+  with pytest.raises(ValueError, match="without activations"):
+    hk.transform(lambda s, v: gvp.GVP((6, 5), name="relu").mean_over_edges(
+        s, v, receivers, degree)).init(rng_key(0), s, v)
 
 
 @pytest.mark.parametrize("network", NETWORKS)

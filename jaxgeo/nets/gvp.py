@@ -13,7 +13,10 @@ backbone lands on the other side), see tests/test_nets_equivariance.py.
 Speed: the first GVP of a message acts on the concatenation [(s_j, v_j), (e_s, e_v), (s_i,
 v_i)]; its linear maps are split into the node parts, computed once per node and gathered per
 edge, and the edge part, which is the same function with the same parameters (see
-`GVP.on_edges`) for about half the multiply-adds.
+`GVP.on_edges`) for about half the multiply-adds. The last message GVP has no activation,
+so its scalar matmul is applied to the per-node mean instead of each edge
+(`GVP.mean_over_edges`). On CPU the messages are computed over chunks of edges
+(`GVPConfig.edge_chunk`, `GVPConv`), so each chunk's per-edge work stays in the caches.
 """
 from __future__ import annotations
 
@@ -122,6 +125,53 @@ class GVP(hk.Module):
       s = jnp.concatenate([s, norm_no_nan(vh)], axis=-1)
     return self._finish(s @ ws + bs, vh, s.shape[:-1], s.dtype)
 
+  def _edge_weights(self, ns: int, nv: int, es: int, ev: int, dtype
+                    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(ws, bs, wh) of this GVP on [(s_j, v_j), (e_s, e_v), (s_i, v_i)] (as `__call__`)."""
+    vi = 2 * nv + ev
+    ws, bs = self._scalar_weights(2 * ns + es, vi, dtype)
+    return ws, bs, _weight("wh", (vi, self._hidden(vi)), dtype)
+
+  def node_terms(self, node_s: jax.Array, node_v: jax.Array, es: int, ev: int
+                 ) -> tuple[jax.Array, jax.Array]:
+    """The node parts of `on_edges` (for edges with es scalar and ev vector channels):
+    (from_sender, from_receiver), each [N, so + 3h], to gather per edge."""
+    n, ns = node_s.shape
+    nv = node_v.shape[-1]
+    ws, _, wh = self._edge_weights(ns, nv, es, ev, node_s.dtype)
+    h = wh.shape[-1]
+    # Rows of ws: [s_j | e_s | s_i | |vh|]; rows of wh: [v_j | e_v | v_i].
+    node_w = jnp.concatenate([ws[:ns], ws[ns + es:2 * ns + es]], axis=1)    # [ns, 2 so]
+    node_part = node_s @ node_w                                             # [N, 2 so]
+    vec_w = jnp.concatenate([wh[:nv], wh[nv + ev:]], axis=1)                # [nv, 2 h]
+    vec_part = node_v @ vec_w                                               # [N, 3, 2 h]
+    so = self.so
+    from_sender = jnp.concatenate(
+        [node_part[:, :so], vec_part[..., :h].reshape(n, 3 * h)], axis=-1)
+    from_receiver = jnp.concatenate(
+        [node_part[:, so:], vec_part[..., h:].reshape(n, 3 * h)], axis=-1)
+    return from_sender, from_receiver
+
+  def edge_terms(self, node_terms: tuple[jax.Array, jax.Array], ns: int, nv: int,
+                 edge_s: jax.Array, edge_v: jax.Array | None, senders: jax.Array,
+                 receivers: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+    """`on_edges` for some edges, from the `node_terms` of nodes with ns scalar and nv
+    vector channels. Returns (s [E, so], v [E, 3, vo] or None)."""
+    es = edge_s.shape[-1]
+    ev = 0 if edge_v is None else edge_v.shape[-1]
+    dtype = edge_s.dtype
+    ws, bs, wh = self._edge_weights(ns, nv, es, ev, dtype)
+    h, so = wh.shape[-1], self.so
+    from_sender, from_receiver = node_terms
+    gathered = (jnp.take(from_sender, senders, axis=0) +
+                jnp.take(from_receiver, receivers, axis=0))                 # [E, so + 3h]
+    e = senders.shape[0]
+    vh = gathered[:, so:].reshape(e, 3, h)
+    if ev:
+      vh = vh + _channel_map(edge_v, wh[nv:nv + ev])
+    s = gathered[:, :so] + edge_s @ ws[ns:ns + es] + norm_no_nan(vh) @ ws[2 * ns + es:] + bs
+    return self._finish(s, vh, (e,), dtype)
+
   def on_edges(self, node_s: jax.Array, node_v: jax.Array, edge_s: jax.Array,
                edge_v: jax.Array | None, senders: jax.Array, receivers: jax.Array
                ) -> tuple[jax.Array, jax.Array | None]:
@@ -135,33 +185,67 @@ class GVP(hk.Module):
     Returns:
       (s [E, so], v [E, 3, vo] or None).
     """
-    n, ns = node_s.shape
-    nv = node_v.shape[-1]
-    es = edge_s.shape[-1]
     ev = 0 if edge_v is None else edge_v.shape[-1]
-    dtype = node_s.dtype
-    vi = 2 * nv + ev
-    h = self._hidden(vi)
-    ws, bs = self._scalar_weights(2 * ns + es, vi, dtype)
-    wh = _weight("wh", (vi, h), dtype)
-    # Rows of ws: [s_j | e_s | s_i | |vh|]; rows of wh: [v_j | e_v | v_i].
-    node_w = jnp.concatenate([ws[:ns], ws[ns + es:2 * ns + es]], axis=1)    # [ns, 2 so]
-    node_part = node_s @ node_w                                             # [N, 2 so]
-    vec_w = jnp.concatenate([wh[:nv], wh[nv + ev:]], axis=1)                # [nv, 2 h]
-    vec_part = node_v @ vec_w                                               # [N, 3, 2 h]
-    so = self.so
-    from_sender = jnp.concatenate(
-        [node_part[:, :so], vec_part[..., :h].reshape(n, 3 * h)], axis=-1)
-    from_receiver = jnp.concatenate(
-        [node_part[:, so:], vec_part[..., h:].reshape(n, 3 * h)], axis=-1)
-    gathered = (jnp.take(from_sender, senders, axis=0) +
-                jnp.take(from_receiver, receivers, axis=0))                 # [E, so + 3h]
-    e = senders.shape[0]
-    vh = gathered[:, so:].reshape(e, 3, h)
-    if ev:
-      vh = vh + _channel_map(edge_v, wh[nv:nv + ev])
-    s = gathered[:, :so] + edge_s @ ws[ns:ns + es] + norm_no_nan(vh) @ ws[2 * ns + es:] + bs
-    return self._finish(s, vh, (e,), dtype)
+    terms = self.node_terms(node_s, node_v, edge_s.shape[-1], ev)
+    return self.edge_terms(terms, node_s.shape[-1], node_v.shape[-1], edge_s, edge_v,
+                           senders, receivers)
+
+  def _check_linear(self):
+    if self.scalar_act is not None or self.vector_act is not None:
+      raise ValueError("mean_over_edges needs a GVP without activations")
+
+  def mean_width(self, si: int, vi: int) -> int:
+    """Width of `mean_terms` for inputs of si scalar and vi vector channels."""
+    return si + self._hidden(vi) + 3 * self.vo
+
+  def mean_terms(self, s: jax.Array, v: jax.Array) -> jax.Array:
+    """Per edge, what `mean_over_edges` averages: [s, |vh|, gated vectors] [E, mean_width]."""
+    self._check_linear()
+    num_edges, si = s.shape
+    vi = v.shape[-1]
+    dtype = s.dtype
+    ws, bs = self._scalar_weights(si, vi, dtype)        # parameters in `__call__`'s order
+    vh = _channel_map(v, _weight("wh", (vi, self._hidden(vi)), dtype))
+    x = jnp.concatenate([s, norm_no_nan(vh)], axis=-1)                       # [E, si + h]
+    if not self.vo:
+      return x
+    out_v = vh @ _weight("wv", (vh.shape[-1], self.vo), dtype)               # [E, 3, vo]
+    if self.vector_gate:
+      wsv, bsv = _weight("wsv", (self.so, self.vo), dtype), _bias("bsv", self.vo, dtype)
+      out_v = out_v * jax.nn.sigmoid(x @ (ws @ wsv) + (bs @ wsv + bsv))[..., None, :]
+    return jnp.concatenate([x, out_v.reshape(num_edges, 3 * self.vo)], axis=-1)
+
+  def from_mean(self, mean: jax.Array, degree: jax.Array, si: int, vi: int
+                ) -> tuple[jax.Array, jax.Array | None]:
+    """`mean_over_edges` from the per-node mean of `mean_terms` [N, mean_width] and the
+    in-degrees [N] (inputs of si scalar and vi vector channels)."""
+    self._check_linear()
+    dtype = mean.dtype
+    ws, bs = self._scalar_weights(si, vi, dtype)
+    width = ws.shape[0]
+    has_edges = (degree > 0).astype(dtype)[:, None]
+    s_out = mean[:, :width] @ ws + bs * has_edges
+    v_out = mean[:, width:].reshape(-1, 3, self.vo) if self.vo else None
+    return s_out, v_out
+
+  def mean_over_edges(self, s: jax.Array, v: jax.Array, receivers: jax.Array,
+                      degree: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+    """The mean over each node's incoming edges of this GVP on edge features, for a GVP
+    without activations (the last GVP of a message): same parameters and result as
+    `ops.mean_aggregate` of `__call__(s, v)`, in fewer per-edge operations.
+
+    Without a scalar activation s' = [s, |vh|] Ws + b is linear, so its mean is
+    mean([s, |vh|]) Ws + b: the [si + h, so] matmul runs on nodes instead of edges, and per
+    edge only the vector gate is computed, as [s, |vh|] (Ws Wsv) + (b Wsv + bsv) (a [si + h, vo]
+    matmul). Nodes without incoming edges get 0, as from `ops.mean_aggregate`.
+
+    Args:
+      s [E, si], v [E, 3, vi] (vi > 0) edge features; receivers [E] sorted; degree [N].
+    Returns:
+      (s [N, so], v [N, 3, vo] or None).
+    """
+    mean = ops.mean_aggregate(self.mean_terms(s, v), receivers, degree).astype(s.dtype)
+    return self.from_mean(mean, degree, s.shape[-1], v.shape[-1])
 
 
 class TupleLayerNorm(hk.Module):
@@ -193,33 +277,81 @@ def tuple_dropout(s: jax.Array, v: jax.Array | None, rate: float, is_training: b
 
 class GVPConv(hk.Module):
   """Message passing: messages from `n_message` GVPs on [(s_j, v_j), e_ji, (s_i, v_i)],
-  averaged over the incoming edges of each node."""
+  averaged over the incoming edges of each node.
+
+  Edges go through the message GVPs in chunks of at most `edge_chunk` (0: all at once), a
+  scan that adds each chunk's messages into the node sums, so the per-edge intermediates of
+  a chunk stay in the CPU's caches instead of streaming through memory; with `remat` each
+  chunk is recomputed in the backward pass instead of storing its activations. The same
+  function either way: only the order of the additions in each node's sum changes.
+  """
 
   def __init__(self, out_dims: tuple[int, int], n_message: int = 3,
                activations: tuple[Activation, Activation] = DEFAULT_ACTIVATIONS,
-               vector_gate: bool = True, name: str | None = None):
+               vector_gate: bool = True, edge_chunk: int = 0, remat: bool = False,
+               name: str | None = None):
     super().__init__(name=name)
     self.out_dims = out_dims
     self.n_message = n_message
     self.activations = activations
     self.vector_gate = vector_gate
+    self.edge_chunk = edge_chunk
+    self.remat = remat
 
   def __call__(self, s, v, edge_s, edge_v, senders, receivers, degree):
     """Args: s [N, ns], v [N, 3, nv], edge_s [E, es], edge_v [E, 3, ev] or None, senders,
     receivers [E] (sorted by receiver), degree [N] in-degrees.
     Returns: (s [N, so], v [N, 3, vo]) mean incoming messages."""
-    none = (None, None)
     last = self.n_message - 1
-    gvp = lambda i: GVP(self.out_dims, activations=none if i == last else self.activations,
-                        vector_gate=self.vector_gate, name=f"message_{i}")
-    ms, mv = gvp(0).on_edges(s, v, edge_s, edge_v, senders, receivers)
-    for i in range(1, self.n_message):
-      ms, mv = gvp(i)(ms, mv)
+    gvps = [GVP(self.out_dims, activations=(None, None) if i == last else self.activations,
+                vector_gate=self.vector_gate, name=f"message_{i}")
+            for i in range(self.n_message)]
+    (n, ns), nv = s.shape, v.shape[-1]
     so, vo = self.out_dims
-    num_edges, num_nodes = ms.shape[0], s.shape[0]
-    packed = jnp.concatenate([ms, mv.reshape(num_edges, 3 * vo)], axis=-1)
-    agg = ops.mean_aggregate(packed, receivers, degree).astype(s.dtype)
-    return agg[:, :so], agg[:, so:].reshape(num_nodes, 3, vo)
+    ev = 0 if edge_v is None else edge_v.shape[-1]
+    node_terms = gvps[0].node_terms(s, v, edge_s.shape[-1], ev)
+
+    def messages(edge_s, edge_v, senders, receivers):
+      """Per edge, what is averaged: [E', width]."""
+      ms, mv = gvps[0].edge_terms(node_terms, ns, nv, edge_s, edge_v, senders, receivers)
+      for gvp in gvps[1:last]:
+        ms, mv = gvp(ms, mv)
+      if last > 0:
+        return gvps[last].mean_terms(ms, mv)
+      return jnp.concatenate([ms, mv.reshape(ms.shape[0], 3 * vo)], axis=-1)
+
+    def finish(mean):
+      if last > 0:
+        return gvps[last].from_mean(mean.astype(s.dtype), degree, so, vo)
+      mean = mean.astype(s.dtype)
+      return mean[:, :so], mean[:, so:].reshape(n, 3, vo)
+
+    num_edges = senders.shape[0]
+    chunks = ops.num_chunks(num_edges, self.edge_chunk)
+    if chunks == 1:
+      return finish(ops.mean_aggregate(messages(edge_s, edge_v, senders, receivers),
+                                       receivers, degree))
+    size = -(-num_edges // chunks)
+    pad = chunks * size - num_edges
+
+    def split(x, fill):  # [E, ...] -> [chunks, size, ...]; padding edges are summed into
+      if x is None:      # node n, which segment_sum drops (and gather from node n - 1)
+        return None
+      if pad:
+        x = jnp.concatenate([x, jnp.full((pad,) + x.shape[1:], fill, x.dtype)])
+      return x.reshape((chunks, size) + x.shape[1:])
+
+    def step(total, chunk):
+      edge_s, edge_v, senders, receivers = chunk
+      terms = messages(edge_s, edge_v, senders, jnp.minimum(receivers, n - 1))
+      return total + ops.segment_sum(terms, receivers, n, sorted_ids=True), None
+
+    width = gvps[last].mean_width(so, vo) if last > 0 else so + 3 * vo
+    xs = (split(edge_s, 0), split(edge_v, 0), split(senders, 0), split(receivers, n))
+    total, _ = hk.scan(hk.remat(step) if self.remat else step,
+                       jnp.zeros((n, width), ops.acc_dtype(s.dtype)), xs)
+    scale = 1.0 / jnp.maximum(degree, 1.0).astype(total.dtype)
+    return finish(total * scale[:, None])
 
 
 class GVPConvLayer(hk.Module):
@@ -228,7 +360,8 @@ class GVPConvLayer(hk.Module):
   def __init__(self, node_dims: tuple[int, int], n_message: int = 3, n_feedforward: int = 2,
                dropout: float = 0.1,
                activations: tuple[Activation, Activation] = DEFAULT_ACTIVATIONS,
-               vector_gate: bool = True, name: str | None = None):
+               vector_gate: bool = True, edge_chunk: int = 0, remat: bool = False,
+               name: str | None = None):
     super().__init__(name=name)
     self.node_dims = node_dims
     self.n_message = n_message
@@ -236,11 +369,14 @@ class GVPConvLayer(hk.Module):
     self.dropout = dropout
     self.activations = activations
     self.vector_gate = vector_gate
+    self.edge_chunk = edge_chunk
+    self.remat = remat
 
   def __call__(self, s, v, edge_s, edge_v, senders, receivers, degree, is_training: bool):
     """Args as `GVPConv`; returns updated (s [N, ns], v [N, 3, nv])."""
     ds, dv = GVPConv(self.node_dims, self.n_message, self.activations, self.vector_gate,
-                     name="conv")(s, v, edge_s, edge_v, senders, receivers, degree)
+                     self.edge_chunk, self.remat, name="conv")(
+                         s, v, edge_s, edge_v, senders, receivers, degree)
     ds, dv = tuple_dropout(ds, dv, self.dropout, is_training)
     s, v = TupleLayerNorm(name="norm_0")(s + ds, v + dv)
 
@@ -289,13 +425,20 @@ class GVPGNN(hk.Module):
     senders, receivers = graph.senders, graph.receivers
     degree = ops.in_degree(receivers, s.shape[0], ops.acc_dtype(dtype))
 
+    # Edge chunks on CPU only (cache blocking; accelerators want all edges in one kernel).
+    # With chunks, `remat` recomputes each chunk (the per-edge activations, which are what
+    # costs memory) instead of the whole layer, so the messages are computed twice, not 3x.
+    edge_chunk = c.edge_chunk if jax.default_backend() == "cpu" else 0
+    chunked = ops.num_chunks(senders.shape[0], edge_chunk) > 1
+
     def layer(s, v):
       return GVPConvLayer(c.node_dims, c.n_message, c.n_feedforward, c.dropout,
-                          vector_gate=c.vector_gate, name="conv_layer")(
+                          vector_gate=c.vector_gate, edge_chunk=edge_chunk,
+                          remat=c.remat, name="conv_layer")(
                               s, v, es, ev, senders, receivers, degree, is_training)
 
     s, v = hk.layer_stack(c.num_layers, unroll=c.unroll, name="layers")(
-        hk.remat(layer) if c.remat else layer)(s, v)
+        hk.remat(layer) if c.remat and not chunked else layer)(s, v)
     s, v = TupleLayerNorm(name="out_norm")(s, v)
     s, _ = GVP((c.node_dims[0], 0), activations=DEFAULT_ACTIVATIONS, vector_gate=c.vector_gate,
                name="node_out")(s, v)

@@ -1,0 +1,30 @@
+"""XLA compiler options for the jitted training step, by platform.
+
+    jax.jit(train_step, compiler_options=xla_options.train_step("cpu"))
+
+On CPU, XLA (jaxlib 0.10) hands matmuls to YNNPACK one dot at a time by default. With
+`xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT` it forms YNNPACK fusions of a
+dot and its elementwise consumers (bias adds, the products of the backward pass), so those
+results are written once instead of once per op. The networks' training steps are
+memory-bound per-edge work (`experiments/results/profile_nets.md`); on the 2-core benchmark
+machine (DB5.5 packed batches, the two compilations timed in turn in one process) the option
+made training steps 13% faster for GVP-GNN (717 vs 808 ms a batch), 7% for EGNN (61 vs 66
+ms) and 9% for Molformer (114 vs 124 ms), while evaluation alone was no faster (GVP-GNN
+169 vs 174 ms) or slower (EGNN 14.5 vs 12.4 ms, Molformer 41 vs 39 ms). So the option is
+for training steps only; evaluation keeps XLA's defaults, and other platforms get no
+options. `experiments/bench_nets.py --train-options default` times XLA's defaults instead.
+
+The option names an experimental XLA flag of the pinned jaxlib (requirements.txt);
+tests/test_xla_options.py compiles with it, so a jaxlib that drops it fails there first.
+`jaxgeo train` applies it unless `train.cpu_dot_fusion=False`.
+"""
+from __future__ import annotations
+
+CPU_DOT_FUSION = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
+
+
+def train_step(platform: str, dot_fusion: bool = True) -> dict[str, str]:
+  """Compiler options for a training step on `platform` ("cpu", "gpu", "tpu", ...).
+
+  -> the CPU dot-fusion options on CPU when `dot_fusion`, else {} (XLA's defaults)."""
+  return dict(CPU_DOT_FUSION) if dot_fusion and platform == "cpu" else {}

@@ -1,0 +1,57 @@
+"""The CPU dot-fusion option of the training step: with it XLA fuses a matmul with its
+elementwise consumers (a YNNPACK fusion holding a dot and more), without it every YNNPACK
+fusion is a lone dot; it is CPU-only, can be turned off, and the trainer passes it to the
+train step alone."""
+import re
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from jaxgeo import train, xla_options
+from test_train import tiny_config
+
+
+def _ynn_fusions(hlo: str) -> list[list[str]]:
+  """The ops of each YNNPACK fusion of compiled HLO text (parameters left out)."""
+  fused = []
+  for name in re.findall(r'kind=kCustom, calls=%([\w.\-]+),.*"kind":"__ynn_fusion"', hlo):
+    body = re.search(r"\n%" + re.escape(name) + r" \(.*?\n\}", hlo, re.S).group()
+    fused.append([op for op in re.findall(r"= \S+ ([\w\-]+)\(", body) if op != "parameter"])
+  return fused
+
+
+def _mlp_gradient_hlo(options) -> str:
+  def loss(w1, w2, x):
+    return jnp.sum(jax.nn.silu(x @ w1 + 1.0) @ w2)
+  args = (jnp.ones((32, 32)), jnp.ones((32, 32)), jnp.ones((256, 32)))
+  return jax.jit(jax.grad(loss, argnums=(0, 1)), compiler_options=options).lower(
+      *args).compile().as_text()
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="an XLA CPU option")
+def test_cpu_option_fuses_dots_with_their_elementwise_consumers():
+  default = _ynn_fusions(_mlp_gradient_hlo(None))
+  fused = _ynn_fusions(_mlp_gradient_hlo(xla_options.train_step("cpu")))
+  assert default and all(ops == ["dot"] for ops in default)
+  assert any("dot" in ops and len(ops) > 1 for ops in fused)
+
+
+def test_options_are_for_cpu_and_can_be_turned_off():
+  assert xla_options.train_step("cpu") == xla_options.CPU_DOT_FUSION
+  assert xla_options.train_step("cpu", dot_fusion=False) == {}
+  assert xla_options.train_step("gpu") == {} and xla_options.train_step("tpu") == {}
+
+
+@pytest.mark.parametrize("flag, expected", [(True, xla_options.CPU_DOT_FUSION), (False, {})])
+def test_trainer_passes_the_options_to_its_train_step(monkeypatch, flag, expected):
+  seen = []
+  make_steps = train.make_steps
+
+  def spy(*args, **kwargs):
+    seen.append(args[6] if len(args) > 6 else kwargs.get("compiler_options"))
+    return make_steps(*args, **kwargs)
+
+  monkeypatch.setattr(train, "make_steps", spy)
+  train.prepare(tiny_config(f"train.cpu_dot_fusion={flag}"))
+  assert seen == [expected if jax.default_backend() == "cpu" else {}]
