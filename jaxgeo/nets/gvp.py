@@ -350,8 +350,7 @@ class GVPConv(hk.Module):
     xs = (split(edge_s, 0), split(edge_v, 0), split(senders, 0), split(receivers, n))
     total, _ = hk.scan(hk.remat(step) if self.remat else step,
                        jnp.zeros((n, width), ops.acc_dtype(s.dtype)), xs)
-    scale = 1.0 / jnp.maximum(degree, 1.0).astype(total.dtype)
-    return finish(total * scale[:, None])
+    return finish(ops.mean_from_sum(total, degree))
 
 
 class GVPConvLayer(hk.Module):

@@ -53,7 +53,12 @@ def in_degree(receivers: jax.Array, n: int, dtype=jnp.float32) -> jax.Array:
 def mean_aggregate(messages: jax.Array, receivers: jax.Array, degree: jax.Array) -> jax.Array:
   """Mean of messages [E, ...] over incoming edges (receivers [E] sorted) -> [N, ...];
   nodes without edges get 0."""
-  total = segment_sum(messages, receivers, degree.shape[0], sorted_ids=True)
+  return mean_from_sum(segment_sum(messages, receivers, degree.shape[0], sorted_ids=True),
+                       degree)
+
+
+def mean_from_sum(total: jax.Array, degree: jax.Array) -> jax.Array:
+  """Sums over incoming edges [N, ...] -> means (nodes without edges keep 0)."""
   scale = 1.0 / jnp.maximum(degree, 1.0).astype(total.dtype)
   return total * scale.reshape(scale.shape + (1,) * (total.ndim - 1))
 
