@@ -310,9 +310,9 @@ def test_invalid_config_and_missing_lm(graphs):
     model.init(rng_key(0), wide)
 
 
-def test_egnn_skipping_the_last_coordinate_update(batch):
-  """Without "x" in the outputs (the papers' setting) the last layer skips its coordinate
-  update; the node outputs are the same, and so are the parameters."""
+def test_egnn_without_coordinate_outputs(batch):
+  """Without "x" in the outputs (the papers' setting) the node outputs are the same, and
+  so are the parameters."""
   model, params = model_and_params("egnn")
   config = tiny_config("egnn")
   skip = nets.make_model(dataclasses.replace(

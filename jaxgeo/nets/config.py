@@ -98,8 +98,9 @@ class EGNNConfig:
     num_layers: E_GCL layers.
     activation: "silu" (paper), "relu" or "gelu".
     update_coords: update coordinates in each layer (they enter the next layer's distances).
-    return_coords: return the final coordinates as "x"; when False (the papers' networks,
-      whose outputs are the node features) the last layer skips its coordinate update.
+    return_coords: return the final coordinates as "x"; False for the papers' networks,
+      whose outputs are the node features (the last layer's coordinate update is then
+      computed and unused: cheaper than skipping it, see `EGNN`).
     normalize: divide x_i - x_j by its length in the coordinate update (the paper's code:
       off; `paper_config` turns it off).
     coord_gain: xavier-uniform gain of the last layer of the coordinate MLP.
