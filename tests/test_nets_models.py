@@ -335,6 +335,35 @@ def _count_equations(jaxpr) -> int:
   return count
 
 
+def _primitives(jaxpr) -> set[str]:
+  names = set()
+  for eqn in jaxpr.eqns:
+    names.add(eqn.primitive.name)
+    for param in eqn.params.values():
+      for sub in (param if isinstance(param, (tuple, list)) else (param,)):
+        inner = getattr(sub, "jaxpr", sub)
+        if hasattr(inner, "eqns"):
+          names |= _primitives(inner)
+  return names
+
+
+@pytest.mark.parametrize("network", ("egnn", "molformer"))
+def test_training_step_holds_no_cond(network, batch):
+  """EGNN's last coordinate update and Molformer's non-overlapping key blocks are not
+  skipped with a `lax.cond` (in the scanned layers it cost more than the work it skipped;
+  README, Benchmarks): the differentiated forward pass has no cond primitive."""
+  config = tiny_config(network)
+  if network == "egnn":
+    config = dataclasses.replace(config, egnn=dataclasses.replace(config.egnn,
+                                                                  return_coords=False))
+  model = nets.make_model(config)
+  params = jax.eval_shape(model.init, rng_key(0), batch)
+  loss = lambda p: jnp.sum(model.apply(p, rng_key(1), batch, True)["node"])
+  names = _primitives(jax.make_jaxpr(jax.grad(loss))(params).jaxpr)
+  assert "while" in names or "scan" in names       # the traversal reaches the loops' bodies
+  assert "cond" not in names
+
+
 @pytest.mark.parametrize("network", NETWORKS)
 def test_program_size_does_not_grow_with_depth(network, batch):
   """Layers are stacked (hk.layer_stack): 2 and 5 layers trace to programs of one size."""
