@@ -221,11 +221,12 @@ def test_molformer_key_ranges_are_the_block_pairs_that_share_a_graph(bq, bk):
     assert shares == [lo[qi] <= kj < hi[qi] for kj in range(gk.shape[0])], qi
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.3])
-def test_molformer_attention_gradients_match_dense(dropout):
+@pytest.mark.parametrize("dropout, hidden", [(0.0, 2), (0.3, 2), (0.3, 3)])
+def test_molformer_attention_gradients_match_dense(dropout, hidden):
   """The block-skipping attention's hand-written backward pass gives the gradients of
   dense attention (autodiff), with respect to q, k, v, the coordinates and the distance
-  function, with and without attention dropout (same masks)."""
+  function, with and without attention dropout (same masks), and with a distance function
+  whose hidden width differs from the number of heads."""
   rng = np.random.default_rng(3)
   n_node = [6, 9, 4]
   n = sum(n_node)
@@ -233,8 +234,10 @@ def test_molformer_attention_gradients_match_dense(dropout):
   q, k, v = (rng.normal(size=(n, heads, dk)).astype(np.float32) for _ in range(3))
   x = (rng.normal(size=(n, 3)) * 3).astype(np.float32)
   graph_index = jnp.asarray(np.repeat(np.arange(3), n_node).astype(np.int32))
-  dist_params = {"w1": jnp.array([0.3, -0.2]), "b1": jnp.array([0.1, 0.5]),
-                 "w2": jnp.array([[0.5, -1.0], [0.7, 0.2]]), "b2": jnp.array([1.0, 0.3])}
+  dist_params = {"w1": jnp.array([0.3, -0.2, 0.4][:hidden]),
+                 "b1": jnp.array([0.1, 0.5, -0.3][:hidden]),
+                 "w2": jnp.array([[0.5, -1.0], [0.7, 0.2], [0.1, 0.3]][:hidden]),
+                 "b2": jnp.array([1.0, 0.3])}
   key = jax.random.PRNGKey(7)
   # The dropout masks the blocked implementation draws, assembled densely.
   nq, nk = -(-n // bq), -(-n // bk)

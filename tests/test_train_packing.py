@@ -82,11 +82,13 @@ def test_mixed_precision_forward_is_close_and_gradients_float32(network):
   model = nets.make_model(config)
   params = model.init(rng_key(0), batch)
   mixed = train.mixed_apply(model, nets.make_model(config, jnp.bfloat16))
-  ref, out = model.apply(params, None, batch, False), mixed(params, None, batch, False)
+  ref = jax.jit(model.apply, static_argnums=3)(params, None, batch, False)
+  out = jax.jit(mixed, static_argnums=3)(params, None, batch, False)
   assert out["node"].dtype == jnp.float32
   scale = float(jnp.max(jnp.abs(ref["node"])))
   assert float(jnp.max(jnp.abs(out["node"] - ref["node"]))) < 0.05 * scale
   assert float(jnp.max(jnp.abs(out["node"] - ref["node"]))) > 0   # really computed in bf16
-  grads = jax.grad(lambda p: jnp.sum(mixed(p, rng_key(1), batch, True)["node"]))(params)
+  grads = jax.jit(jax.grad(lambda p: jnp.sum(mixed(p, rng_key(1), batch, True)["node"])))(
+      params)
   for leaf in jax.tree_util.tree_leaves(grads):
     assert leaf.dtype == jnp.float32 and bool(jnp.isfinite(leaf).all())
