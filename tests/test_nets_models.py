@@ -323,28 +323,15 @@ def test_egnn_without_coordinate_outputs(batch):
   assert_close(full["node"], out["node"], 1e-6, "node outputs")
 
 
-def _count_equations(jaxpr) -> int:
-  count = 0
+def _equations(jaxpr):
+  """Every equation of `jaxpr`, those of its sub-jaxprs (loop bodies, branches) included."""
   for eqn in jaxpr.eqns:
-    count += 1
+    yield eqn
     for param in eqn.params.values():
       for sub in (param if isinstance(param, (tuple, list)) else (param,)):
         inner = getattr(sub, "jaxpr", sub)
         if hasattr(inner, "eqns"):
-          count += _count_equations(inner)
-  return count
-
-
-def _primitives(jaxpr) -> set[str]:
-  names = set()
-  for eqn in jaxpr.eqns:
-    names.add(eqn.primitive.name)
-    for param in eqn.params.values():
-      for sub in (param if isinstance(param, (tuple, list)) else (param,)):
-        inner = getattr(sub, "jaxpr", sub)
-        if hasattr(inner, "eqns"):
-          names |= _primitives(inner)
-  return names
+          yield from _equations(inner)
 
 
 @pytest.mark.parametrize("network", ("egnn", "molformer"))
@@ -359,7 +346,8 @@ def test_training_step_holds_no_cond(network, batch):
   model = nets.make_model(config)
   params = jax.eval_shape(model.init, rng_key(0), batch)
   loss = lambda p: jnp.sum(model.apply(p, rng_key(1), batch, True)["node"])
-  names = _primitives(jax.make_jaxpr(jax.grad(loss))(params).jaxpr)
+  names = {eqn.primitive.name
+           for eqn in _equations(jax.make_jaxpr(jax.grad(loss))(params).jaxpr)}
   assert "while" in names or "scan" in names       # the traversal reaches the loops' bodies
   assert "cond" not in names
 
@@ -376,5 +364,5 @@ def test_program_size_does_not_grow_with_depth(network, batch):
     params = jax.eval_shape(model.init, rng_key(0), batch)
     jaxpr = jax.make_jaxpr(functools.partial(model.apply, is_training=True))(
         params, rng_key(1), batch)
-    sizes.append(_count_equations(jaxpr.jaxpr))
+    sizes.append(sum(1 for _ in _equations(jaxpr.jaxpr)))
   assert sizes[0] == sizes[1]

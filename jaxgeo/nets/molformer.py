@@ -16,10 +16,11 @@ non-decreasing. Nodes are cut into query blocks (`query_block`) and key blocks
 over the key blocks whose graph range overlaps the query block's, a contiguous range found
 by binary search (`_key_ranges`; it replaced a scan over all key blocks that skipped the
 others with `lax.cond`: the same results, the conds' time in a profiled training step
-gone, wall time within this machine's noise). The work is then about sum_g (n_g + block)^2 instead of the N^2 of
-masked attention over the whole batch, and memory is one block pair at a time. The backward
-pass is written by hand (FlashAttention-2 style: recompute each block's scores from the saved
-log-sum-exp), about 4x cheaper on CPU than differentiating the online-softmax loop.
+gone, wall time within this machine's noise). The work is then about
+sum_g (n_g + block)^2 instead of the N^2 of masked attention over the whole batch, and
+memory is one block pair at a time. The backward pass is written by hand
+(FlashAttention-2 style: recompute each block's scores from the saved log-sum-exp), about
+4x cheaper on CPU than differentiating the online-softmax loop.
 Attention dropout masks come from a counter-based hash of (seed, block, position), so the
 backward pass regenerates them. Entries of a processed block that belong to another graph
 are masked before the softmax. Padding nodes form the padding graph, so they never mix with
@@ -223,7 +224,7 @@ def _attention_bwd(distance_scale, bq, bk, rate, residuals, d_out):
   do_blocks = rows(d_out)                          # [nq, H, bq, dk]
   lse_blocks = rows(lse)                           # [nq, H, bq]
   delta_blocks = rows(delta)                       # [nq, H, bq]
-  w1, w2 = dist_params["w1"].astype(acc_t), dist_params["w2"].astype(acc_t)
+  w1, b1, w2 = (dist_params[name].astype(acc_t) for name in ("w1", "b1", "w2"))
   hidden = w1.shape[0]
   zeros_params = jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape, acc_t), dist_params)
 
@@ -255,7 +256,6 @@ def _attention_bwd(distance_scale, bq, bk, rate, residuals, d_out):
       # The parameter gradients are sums over the block's pairs; all of them come from one
       # matmul, [d_f; d_pre] [H + J, P] x [1; relu(pre); ds]^T [P, J + 2] (as separate
       # reductions they were 3J + 1 passes, each a tree of reduce-windows on XLA CPU).
-      b1 = dist_params["b1"].astype(acc_t)
       pre = ds[None] * w1[:, None, None] + b1[:, None, None]                 # [J, bq, bk]
       d_pre = jnp.where(pre > 0, jnp.einsum("hqk,jh->jqk", d_f, w2), 0.0)
       d_dist = jnp.einsum("jqk,j->qk", d_pre, w1)
