@@ -107,11 +107,11 @@ def _pad_rows(a: jax.Array, rows: int, value) -> jax.Array:
 class _Blocks(NamedTuple):
   """Queries and keys cut into blocks, with each block's graph range."""
   q: jax.Array          # [nq, bq, H, dk] (scaled by 1/sqrt(dk))
-  xq: jax.Array         # [nq, bq, 3]
+  xq: jax.Array         # [nq, 3, bq] (coordinates component-major)
   gq: jax.Array         # [nq, bq]
   k: jax.Array          # [nk, bk, H, dk]
   v: jax.Array          # [nk, bk, H, dk]
-  xk: jax.Array         # [nk, bk, 3]
+  xk: jax.Array         # [nk, 3, bk]
   gk: jax.Array         # [nk, bk]
 
 
@@ -123,12 +123,14 @@ def _blocks(q, k, v, x, graph_index, bq: int, bk: int) -> _Blocks:
   # a graph index no query has.
   gq = jnp.where(jnp.arange(nq * bq) < n, _pad_rows(graph_index, nq * bq, 0), last_graph)
   gk = jnp.where(jnp.arange(nk * bk) < n, _pad_rows(graph_index, nk * bk, 0), last_graph + 1)
+  coords = lambda blocks, size: _pad_rows(x, blocks * size, 0).reshape(
+      blocks, size, 3).transpose(0, 2, 1)                                  # [blocks, 3, size]
   return _Blocks(
       q=_pad_rows(q * (1.0 / math.sqrt(dk)), nq * bq, 0).reshape(nq, bq, heads, dk),
-      xq=_pad_rows(x, nq * bq, 0).reshape(nq, bq, 3), gq=gq.reshape(nq, bq),
+      xq=coords(nq, bq), gq=gq.reshape(nq, bq),
       k=_pad_rows(k, nk * bk, 0).reshape(nk, bk, heads, dk),
       v=_pad_rows(v, nk * bk, 0).reshape(nk, bk, heads, dk),
-      xk=_pad_rows(x, nk * bk, 0).reshape(nk, bk, 3), gk=gk.reshape(nk, bk))
+      xk=coords(nk, bk), gk=gk.reshape(nk, bk))
 
 
 def _key_ranges(b: _Blocks) -> tuple[jax.Array, jax.Array]:
@@ -148,11 +150,13 @@ def _block_scores(b: _Blocks, qi, kj, dist_params: dict, distance_scale: float, 
 
   Returns (scores [H, bq, bk] masked to the same graph, raw dot products a [H, bq, bk],
   distance-function values f [H, bq, bk], scaled distances [bq, bk], distances [bq, bk],
-  coordinate differences [bq, bk, 3]).
+  coordinate differences [3, bq, bk]).
   """
   a = jnp.einsum("qhd,khd->hqk", b.q[qi], b.k[kj]).astype(acc_t)
-  diff = (b.xq[qi][:, None, :] - b.xk[kj][None, :, :]).astype(acc_t)
-  d = jnp.sqrt(jnp.sum(jnp.square(diff), axis=-1) + 1e-12)
+  # Component by component: a sum over a trailing axis of 3 is a slow reduction on CPU
+  # (it was half of an evaluation step).
+  diff = (b.xq[qi][:, :, None] - b.xk[kj][:, None, :]).astype(acc_t)      # [3, bq, bk]
+  d = jnp.sqrt(diff[0] * diff[0] + diff[1] * diff[1] + diff[2] * diff[2] + 1e-12)
   ds = d * distance_scale
   f = distance_function(ds, dist_params)
   same = (b.gq[qi][:, None] == b.gk[kj][None, :])[None]
@@ -267,25 +271,26 @@ def _attention_bwd(distance_scale, bq, bk, rate, residuals, d_out):
            "w2": dparams["w2"] + sums[:heads, 1:1 + hidden].T,
            "b1": dparams["b1"] + sums[heads:, 0],
            "w1": dparams["w1"] + sums[heads:, hidden + 1]}
-      coef = (d_dist * distance_scale / d)[..., None] * diff                 # [bq, bk, 3]
-      dxq = dxq + jnp.sum(coef, axis=1)
+      coef = (d_dist * distance_scale / d)[None] * diff                       # [3, bq, bk]
+      dxq = dxq + jnp.sum(coef, axis=2)
       dk_acc = dk_acc.at[kj].add(dk_blk)
       dv_acc = dv_acc.at[kj].add(dv_blk)
-      dxk_acc = dxk_acc.at[kj].add(-jnp.sum(coef, axis=0))
+      dxk_acc = dxk_acc.at[kj].add(-jnp.sum(coef, axis=1))
       return dq, dxq, dk_acc, dv_acc, dxk_acc, g
 
-    init = (jnp.zeros((bq, heads, dk), acc_t), jnp.zeros((bq, 3), acc_t), dk_acc, dv_acc,
+    init = (jnp.zeros((bq, heads, dk), acc_t), jnp.zeros((3, bq), acc_t), dk_acc, dv_acc,
             dxk_acc, dparams)
     dq, dxq, dk_acc, dv_acc, dxk_acc, dparams = jax.lax.fori_loop(
         key_lo[qi], key_hi[qi], key_step, init)
     return (dk_acc, dv_acc, dxk_acc, dparams), (dq, dxq)
 
   init = (jnp.zeros((nk, bk, heads, dk), acc_t), jnp.zeros((nk, bk, heads, dk), acc_t),
-          jnp.zeros((nk, bk, 3), acc_t), zeros_params)
+          jnp.zeros((nk, 3, bk), acc_t), zeros_params)
   (dk_acc, dv_acc, dxk_acc, dparams), (dq, dxq) = jax.lax.scan(query_step, init,
                                                                jnp.arange(nq))
   dq = dq.reshape(nq * bq, heads, dk)[:n] * (1.0 / math.sqrt(dk))
-  dx = dxq.reshape(nq * bq, 3)[:n] + dxk_acc.reshape(nk * bk, 3)[:n]
+  node_major = lambda a: jnp.swapaxes(a, 1, 2).reshape(-1, 3)[:n]          # [n, 3]
+  dx = node_major(dxq) + node_major(dxk_acc)
   cast = lambda g, like: g.astype(like.dtype)
   return (cast(dq, q), cast(dk_acc.reshape(nk * bk, heads, dk)[:n], k),
           cast(dv_acc.reshape(nk * bk, heads, dk)[:n], v), cast(dx, x), None,
