@@ -352,6 +352,23 @@ def test_training_step_holds_no_cond(network, batch):
   assert "cond" not in names
 
 
+def test_molformer_distances_hold_no_sum_over_xyz(batch):
+  """Molformer's block-pair distances are taken component by component: a sum over a
+  trailing axis of 3 ([bq, bk, 3] -> [bq, bk]) ran as a slow reduction on XLA CPU, half of
+  an evaluation step (README, Benchmarks). Neither the forward nor the differentiated pass
+  sums over a trailing xyz axis."""
+  model = nets.make_model(tiny_config("molformer"))
+  params = jax.eval_shape(model.init, rng_key(0), batch)
+  loss = lambda p: jnp.sum(model.apply(p, rng_key(1), batch, True)["node"])
+  jaxpr = jax.make_jaxpr(jax.grad(loss))(params).jaxpr
+  sums = [eqn for eqn in _equations(jaxpr) if eqn.primitive.name == "reduce_sum"]
+  assert sums                                       # the traversal reaches the reductions
+  shape = lambda eqn: eqn.invars[0].aval.shape
+  assert not [shape(e) for e in sums
+              if len(shape(e)) >= 2 and shape(e)[-1] == 3 and
+              tuple(e.params["axes"]) == (len(shape(e)) - 1,)]
+
+
 @pytest.mark.parametrize("network", NETWORKS)
 def test_program_size_does_not_grow_with_depth(network, batch):
   """Layers are stacked (hk.layer_stack): 2 and 5 layers trace to programs of one size."""
