@@ -334,6 +334,15 @@ def _equations(jaxpr):
           yield from _equations(inner)
 
 
+def _training_grad_equations(config, batch):
+  """Every equation (sub-programs included) of the gradient of a training-mode forward
+  pass with shape-only parameters."""
+  model = nets.make_model(config)
+  params = jax.eval_shape(model.init, rng_key(0), batch)
+  loss = lambda p: jnp.sum(model.apply(p, rng_key(1), batch, True)["node"])
+  return list(_equations(jax.make_jaxpr(jax.grad(loss))(params).jaxpr))
+
+
 @pytest.mark.parametrize("network", ("egnn", "molformer"))
 def test_training_step_holds_no_cond(network, batch):
   """EGNN's last coordinate update and Molformer's non-overlapping key blocks are not
@@ -343,11 +352,7 @@ def test_training_step_holds_no_cond(network, batch):
   if network == "egnn":
     config = dataclasses.replace(config, egnn=dataclasses.replace(config.egnn,
                                                                   return_coords=False))
-  model = nets.make_model(config)
-  params = jax.eval_shape(model.init, rng_key(0), batch)
-  loss = lambda p: jnp.sum(model.apply(p, rng_key(1), batch, True)["node"])
-  names = {eqn.primitive.name
-           for eqn in _equations(jax.make_jaxpr(jax.grad(loss))(params).jaxpr)}
+  names = {eqn.primitive.name for eqn in _training_grad_equations(config, batch)}
   assert "while" in names or "scan" in names       # the traversal reaches the loops' bodies
   assert "cond" not in names
 
@@ -357,11 +362,8 @@ def test_molformer_distances_hold_no_sum_over_xyz(batch):
   trailing axis of 3 ([bq, bk, 3] -> [bq, bk]) ran as a slow reduction on XLA CPU, half of
   an evaluation step (README, Benchmarks). Neither the forward nor the differentiated pass
   sums over a trailing xyz axis."""
-  model = nets.make_model(tiny_config("molformer"))
-  params = jax.eval_shape(model.init, rng_key(0), batch)
-  loss = lambda p: jnp.sum(model.apply(p, rng_key(1), batch, True)["node"])
-  jaxpr = jax.make_jaxpr(jax.grad(loss))(params).jaxpr
-  sums = [eqn for eqn in _equations(jaxpr) if eqn.primitive.name == "reduce_sum"]
+  sums = [eqn for eqn in _training_grad_equations(tiny_config("molformer"), batch)
+          if eqn.primitive.name == "reduce_sum"]
   assert sums                                       # the traversal reaches the reductions
   shape = lambda eqn: eqn.invars[0].aval.shape
   assert not [shape(e) for e in sums
