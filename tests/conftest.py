@@ -15,10 +15,18 @@ SHARED_DATA = pathlib.Path(os.environ.get("JAXGEO_SHARED_DATA", REPO.parent / "s
 STRUCTURES = REPO / "examples" / "structures"
 
 
+def jax_cache_dir() -> str:
+  """The persistent compilation cache of this test process and the subprocesses it starts:
+  $JAXGEO_JAX_CACHE, else `.jax_cache` in the repository; under pytest-xdist (the suite
+  runs on two workers, pyproject.toml) one sub-folder per worker, as JAX writes its cache
+  files in place and a worker could otherwise read another's half-written file."""
+  root = os.environ.get("JAXGEO_JAX_CACHE", str(REPO / ".jax_cache"))
+  return os.path.join(root, os.environ.get("PYTEST_XDIST_WORKER", "main"))
+
+
 def pytest_configure(config):
   import jax
-  cache_dir = os.environ.get("JAXGEO_JAX_CACHE", str(REPO / ".jax_cache"))
-  jax.config.update("jax_compilation_cache_dir", cache_dir)
+  jax.config.update("jax_compilation_cache_dir", jax_cache_dir())
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 

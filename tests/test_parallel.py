@@ -18,6 +18,7 @@ import pytest
 
 from jaxgeo import parallel
 from jaxgeo.errors import ConfigError
+from conftest import jax_cache_dir
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TINY_ESM = dict(num_layers=2, hidden_size=32, num_heads=4, intermediate_size=64, name="tiny")
@@ -114,7 +115,7 @@ print("RESULT " + json.dumps(out))
 
 def _env(**extra):
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-  env.setdefault("JAXGEO_JAX_CACHE", "/tmp/jaxcache")
+  env.setdefault("JAXGEO_JAX_CACHE", jax_cache_dir())
   env.update(extra)
   return env
 

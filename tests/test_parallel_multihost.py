@@ -18,6 +18,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from conftest import jax_cache_dir
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TIMEOUT_S = 240
 
@@ -72,7 +74,7 @@ def _free_port() -> int:
 
 def _env(**extra):
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-  env.setdefault("JAXGEO_JAX_CACHE", "/tmp/jaxcache")
+  env.setdefault("JAXGEO_JAX_CACHE", jax_cache_dir())
   for k in ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
     env.pop(k, None)
   env.update(extra)
