@@ -16,28 +16,12 @@ STRUCTURES = REPO / "examples" / "structures"
 
 
 def jax_cache_dir() -> str:
-  """The persistent compilation cache of this test process and the subprocesses it starts:
-  $JAXGEO_JAX_CACHE, else `.jax_cache` in the repository; under pytest-xdist (the suite
-  runs on two workers, pyproject.toml) one sub-folder per worker, as JAX writes its cache
-  files in place and a worker could otherwise read another's half-written file."""
-  root = os.environ.get("JAXGEO_JAX_CACHE", str(REPO / ".jax_cache"))
-  return os.path.join(root, os.environ.get("PYTEST_XDIST_WORKER", "main"))
-
-
-# The slowest test files (seconds of a serial run on the 2-core machine, slowest first),
-# handed to the two xdist workers before all others (`pyproject.toml`: `--dist loadfile
-# --no-loadscope-reorder`) so that no long file is left to one worker at the end. Files not
-# listed follow in collection order.
-SLOWEST_FILES = ("test_train_packing.py", "test_nets_models.py", "test_bench_accelerator.py",
-                 "test_parallel.py", "test_train.py", "test_nets_equivariance.py",
-                 "test_tasks_docking.py", "test_commands_docking.py",
-                 "test_commands_predict.py", "test_parallel_multihost.py",
-                 "test_nets_overfit.py", "test_lm_embed.py", "test_tasks_csv.py")
-
-
-def pytest_collection_modifyitems(config, items):
-  rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
-  items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FILES)))
+  """The persistent compilation cache of the test processes and the subprocesses they
+  start: $JAXGEO_JAX_CACHE, else `.jax_cache` in the repository. The two xdist workers share
+  it (the suite's programs repeat across files, so one worker often finds what the other
+  compiled); JAX writes a cache file in place, and a worker that reads one half-written is
+  told so by JAX (a warning) and compiles the program itself."""
+  return os.environ.get("JAXGEO_JAX_CACHE", str(REPO / ".jax_cache"))
 
 
 def pytest_configure(config):
