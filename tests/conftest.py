@@ -24,7 +24,7 @@ def jax_cache_dir() -> str:
   return os.environ.get("JAXGEO_JAX_CACHE", str(REPO / ".jax_cache"))
 
 
-# The slowest test files (seconds of a serial run on the 2-core machine, slowest first),
+# The slowest test files (by their seconds in a serial run on the 2-core machine, slowest first),
 # handed to the two xdist workers before all others (`pyproject.toml`: `--dist loadfile
 # --no-loadscope-reorder`) so that no long file is left to one worker at the end. Files not
 # listed follow in collection order.

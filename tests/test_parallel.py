@@ -115,7 +115,7 @@ print("RESULT " + json.dumps(out))
 
 def _env(**extra):
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-  env.setdefault("JAXGEO_JAX_CACHE", jax_cache_dir())
+  env["JAXGEO_JAX_CACHE"] = jax_cache_dir()       # $JAXGEO_JAX_CACHE or the suite's cache
   env.update(extra)
   return env
 

@@ -74,7 +74,7 @@ def _free_port() -> int:
 
 def _env(**extra):
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-  env.setdefault("JAXGEO_JAX_CACHE", jax_cache_dir())
+  env["JAXGEO_JAX_CACHE"] = jax_cache_dir()       # $JAXGEO_JAX_CACHE or the suite's cache
   for k in ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
     env.pop(k, None)
   env.update(extra)
