@@ -176,6 +176,37 @@ def test_padding_is_masked(tiny_converted, impl):
     assert np.isfinite(long[layer]).all()
 
 
+def test_cudnn_attention_on_gpu():
+  """On a GPU, attention_impl="cudnn" compiles to cuDNN's fused attention (no silent fallback
+  to XLA) and, in bfloat16, gives XLA's hidden states on real tokens, with padding at the end
+  of rows and a whole padding row (ESM-2 8M config, random weights). Skipped without a GPU:
+  run on one with `python -m pytest -n 0 tests/test_lm_esm2.py -k cudnn_attention_on_gpu`."""
+  import jax
+  import jax.numpy as jnp
+  if jax.default_backend() != "gpu":
+    pytest.skip("needs a GPU (cuDNN)")
+  config = esm2.ESM2Config.from_hf(dict(ESM2_8M_CONFIG), name="esm2_t6_8M_UR50D")
+  params = esm2.init_params(config, seed=0)
+  tokens, mask = tokenizer.batch_encode(SEQUENCES)
+  t = tokens.shape[1]
+  padded = np.full((tokens.shape[0] + 1, t + 37), tokenizer.PAD_ID, tokens.dtype)
+  padded[:-1, :t] = tokens
+  out = {}
+  for name, impl, batch in (("cudnn", "cudnn", padded), ("xla", "xla", padded),
+                            ("cudnn_short", "cudnn", tokens)):
+    fwd = esm2.make_forward(config, [3, 6], compute_dtype=jnp.bfloat16, attention_impl=impl)
+    compiled = jax.jit(fwd.apply).lower(params, batch).compile()
+    if impl == "cudnn":
+      assert "__cudnn$fmha" in compiled.as_text(), "cuDNN refused the inputs (fell back to XLA)"
+    out[name] = {l: np.asarray(v, np.float32) for l, v in compiled(params, batch).items()}
+  for layer in (3, 6):
+    assert np.isfinite(out["cudnn"][layer]).all()
+    ref = out["xla"][layer][:-1, :t][mask]
+    for other in (out["cudnn"][layer][:-1, :t][mask], out["cudnn_short"][layer][mask]):
+      rel = np.linalg.norm(other - ref) / np.linalg.norm(ref)
+      assert rel <= 1e-2, f"layer {layer}: relative difference {rel}"
+
+
 def test_attention_impl_choice():
   import jax.numpy as jnp
   resolve = esm2.resolve_attention_impl
