@@ -22,7 +22,8 @@
 Peak device memory is `device.memory_stats()["peak_bytes_in_use"]` ("n/a" where the backend
 reports none, e.g. CPU). It is a per-process high-water mark, so by default (not with
 `--tiny`) every item runs in a child process of its own (`--isolate`): the peaks are then per
-item. Results: a Markdown table on stdout and JSON in `--out`.
+item. Results: a Markdown table on stdout and JSON in `--out`, rewritten after every item
+(meta.complete stays false until the last), so that a run stopped part-way keeps what finished.
 
     python experiments/bench_accelerator.py [--precision f32|bf16] [--peak-tflops X]
         [--items esm2 gvp egnn molformer egnn_1280] [--attention auto|xla|cudnn|chunked]
@@ -312,10 +313,10 @@ def bench_network(name: str, graphs, args, device) -> dict:
 
 # --- driver ------------------------------------------------------------------------------------
 
-def run_items(args, items, graphs=None) -> dict:
+def run_items(args, items, graphs=None, on_item=None) -> dict:
   """Runs `items` in this process, on the default device (arrays uncommitted, as `jaxgeo
-  train` places them: committed arrays would make the second step compile again).
-  -> {"meta", "esm2", "networks"}."""
+  train` places them: committed arrays would make the second step compile again);
+  `on_item(results so far)` after each. -> {"meta", "esm2", "networks"}."""
   import jax
   if os.environ.get("JAXGEO_JAX_CACHE"):
     jax.config.update("jax_compilation_cache_dir",
@@ -329,6 +330,8 @@ def run_items(args, items, graphs=None) -> dict:
     meta.update(measured)
     out["esm2"] = _guard("esm2", lambda: bench_esm2(args, device))
     print(json.dumps(out["esm2"]), flush=True)
+    if on_item:
+      on_item(out)
   for name in items:
     if name == "esm2":
       continue
@@ -337,6 +340,8 @@ def run_items(args, items, graphs=None) -> dict:
     row = _guard(name, lambda: bench_network(name, graphs, args, device))
     print(json.dumps(row), flush=True)
     out["networks"].append(row)
+    if on_item:
+      on_item(out)
   return out
 
 
@@ -350,9 +355,10 @@ def _guard(name, fn) -> dict:
     return {"item": name, "error": f"{type(e).__name__}: {str(e)[:2000]}"}
 
 
-def run_isolated(args, items) -> dict:
+def run_isolated(args, items, on_item=None) -> dict:
   """Every item in a child process of its own (per-item peak memory); the graphs are read
-  once here and passed on in a pickle. This process never touches the device."""
+  once here and passed on in a pickle. This process never touches the device.
+  `on_item(results so far)` after each item."""
   out = {"meta": None, "esm2": None, "networks": []}
   with tempfile.TemporaryDirectory() as work:
     graphs_file = None
@@ -380,12 +386,14 @@ def run_isolated(args, items) -> dict:
           out["esm2"] = row
         else:
           out["networks"].append(row)
-        continue
-      sub = json.loads(part.read_text())
-      out["meta"] = {**(out["meta"] or {}), **sub["meta"]}
-      if sub["esm2"] is not None:
-        out["esm2"] = sub["esm2"]
-      out["networks"] += sub["networks"]
+      else:
+        sub = json.loads(part.read_text())
+        out["meta"] = {**(out["meta"] or {}), **sub["meta"]}
+        if sub["esm2"] is not None:
+          out["esm2"] = sub["esm2"]
+        out["networks"] += sub["networks"]
+      if on_item:
+        on_item(out)
   return out
 
 
@@ -495,17 +503,27 @@ def main(argv=None) -> int:
     args.part.write_text(json.dumps(results))
     return 0
   t0 = time.perf_counter()
-  results = run_isolated(args, items) if args.isolate else run_items(args, items)
-  results["precision"] = args.precision
-  results["meta"] = {**(results["meta"] or {}), "tiny": args.tiny, "data": str(args.data),
-                     "isolated": args.isolate, "wall_s": time.perf_counter() - t0,
-                     "load_average": os.getloadavg()[0]}
-  results["markdown"] = markdown(results)
+
+  def save(partial: dict, complete: bool) -> dict:
+    """Writes `partial` to --out (atomically): after every item, so that a run stopped
+    part-way (a time limit, an out-of-memory kill) keeps the items it finished."""
+    results = {**partial, "precision": args.precision}
+    results["meta"] = {**(partial["meta"] or {}), "tiny": args.tiny, "data": str(args.data),
+                       "isolated": args.isolate, "wall_s": time.perf_counter() - t0,
+                       "load_average": os.getloadavg()[0], "complete": complete,
+                       "items_requested": items}
+    results["markdown"] = markdown(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    os.replace(tmp, args.out)
+    return results
+
+  on_item = lambda partial: save(partial, complete=False)
+  results = (run_isolated(args, items, on_item) if args.isolate
+             else run_items(args, items, on_item=on_item))
+  results = save(results, complete=True)
   print("\n" + results["markdown"])
-  args.out.parent.mkdir(parents=True, exist_ok=True)
-  tmp = args.out.with_name(args.out.name + ".tmp")
-  tmp.write_text(json.dumps(results, indent=2) + "\n")
-  os.replace(tmp, args.out)
   print(f"wrote {args.out}")
   failed = [r["item"] for r in [results["esm2"] or {}] + results["networks"] if "error" in r]
   return 1 if failed else 0

@@ -103,3 +103,30 @@ def test_precision_is_set():
   assert config.train.batch_graphs == 4 and compute_model is None and used == "f32"
   config, _, _, used, _ = bench.network_setup("gvp", "f32")
   assert config.model.network == "gvp" and config.train.batch_graphs == 32 and used == "f32"
+
+
+def test_a_run_stopped_part_way_keeps_the_items_it_finished(tmp_path, monkeypatch):
+  """--out is rewritten after every item: when the second item is interrupted (a time limit),
+  the file holds the first item's row, marked incomplete."""
+  bench = _module()
+  monkeypatch.setattr(bench, "load_graphs", lambda *a, **k: [])
+
+  def fake_network(name, graphs, args, device):
+    if name == "molformer":
+      raise KeyboardInterrupt
+    return {"item": name, "network": name, "params": 1, "precision": "f32",
+            "batch_graphs": 32, "train_graphs_s": 3.0, "eval_graphs_s": 4.0,
+            "peak_bytes_in_use": "n/a", "notes": []}
+
+  monkeypatch.setattr(bench, "bench_network", fake_network)
+  out = tmp_path / "bench.json"
+  with pytest.raises(KeyboardInterrupt):
+    bench.main(["--tiny", "--no-isolate", "--items", "egnn", "molformer", "--out", str(out)])
+  results = json.loads(out.read_text())
+  assert [r["item"] for r in results["networks"]] == ["egnn"]
+  assert results["meta"]["complete"] is False
+  assert results["meta"]["items_requested"] == ["egnn", "molformer"]
+  assert "| egnn | 1 | f32 | 32 | 3 | 4 | n/a |" in results["markdown"]
+  monkeypatch.setattr(bench, "bench_network", lambda name, *a: fake_network("egnn", *a))
+  assert bench.main(["--tiny", "--no-isolate", "--items", "egnn", "--out", str(out)]) == 0
+  assert json.loads(out.read_text())["meta"]["complete"] is True
