@@ -24,6 +24,17 @@ def jax_cache_dir() -> str:
   return os.environ.get("JAXGEO_JAX_CACHE", str(REPO / ".jax_cache"))
 
 
+def jaxpr_equations(jaxpr):
+  """Every equation of `jaxpr`, those of its sub-jaxprs (loop bodies, branches) included."""
+  for eqn in jaxpr.eqns:
+    yield eqn
+    for param in eqn.params.values():
+      for sub in (param if isinstance(param, (tuple, list)) else (param,)):
+        inner = getattr(sub, "jaxpr", sub)
+        if hasattr(inner, "eqns"):
+          yield from jaxpr_equations(inner)
+
+
 # The slowest test files (by their seconds in a serial run on the 2-core machine, slowest first),
 # handed to the two xdist workers before all others (`pyproject.toml`: `--dist loadfile
 # --no-loadscope-reorder`) so that no long file is left to one worker at the end. Files not

@@ -20,6 +20,7 @@ transformers = pytest.importorskip("transformers")
 from jaxgeo.cli import main as cli_main  # noqa: E402
 from jaxgeo.errors import CheckpointError, ConfigError  # noqa: E402
 from jaxgeo.lm import convert, esm2, tokenizer  # noqa: E402
+from conftest import jaxpr_equations  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SHARED_ESM2 = pathlib.Path(os.environ.get("JAXGEO_SHARED_DATA", REPO.parent / "shared" / "data")) / "esm2"
@@ -205,6 +206,32 @@ def test_cudnn_attention_on_gpu():
     for other in (out["cudnn"][layer][:-1, :t][mask], out["cudnn_short"][layer][mask]):
       rel = np.linalg.norm(other - ref) / np.linalg.norm(ref)
       assert rel <= 1e-2, f"layer {layer}: relative difference {rel}"
+
+
+@pytest.mark.parametrize("impl", ["chunked", "xla"])
+def test_float32_forward_asks_for_full_float32_matmuls(impl):
+  """Every matmul of a float32 forward is traced at HIGHEST precision (no TF32 on GPUs, no
+  bfloat16 passes on TPUs, as transformers' float32 model computes); a bfloat16 forward's
+  are not forced to it."""
+  import jax
+  import jax.numpy as jnp
+  config = esm2.ESM2Config.from_hf(TINY, name="tiny")
+  params = esm2.init_params(config)
+  tokens = jnp.asarray(tokenizer.batch_encode(SEQUENCES[:2])[0])
+
+  def precisions(dtype):
+    fwd = esm2.make_forward(config, compute_dtype=dtype, attention_impl=impl)
+    jaxpr = jax.make_jaxpr(fwd.apply)(params, tokens).jaxpr
+    return [eqn.params["precision"] for eqn in jaxpr_equations(jaxpr)
+            if eqn.primitive.name == "dot_general"]
+
+  highest = (jax.lax.Precision.HIGHEST, jax.lax.Precision.HIGHEST)
+  for dtype in (None, jnp.float32):
+    found = precisions(dtype)
+    # q/k/v, output, two feed-forward and the two attention products of the scanned block
+    assert len(found) >= 6 and set(found) == {highest}, set(found)
+  found = precisions(jnp.bfloat16)     # XLA's default (or the chunked path's bf16 algorithm)
+  assert found and highest not in found, set(found)
 
 
 def test_attention_impl_choice():

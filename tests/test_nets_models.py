@@ -17,6 +17,7 @@ import pytest
 
 from jaxgeo import nets
 from jaxgeo.nets import synthetic
+from conftest import jaxpr_equations
 
 NETWORKS = ("gvp", "egnn", "molformer")
 LM_DIM = 4
@@ -323,24 +324,13 @@ def test_egnn_without_coordinate_outputs(batch):
   assert_close(full["node"], out["node"], 1e-6, "node outputs")
 
 
-def _equations(jaxpr):
-  """Every equation of `jaxpr`, those of its sub-jaxprs (loop bodies, branches) included."""
-  for eqn in jaxpr.eqns:
-    yield eqn
-    for param in eqn.params.values():
-      for sub in (param if isinstance(param, (tuple, list)) else (param,)):
-        inner = getattr(sub, "jaxpr", sub)
-        if hasattr(inner, "eqns"):
-          yield from _equations(inner)
-
-
 def _training_grad_equations(config, batch):
   """Every equation (sub-programs included) of the gradient of a training-mode forward
   pass with shape-only parameters."""
   model = nets.make_model(config)
   params = jax.eval_shape(model.init, rng_key(0), batch)
   loss = lambda p: jnp.sum(model.apply(p, rng_key(1), batch, True)["node"])
-  return list(_equations(jax.make_jaxpr(jax.grad(loss))(params).jaxpr))
+  return list(jaxpr_equations(jax.make_jaxpr(jax.grad(loss))(params).jaxpr))
 
 
 @pytest.mark.parametrize("network", ("egnn", "molformer"))
@@ -383,5 +373,5 @@ def test_program_size_does_not_grow_with_depth(network, batch):
     params = jax.eval_shape(model.init, rng_key(0), batch)
     jaxpr = jax.make_jaxpr(functools.partial(model.apply, is_training=True))(
         params, rng_key(1), batch)
-    sizes.append(sum(1 for _ in _equations(jaxpr.jaxpr)))
+    sizes.append(sum(1 for _ in jaxpr_equations(jaxpr.jaxpr)))
   assert sizes[0] == sizes[1]

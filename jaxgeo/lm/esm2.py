@@ -229,6 +229,12 @@ ATTENTION_IMPLS = ("auto", "xla", "cudnn", "chunked")
 # What "auto" runs on CPU: the chunked loop, measured faster there than the fused API's XLA
 # lowering (esm2_t12_35M, 8 x 512 tokens, float32 and bfloat16; see the module docstring).
 CPU_ATTENTION_IMPL = "chunked"
+# Matmul precision of a float32 forward (`jax.default_matmul_precision` while tracing): full
+# float32. XLA's default lets GPUs (TF32, a 10-bit mantissa) and TPUs (bfloat16 passes) round
+# float32 matmul inputs, about 1e-3 relative, where transformers' float32 ESM-2 does not round
+# (PyTorch keeps TF32 off for matmuls by default); on CPU it changes nothing. bfloat16 / float16
+# forwards keep XLA's default.
+FLOAT32_MATMUL_PRECISION = "float32"
 
 
 def chunked_attention(q, k, v, bias):
@@ -450,8 +456,11 @@ def make_forward(config: ESM2Config, layers: Sequence[int] | None = None, comput
   """`hk.Transformed` (without rng) of `tokens [B, T] -> {layer: float32 [B, T, D]}`.
 
   `attention_impl`: one of ATTENTION_IMPLS ("auto": see `resolve_attention_impl`); the
-  parameters do not depend on it.
+  parameters do not depend on it. A float32 forward (`compute_dtype` None or float32) runs
+  its matmuls at `FLOAT32_MATMUL_PRECISION`.
   """
+  import jax
+  import jax.numpy as jnp
   hk = _hk()
   layers = tuple(layers) if layers is not None else None
   if attention_impl not in ATTENTION_IMPLS:
@@ -459,8 +468,12 @@ def make_forward(config: ESM2Config, layers: Sequence[int] | None = None, comput
                       f"{', '.join(ATTENTION_IMPLS)}")
 
   def forward(tokens):
-    return _esm2_module_class()(config, compute_dtype=compute_dtype,
-                                attention_impl=attention_impl)(tokens, layers)
+    module = _esm2_module_class()(config, compute_dtype=compute_dtype,
+                                  attention_impl=attention_impl)
+    if compute_dtype is not None and jnp.dtype(compute_dtype) != jnp.dtype(jnp.float32):
+      return module(tokens, layers)
+    with jax.default_matmul_precision(FLOAT32_MATMUL_PRECISION):
+      return module(tokens, layers)
 
   # Parameter names do not depend on which layers are requested: the layer stack is named
   # "layers" in both branches.
