@@ -9,7 +9,8 @@
     v5p 459, v6e 918; CPU and unknown devices: a jitted float32 / bfloat16 matmul measured
     here, the faster of the two). The attention implementation that ran (cuDNN's fused flash
     attention shows as a cuDNN custom call in the compiled program) is recorded.
-(b) GVP-GNN, EGNN, Molformer (paper configurations, residue-type embedding) and EGNN-1280 (the
+(b) GVP-GNN, EGNN, Molformer (paper configurations, residue-type embedding; `molformer_dense`:
+    with `model.molformer.attention_impl=dense`) and EGNN-1280 (the
     paper's "replace" configuration: hidden width 1280, random 1280-d vectors standing in for
     the ESM-2 embeddings): training-step (forward + backward + Adam, `jaxgeo.train.make_steps`,
     params and optimiser state donated) and evaluation-step throughput in graphs/s at the
@@ -26,7 +27,7 @@ item. Results: a Markdown table on stdout and JSON in `--out`, rewritten after e
 (meta.complete stays false until the last), so that a run stopped part-way keeps what finished.
 
     python experiments/bench_accelerator.py [--precision f32|bf16] [--peak-tflops X]
-        [--items esm2 gvp egnn molformer egnn_1280] [--attention auto|xla|cudnn|chunked]
+        [--items esm2 gvp egnn molformer molformer_dense egnn_1280] [--attention auto|xla|cudnn|chunked]
         [--out experiments/results/bench_accelerator.json]
     python experiments/bench_accelerator.py --tiny     # ESM-2 8M, 8 small chains, 2 steps
 
@@ -54,7 +55,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-ITEMS = ("esm2", "gvp", "egnn", "molformer", "egnn_1280")
+ITEMS = ("esm2", "gvp", "egnn", "molformer", "molformer_dense", "egnn_1280")
 NETWORKS = ITEMS[1:]
 ESM2_MODEL, ESM2_TINY = "esm2_t33_650M_UR50D", "esm2_t6_8M_UR50D"
 # Published configs (used when <data>/esm2/<name>/config.json is absent).
@@ -67,7 +68,9 @@ ESM2_FALLBACK = {
 # Dense bfloat16 peak TFLOP/s by device kind (lower-case substrings of `device.device_kind`).
 KNOWN_PEAK_TFLOPS = (("h200", 989.0), ("h100", 989.0), ("a100", 312.0), ("v5 lite", 197.0),
                      ("v5e", 197.0), ("v5p", 459.0), ("v6", 918.0), ("v4", 275.0))
-PAPER_BATCH = {"gvp": 32, "egnn": 32, "molformer": 4, "egnn_1280": 32}
+PAPER_BATCH = {"gvp": 32, "egnn": 32, "molformer": 4, "molformer_dense": 4, "egnn_1280": 32}
+# Items that are a network with settings of their own: (network, overrides).
+VARIANTS = {"molformer_dense": ("molformer", ["model.molformer.attention_impl=dense"])}
 NA = "n/a"
 
 
@@ -224,11 +227,12 @@ def network_setup(name: str, precision: str):
   import jax.numpy as jnp
   from jaxgeo import config as config_lib
   from jaxgeo import nets
-  base, fusion = (name[:-5], "replace") if name.endswith("_1280") else (name, "none")
+  base, extra = VARIANTS.get(name, (name, []))
+  base, fusion = (base[:-5], "replace") if base.endswith("_1280") else (base, "none")
   config = config_lib.paper_experiment("quality", base, fusion)   # graph head, LM width 1280
   with config.unlocked():
     config.train.batch_graphs = PAPER_BATCH[name]
-  config = config_lib.apply_overrides(config, [f"train.precision={precision}"])
+  config = config_lib.apply_overrides(config, [f"train.precision={precision}", *extra])
   model_config = config_lib.model_config(config)
   model = nets.make_model(model_config)
   compute_model = nets.make_model(model_config, jnp.bfloat16) if precision == "bf16" else None

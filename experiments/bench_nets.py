@@ -13,7 +13,8 @@ the parameter count.
 
 Networks: gvp, egnn, molformer (paper configs, residue-type embedding), egnn_1280 and
 molformer_1280 (the paper's "replace" configs: hidden width = ESM-2 650M width, with random
-1280-d vectors standing in for the language-model embeddings).
+1280-d vectors standing in for the language-model embeddings); molformer_dense (molformer with
+`attention_impl="dense"`, timed against the same PyTorch Molformer).
 
 References: the issue's numbers for the published PyTorch implementations (2 CPU threads,
 same kind of batches): GVP-GNN 5.7 graphs/s train, 15 eval; EGNN (hidden 32) 35-49 train,
@@ -41,8 +42,9 @@ sys.path.insert(0, str(REPO))
 REFERENCE = {  # graphs/s of the PyTorch implementations (train, eval)
     "gvp": (5.7, 15.0), "egnn": (35.0, 150.0), "egnn_1280": (0.16, None),
     "molformer": (None, None), "molformer_1280": (None, None),
+    "molformer_dense": (None, None),
 }
-NETWORKS = ("gvp", "egnn", "molformer", "egnn_1280", "molformer_1280")
+NETWORKS = ("gvp", "egnn", "molformer", "egnn_1280", "molformer_1280", "molformer_dense")
 
 
 def load_db55(data_dir: pathlib.Path, limit: int | None = None, smallest: bool = False):
@@ -64,7 +66,12 @@ def load_db55(data_dir: pathlib.Path, limit: int | None = None, smallest: bool =
 
 
 def network_config(name: str):
+  import dataclasses
   from jaxgeo import nets
+  if name == "molformer_dense":
+    config = nets.paper_config("molformer", fusion="none", head="graph")
+    return dataclasses.replace(config, molformer=dataclasses.replace(
+        config.molformer, attention_impl="dense"))
   if name.endswith("_1280"):
     return nets.paper_config(name[:-5], fusion="replace", head="graph")
   return nets.paper_config(name, fusion="none", head="graph")
@@ -383,7 +390,7 @@ def torch_reference(name: str):
       pooled = (dense * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
       return self.dense(pooled)
 
-  if name == "molformer":
+  if name in ("molformer", "molformer_dense"):
     return Molformer(32)
   if name == "molformer_1280":
     return Molformer(1280, lm=True)

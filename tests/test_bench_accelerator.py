@@ -101,6 +101,10 @@ def test_precision_is_set():
   assert compute_model is not None and not notes and config.train.precision == "bf16"
   config, _, compute_model, used, _ = bench.network_setup("molformer", "f32")
   assert config.train.batch_graphs == 4 and compute_model is None and used == "f32"
+  assert config.model.molformer.attention_impl == "blocked"
+  config, _, _, _, _ = bench.network_setup("molformer_dense", "bf16")
+  assert config.model.network == "molformer" and config.train.batch_graphs == 4
+  assert config.model.molformer.attention_impl == "dense" and config.train.precision == "bf16"
   config, _, _, used, _ = bench.network_setup("gvp", "f32")
   assert config.model.network == "gvp" and config.train.batch_graphs == 32 and used == "f32"
 

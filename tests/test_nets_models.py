@@ -298,6 +298,9 @@ def test_invalid_config_and_missing_lm(graphs):
   with pytest.raises(ConfigError, match="num_heads"):
     nets.make_model(nets.ModelConfig(network="molformer",
                                      molformer=nets.MolformerConfig(width=10, num_heads=4)))
+  with pytest.raises(ConfigError, match="attention_impl='flash'"):
+    nets.make_model(nets.ModelConfig(network="molformer", molformer=nets.MolformerConfig(
+        attention_impl="flash")))
   with pytest.raises(ConfigError, match="input_linear"):
     nets.make_model(nets.ModelConfig(network="egnn",
                                      egnn=nets.EGNNConfig(hidden=16, input_linear=False)))

@@ -182,10 +182,12 @@ def torch_molformer_attention(p, h, x, n_node, heads):
   return torch.cat([out[g, :n] for g, n in enumerate(n_node)])
 
 
-@pytest.mark.parametrize("blocks", [(4, 4), (5, 3), (64, 64)])
-def test_molformer_attention_matches_reference(blocks):
+@pytest.mark.parametrize("blocks, impl", [((4, 4), "blocked"), ((5, 3), "blocked"),
+                                          ((64, 64), "blocked"), ((4, 4), "dense")])
+def test_molformer_attention_matches_reference(blocks, impl):
   """Blocked attention with skipped blocks equals dense per-graph attention, whatever the
-  block sizes (blocks straddling graphs, N not a multiple of the block)."""
+  block sizes (blocks straddling graphs, N not a multiple of the block); so does the dense
+  implementation (`attention_impl="dense"`, masked over the whole batch)."""
   rng = np.random.default_rng(2)
   n_node = [7, 1, 12, 5]
   n = sum(n_node)
@@ -193,7 +195,7 @@ def test_molformer_attention_matches_reference(blocks):
   x = (rng.normal(size=(n, 3)) * 3).astype(np.float32)
   graph_index = np.repeat(np.arange(len(n_node)), n_node).astype(np.int32)
   config = MolformerConfig(width=8, num_heads=2, query_block=blocks[0], key_block=blocks[1],
-                           distance_scale=1.0)
+                           distance_scale=1.0, attention_impl=impl)
 
   def attention(h, x):
     return molformer.DistanceAttention(config, name="attn")(h, x, graph_index, False)
@@ -269,3 +271,34 @@ def test_molformer_attention_gradients_match_dense(dropout, hidden):
       q, k, v, x, dist_params)
   for a, b in zip(jax.tree_util.tree_leaves(ga), jax.tree_util.tree_leaves(gb)):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+  if not dropout:   # the dense implementation's gradients (JAX's autodiff) too
+    jaxgeo_dense = lambda q, k, v, x, dp: molformer.dense_graph_attention(
+        q, k, v, x, graph_index, dp, 1.0)
+    gc = jax.jit(jax.grad(lambda *a: jnp.sum(jnp.sin(jaxgeo_dense(*a))), argnums=args))(
+        q, k, v, x, dist_params)
+    for a, b in zip(jax.tree_util.tree_leaves(gc), jax.tree_util.tree_leaves(gb)):
+      np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_molformer_dense_attention_dropout():
+  """With dropout, the dense implementation drops about `rate` of the probabilities (the
+  outputs move, stay finite, and the same rng gives the same outputs)."""
+  rng = np.random.default_rng(4)
+  n_node = [30, 20]
+  n = sum(n_node)
+  q, k, v = (jnp.asarray(rng.normal(size=(n, 2, 4)).astype(np.float32)) for _ in range(3))
+  x = jnp.asarray((rng.normal(size=(n, 3)) * 3).astype(np.float32))
+  graph_index = jnp.asarray(np.repeat(np.arange(2), n_node).astype(np.int32))
+  dp = {"w1": jnp.array([0.3, -0.2]), "b1": jnp.array([0.1, 0.5]),
+        "w2": jnp.array([[0.5, -1.0], [0.7, 0.2]]), "b2": jnp.array([1.0, 0.3])}
+  run = lambda rate, key: molformer.dense_graph_attention(q, k, v, x, graph_index, dp, 1.0,
+                                                          rate, key)
+  plain = run(0.0, None)
+  key = jax.random.PRNGKey(5)
+  dropped = run(0.5, key)
+  assert np.isfinite(dropped).all() and np.abs(dropped - plain).max() > 1e-2
+  np.testing.assert_array_equal(dropped, run(0.5, key))
+  # v = 1 everywhere: each output is the sum of its row's kept probabilities / (1 - rate).
+  ones = molformer.dense_graph_attention(q, k, jnp.ones_like(v), x, graph_index, dp, 1.0,
+                                         0.5, key)
+  assert 0.8 < float(jnp.mean(ones)) < 1.2

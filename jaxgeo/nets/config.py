@@ -21,6 +21,7 @@ ALL_NETWORKS = NETWORKS + ("iegmn",)
 HEADS = ("node", "graph")
 FUSION_MODES = ("none", "replace", "concat", "project")
 ACTIVATIONS = ("silu", "relu", "gelu")
+MOLFORMER_ATTENTION_IMPLS = ("blocked", "dense")
 # ESM-2 650M, the language model of the paper.
 PAPER_LM_DIM = 1280
 
@@ -139,6 +140,9 @@ class MolformerConfig:
     query_block: queries per block of the blocked attention (memory and speed knob).
     key_block: keys per block; blocks of keys that hold no node of the queries' graphs are
       skipped.
+    attention_impl: "blocked" (the default: the blocked online-softmax loop, never an
+      [N, N] matrix; made for CPU caches) or "dense" (`molformer.dense_graph_attention`:
+      [H, N, N] scores over the whole batch in a few large operations, for GPUs / TPUs).
     input_linear: as in `EGNNConfig`.
     unroll, remat: as in `GVPConfig` (remat is off by default: the attention already keeps
       only its inputs, outputs and log-sum-exp for its backward pass).
@@ -151,6 +155,7 @@ class MolformerConfig:
   distance_scale: float = 1.0
   query_block: int = 128
   key_block: int = 128
+  attention_impl: str = "blocked"
   input_linear: bool = True
   unroll: int = 1
   remat: bool = False
@@ -286,6 +291,9 @@ def validate(config: ModelConfig) -> ModelConfig:
                       f"{m.num_heads}")
   if m.query_block < 1 or m.key_block < 1:
     raise ConfigError("model.molformer: query_block and key_block must be >= 1")
+  if m.attention_impl not in MOLFORMER_ATTENTION_IMPLS:
+    raise ConfigError(f"model.molformer.attention_impl={m.attention_impl!r}: expected one of "
+                      f"{', '.join(MOLFORMER_ATTENTION_IMPLS)}")
   if min(g.unroll, e.unroll, m.unroll) < 1:
     raise ConfigError("model: unroll must be >= 1 (gvp, egnn, molformer)")
   for name, rate in (("gvp.dropout", g.dropout), ("molformer.dropout", m.dropout),

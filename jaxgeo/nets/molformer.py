@@ -35,6 +35,12 @@ MLP of the distance, which does not factor into per-node terms that could be fol
 and k. The fused API has no attention dropout either. What does apply is the blocked path
 above: the same online softmax as flash attention, with the modulation computed per block,
 never an [N, N] matrix, and block pairs of different graphs skipped.
+
+On a GPU that loop is latency-bound (one small block pair after another: an H200 trained
+254 graphs/s at the paper's batch of 4, `experiments/results/bench_accelerator_h200.md`), so
+`MolformerConfig.attention_impl="dense"` offers `dense_graph_attention`: the [H, N, N] scores
+of the whole batch, masked to same-graph pairs, in a few large operations that JAX
+differentiates.
 """
 from __future__ import annotations
 
@@ -333,6 +339,34 @@ def graph_attention(q: jax.Array, k: jax.Array, v: jax.Array, x: jax.Array,
                     float(distance_scale), bq, bk, rate)
 
 
+def dense_graph_attention(q: jax.Array, k: jax.Array, v: jax.Array, x: jax.Array,
+                          graph_index: jax.Array, dist_params: dict, distance_scale: float,
+                          dropout_rate: float = 0.0, rng: jax.Array | None = None
+                          ) -> jax.Array:
+  """`graph_attention`'s attention over the whole batch at once: [H, N, N] scores masked to
+  pairs of the same graph, one softmax, differentiated by JAX. N^2 work and memory (padding
+  included) in a few large operations, where the blocked path runs one small block pair after
+  another: for GPUs and TPUs, on which that loop is latency-bound. Same arguments and result
+  as `graph_attention` (without the block sizes); with dropout, other masks than the blocked
+  path's (the same hash, one counter for the whole matrix)."""
+  n, heads, dk = q.shape
+  acc_t = ops.acc_dtype(q.dtype)
+  a = jnp.einsum("qhd,khd->hqk", q * (1.0 / math.sqrt(dk)), k).astype(acc_t)  # [H, N, N]
+  xs = x.astype(acc_t)
+  diff = [xs[:, c][:, None] - xs[None, :, c] for c in range(3)]
+  d = jnp.sqrt(diff[0] * diff[0] + diff[1] * diff[1] + diff[2] * diff[2] + 1e-12)
+  f = distance_function(d * distance_scale, jax.tree_util.tree_map(
+      lambda w: w.astype(acc_t), dist_params))
+  same = (graph_index[:, None] == graph_index[None, :])[None]
+  p = jax.nn.softmax(jnp.where(same, a * f, _MASKED), axis=-1)
+  if rng is not None and dropout_rate > 0.0:
+    seed = jax.random.bits(rng, (), jnp.uint32)
+    keep = dropout_keep(seed, jnp.zeros((), jnp.uint32), p.shape, float(dropout_rate))
+    p = jnp.where(keep, p * (1.0 / (1.0 - dropout_rate)), 0.0)
+  out = jnp.einsum("hqk,khd->qhd", p.astype(v.dtype), v)
+  return out.astype(q.dtype)
+
+
 class DistanceAttention(hk.Module):
   """Multi-head self-attention within each graph, scores modulated by distance."""
 
@@ -358,8 +392,12 @@ class DistanceAttention(hk.Module):
         "b2": hk.get_parameter("distance_b2", (heads,), h.dtype, init=jnp.zeros),
     }
     rng = hk.next_rng_key() if is_training and c.dropout > 0 else None
-    out = graph_attention(q, k, v, x, graph_index, dist_params, c.distance_scale,
-                          c.query_block, c.key_block, c.dropout, rng)
+    if c.attention_impl == "dense":
+      out = dense_graph_attention(q, k, v, x, graph_index, dist_params, c.distance_scale,
+                                  c.dropout, rng)
+    else:
+      out = graph_attention(q, k, v, x, graph_index, dist_params, c.distance_scale,
+                            c.query_block, c.key_block, c.dropout, rng)
     return hk.Linear(c.width, w_init=_xavier(), name="output")(out.reshape(n, c.width))
 
 
