@@ -30,6 +30,8 @@ item. Results: a Markdown table on stdout and JSON in `--out`, rewritten after e
         [--items esm2 gvp egnn molformer molformer_dense egnn_1280] [--attention auto|xla|cudnn|chunked]
         [--out experiments/results/bench_accelerator.json]
     python experiments/bench_accelerator.py --tiny     # ESM-2 8M, 8 small chains, 2 steps
+    python experiments/bench_accelerator.py --item-timeout 150   # on a short lease: an item
+        # that compiles for longer is recorded as timed out and the next one runs
 
 Data (no network access needed): `--data`, else $JAXGEO_DATA, else $JAXGEO_SHARED_DATA, else
 ../shared/data beside the repository (db5.5/structures, esm2/<model>/config.json; the
@@ -383,9 +385,13 @@ def run_isolated(args, items, on_item=None) -> dict:
         cmd.append("--tiny")
       if graphs_file is not None and name != "esm2":
         cmd += ["--graphs-file", str(graphs_file)]
-      r = subprocess.run(cmd, cwd=REPO)
-      if r.returncode or not part.is_file():
-        row = {"item": name, "error": f"child process exited with status {r.returncode}"}
+      try:
+        status = subprocess.run(cmd, cwd=REPO, timeout=args.item_timeout).returncode
+        error = f"child process exited with status {status}"
+      except subprocess.TimeoutExpired:   # the child is killed; the next item runs
+        status, error = -1, f"timed out after {args.item_timeout:g} s (--item-timeout)"
+      if status or not part.is_file():
+        row = {"item": name, "error": error}
         if name == "esm2":
           out["esm2"] = row
         else:
@@ -475,6 +481,10 @@ def parse_args(argv=None):
   ap.add_argument("--esm-steps", type=int, default=None, help="timed forwards (default 10; "
                                                                "--tiny 2)")
   ap.add_argument("--seed", type=int, default=0)
+  ap.add_argument("--item-timeout", type=float, default=None,
+                  help="seconds one item's child process may run (compilation included) "
+                       "before it is stopped and recorded as timed out; the next item then "
+                       "runs (default: no limit; with --isolate only)")
   iso = ap.add_mutually_exclusive_group()
   iso.add_argument("--isolate", dest="isolate", action="store_true", default=None,
                    help="one child process per item (the default without --tiny)")
@@ -495,6 +505,9 @@ def parse_args(argv=None):
       ap.error(f"--{key.replace('_', '-')} must be at least 1")
   if args.esm_length < 3:
     ap.error("--esm-length must be at least 3")
+  if args.item_timeout is not None and (args.item_timeout <= 0 or not args.isolate):
+    ap.error("--item-timeout must be positive and needs --isolate (the default without "
+             "--tiny)")
   return args
 
 

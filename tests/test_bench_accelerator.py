@@ -134,3 +134,34 @@ def test_a_run_stopped_part_way_keeps_the_items_it_finished(tmp_path, monkeypatc
   monkeypatch.setattr(bench, "bench_network", lambda name, *a: fake_network("egnn", *a))
   assert bench.main(["--tiny", "--no-isolate", "--items", "egnn", "--out", str(out)]) == 0
   assert json.loads(out.read_text())["meta"]["complete"] is True
+
+
+def test_an_item_past_its_time_limit_is_recorded_and_the_next_runs(tmp_path, monkeypatch):
+  """--item-timeout: a child process that runs past it is stopped, its row says so, and the
+  next item still runs (its row comes from its child's part file)."""
+  bench = _module()
+  monkeypatch.setattr(bench, "load_graphs", lambda *a, **k: [])
+  calls = []
+
+  def fake_run(cmd, cwd=None, timeout=None):
+    item = cmd[cmd.index("--items") + 1]
+    calls.append((item, timeout))
+    if item == "egnn":
+      raise bench.subprocess.TimeoutExpired(cmd, timeout)
+    row = {"item": item, "network": item, "params": 1, "precision": "f32",
+           "batch_graphs": 4, "train_graphs_s": 3.0, "eval_graphs_s": 4.0,
+           "peak_bytes_in_use": "n/a", "notes": []}
+    part = pathlib.Path(cmd[cmd.index("--part") + 1])
+    part.write_text(json.dumps({"meta": {"platform": "cpu"}, "esm2": None, "networks": [row]}))
+    return types.SimpleNamespace(returncode=0)
+
+  monkeypatch.setattr(bench.subprocess, "run", fake_run)
+  out = tmp_path / "bench.json"
+  argv = ["--isolate", "--items", "egnn", "molformer", "--item-timeout", "7", "--out", str(out)]
+  assert bench.main(argv) == 1                     # an item failed
+  assert calls == [("egnn", 7.0), ("molformer", 7.0)]
+  rows = {r["item"]: r for r in json.loads(out.read_text())["networks"]}
+  assert rows["egnn"]["error"] == "timed out after 7 s (--item-timeout)"
+  assert rows["molformer"]["train_graphs_s"] == 3.0
+  with pytest.raises(SystemExit):
+    bench.parse_args(["--tiny", "--item-timeout", "5"])     # needs --isolate
