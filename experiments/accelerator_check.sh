@@ -13,16 +13,18 @@
 #    training (`tests/`; skipped or trivially true on CPU). Log: OUT_DIR/tests.log.
 #
 # Data as for bench_accelerator.py (--data, $JAXGEO_DATA, ../shared/data); extra arguments
-# for both benchmark runs in $BENCH_ARGS (e.g. "--data /data --steps 10"). The exit status is
-# that of the first step that failed.
+# for both benchmark runs in $BENCH_ARGS (e.g. "--data /data --steps 10"); the interpreter in
+# $PYTHON (default python3). The exit status is that of the first step that failed.
 set -uo pipefail
 shopt -s nullglob
 cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"   # jaxgeo importable without an install
 out=${1:-experiments/results/accelerator}
 mkdir -p "$out"
 item_timeout=${ITEM_TIMEOUT:-150}
 buckets=${BUCKETS:-2}
-bench=(python experiments/bench_accelerator.py --buckets "$buckets" ${BENCH_ARGS:-})
+py=${PYTHON:-python3}
+bench=("$py" experiments/bench_accelerator.py --buckets "$buckets" ${BENCH_ARGS:-})
 status=0
 step() {  # step NAME COMMAND...: runs it, tees its output to OUT/NAME.log, keeps the status
   local name=$1; shift
@@ -31,16 +33,16 @@ step() {  # step NAME COMMAND...: runs it, tees its output to OUT/NAME.log, keep
   local rc=${PIPESTATUS[0]}
   [ "$status" -ne 0 ] || status=$rc
 }
-python -c "import jax; print('JAX', jax.__version__, jax.devices())" 2>&1 | tee "$out/devices.log"
+"$py" -c "import jax; print('JAX', jax.__version__, jax.devices())" 2>&1 | tee "$out/devices.log"
 step bench_f32 "${bench[@]}" --item-timeout "$item_timeout" \
   --out "$out/bench_accelerator_f32.json"
 step bench_bf16 "${bench[@]}" --item-timeout "$item_timeout" --precision bf16 \
   --items gvp egnn molformer molformer_dense egnn_1280 --out "$out/bench_accelerator_bf16.json"
 for f in "$out"/bench_accelerator_*.json; do
-  python -c "import json, sys; print(json.load(open(sys.argv[1]))['markdown'])" "$f" \
+  "$py" -c "import json, sys; print(json.load(open(sys.argv[1]))['markdown'])" "$f" \
     > "${f%.json}.md"
 done
-step tests python -m pytest -n 0 -q -p no:cacheprovider \
+step tests "$py" -m pytest -n 0 -q -p no:cacheprovider \
   tests/test_lm_esm2.py::test_cudnn_attention_on_gpu \
   tests/test_lm_esm2.py::test_attention_impls_agree \
   tests/test_lm_esm2.py::test_padding_is_masked \
