@@ -10,6 +10,12 @@ import pathlib
 
 import pytest
 
+# The suite's float32 tolerances (parity with PyTorch / transformers to 1e-4 and tighter) assume
+# float32 matmuls; XLA's default rounds them to TF32 on GPUs and to bfloat16 passes on TPUs.
+# Read by JAX at import; on CPU the compiled programs are the same (checked: the gradient
+# programs of the three networks with the train step's options, and ESM-2's forward).
+os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "float32")
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = pathlib.Path(os.environ.get("JAXGEO_SHARED_DATA", REPO.parent / "shared" / "data"))
 STRUCTURES = REPO / "examples" / "structures"

@@ -221,7 +221,8 @@ def test_float32_forward_asks_for_full_float32_matmuls(impl):
 
   def precisions(dtype):
     fwd = esm2.make_forward(config, compute_dtype=dtype, attention_impl=impl)
-    jaxpr = jax.make_jaxpr(fwd.apply)(params, tokens).jaxpr
+    with jax.default_matmul_precision("default"):   # XLA's default around the call (the suite
+      jaxpr = jax.make_jaxpr(fwd.apply)(params, tokens).jaxpr   # sets float32: conftest.py)
     return [eqn.params["precision"] for eqn in jaxpr_equations(jaxpr)
             if eqn.primitive.name == "dot_general"]
 
