@@ -519,6 +519,7 @@ def main(argv=None) -> int:
     results = run_items(args, items, graphs)
     args.part.write_text(json.dumps(results))
     return 0
+  from jaxgeo import io
   t0 = time.perf_counter()
 
   def save(partial: dict, complete: bool) -> dict:
@@ -531,9 +532,7 @@ def main(argv=None) -> int:
                        "items_requested": items}
     results["markdown"] = markdown(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, args.out)
+    io.atomic_write_json(args.out, results)
     return results
 
   on_item = lambda partial: save(partial, complete=False)
