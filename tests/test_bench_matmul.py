@@ -1,0 +1,41 @@
+"""experiments/bench_matmul.py: shapes parsed or refused with a clear message, finite positive
+rates for float32 and bfloat16, and the table's ratio column."""
+import argparse
+import math
+import pathlib
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "experiments"))
+
+import bench_matmul  # noqa: E402
+
+
+def test_parse_shape():
+  assert bench_matmul.parse_shape("2816x116X100") == (2816, 116, 100)
+  with pytest.raises(argparse.ArgumentTypeError, match="expected MxKxN"):
+    bench_matmul.parse_shape("2816x116")
+  with pytest.raises(argparse.ArgumentTypeError, match="at least 1"):
+    bench_matmul.parse_shape("0x4x4")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_rates_are_finite_and_positive(dtype):
+  row = bench_matmul.bench_shape((64, 32, 16), dtype, repeats=2)
+  assert row["shape"] == "64x32x16" and row["dtype"] == dtype
+  for key in ("xla_default", "xla_train_options", "torch"):
+    if key == "torch" and row[key] is None:
+      continue
+    assert math.isfinite(row[key]) and row[key] > 0
+
+
+def test_table_ratio_uses_the_faster_xla_setting():
+  rows = [{"shape": "8x8x8", "dtype": "float32", "xla_default": 100.0,
+           "xla_train_options": 150.0, "torch": 200.0},
+          {"shape": "8x8x8", "dtype": "bfloat16", "xla_default": 50.0,
+           "xla_train_options": 40.0, "torch": None}]
+  lines = bench_matmul.table(rows).splitlines()
+  assert lines[2] == "| 8x8x8 | float32 | 100 | 150 | 200 | 0.75 |"
+  assert lines[3] == "| 8x8x8 | bfloat16 | 50 | 40 | - | - |"
