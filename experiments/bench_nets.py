@@ -134,10 +134,10 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
   optimizer = optax.adam(1e-3)
   opt_state = optimizer.init(params)
 
-  forward = jax.jit(lambda p, b: model.apply(p, None, b, False)["graph"])
+  forward = jax.jit(lambda p, b: model.apply(p, None, b, False, padded=True)["graph"])
 
   def loss_fn(p, key, b):
-    pred = model.apply(p, key, b, True)["graph"]
+    pred = model.apply(p, key, b, True, padded=True)["graph"]
     mask = jnp.arange(pred.shape[0]) < pred.shape[0] - 1
     err = jnp.where(mask[:, None], pred - b.globals["label"], 0.0)
     return jnp.sum(err ** 2) / jnp.maximum(jnp.sum(mask), 1)

@@ -195,7 +195,7 @@ def main(argv=None) -> int:
   optimizer = optax.adam(1e-3)
 
   def loss_fn(p, key, b):
-    pred = model.apply(p, key, b, True)["graph"]
+    pred = model.apply(p, key, b, True, padded=True)["graph"]
     mask = jnp.arange(pred.shape[0]) < pred.shape[0] - 1
     return jnp.sum(jnp.where(mask[:, None], pred - b.globals["label"], 0.0) ** 2)
 
@@ -206,7 +206,7 @@ def main(argv=None) -> int:
     updates, state = optimizer.update(grads, state, p)
     return optax.apply_updates(p, updates), state, loss
 
-  forward = jax.jit(lambda p, b: model.apply(p, None, b, False)["graph"])
+  forward = jax.jit(lambda p, b: model.apply(p, None, b, False, padded=True)["graph"])
   state = {"p": params, "o": optimizer.init(params)}
   key = jax.random.PRNGKey(1)
 

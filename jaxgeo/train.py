@@ -166,16 +166,19 @@ def cast_floating(tree, dtype):
 
 
 def mixed_apply(model, compute_model=None) -> Callable:
-  """apply(params, rng, batch, is_training) of `model`; with `compute_model` (the same
+  """apply(params, rng, batch, is_training) of `model` on batches from `batching.batches`
+  (always padded: `padded=True`, see `nets.make_model`); with `compute_model` (the same
   network built with a bfloat16 compute dtype), mixed precision: the float32 parameters are
   cast to bfloat16 for the forward pass and the outputs back to float32, so gradients,
   parameters and optimiser state stay float32 (aggregations accumulate in float32 inside the
   networks)."""
   if compute_model is None:
-    return model.apply
+    return lambda params, rng, batch, is_training: model.apply(params, rng, batch, is_training,
+                                                                padded=True)
 
   def apply(params, rng, batch, is_training):
-    outputs = compute_model.apply(cast_floating(params, jnp.bfloat16), rng, batch, is_training)
+    outputs = compute_model.apply(cast_floating(params, jnp.bfloat16), rng, batch, is_training,
+                                  padded=True)
     return cast_floating(outputs, jnp.float32)
   return apply
 

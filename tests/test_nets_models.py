@@ -280,6 +280,48 @@ def test_edge_chunks_are_transparent(graphs, network, changes):
     assert_close(a, b, 1e-5, "gradients")
 
 
+def test_padded_batches_skip_chunks_of_padding_edges(graphs):
+  """apply(..., padded=True): GVP-GNN skips its edge chunks that hold padding edges only (a
+  cond in the chunk scan): the real nodes' outputs, and the gradients of a loss on them with
+  dropout on, are those of padded=False; the padding nodes' outputs are not (their messages
+  were never computed)."""
+  other = synthetic.pad_batch(graphs, extra_nodes=21, extra_edges=37, extra_graphs=3)
+  n_real = sum(int(g.n_node[0]) for g in graphs)
+  chunk = 12
+  assert other.senders.shape[0] - sum(int(g.n_edge[0]) for g in graphs) >= 2 * chunk
+  config = tiny_config("gvp")
+  model = nets.make_model(dataclasses.replace(
+      config, gvp=dataclasses.replace(config.gvp, edge_chunk=chunk)))
+  _, params = model_and_params("gvp")
+  plain, skipping = (model.apply(params, None, other, is_training=False, padded=flag)["node"]
+                     for flag in (False, True))
+  assert_close(skipping[:n_real], plain[:n_real], 1e-6, "real nodes")
+  assert not np.allclose(skipping[n_real:], plain[n_real:], atol=1e-3)
+
+  def loss(p, padded):
+    out = model.apply(p, rng_key(3), other, is_training=True, padded=padded)["node"]
+    return jnp.sum(out[:n_real] ** 2)
+  grads = [jax.jit(jax.grad(loss), static_argnums=1)(params, flag) for flag in (False, True)]
+  for a, b in zip(*(jax.tree_util.tree_leaves(g) for g in grads)):
+    assert_close(b, a, 1e-5, "gradients")
+  conds = [sum(e.primitive.name == "cond" for e in jaxpr_equations(jax.make_jaxpr(
+      lambda p, flag=flag: model.apply(p, None, other, False, padded=flag))(params).jaxpr))
+      for flag in (False, True)]
+  assert conds[1] > conds[0]
+
+
+@pytest.mark.parametrize("extra_graphs", [1, 3])
+def test_num_real_nodes_matches_batching(graphs, extra_graphs):
+  """The traced count of real nodes (the padding graph is the last with nodes; empty graphs
+  may follow it) is `batching.masks`' on the host."""
+  from jaxgeo import batching
+  from jaxgeo.nets import ops
+  padded = synthetic.pad_batch(graphs, extra_nodes=5, extra_edges=4, extra_graphs=extra_graphs)
+  expected = sum(int(g.n_node[0]) for g in graphs)
+  assert int(batching.masks(padded)[0].sum()) == expected
+  assert int(jax.jit(ops.num_real_nodes)(jnp.asarray(padded.n_node))) == expected
+
+
 def test_unpadded_batch_and_single_graph(graphs):
   """A batch without a padding graph works too (nothing relies on the last graph being
   padding); a single graph gives the same outputs alone as inside a batch."""

@@ -453,7 +453,8 @@ def _segment_mean(values: jax.Array, segments: jax.Array, num_segments: int) -> 
 def make_iegmn(config: IEGMNConfig) -> hk.Transformed:
   """IEGMN as a pure (init, apply) pair.
 
-  init(rng, batch) -> params; apply(params, rng, batch, is_training=False) -> dict:
+  init(rng, batch) -> params; apply(params, rng, batch, is_training=False, padded=False) -> dict
+  (`padded`, the promise of `nets.make_model`, is accepted and not used):
     "rotation" [G, 3, 3], "translation" [G, 3]: the rigid motion of each graph's ligand
       (input frame -> receptor frame), x -> x @ R^T + t;
     "ligand_keypoints", "receptor_keypoints" [G, K, 3]: the keypoints (ligand ones in the
@@ -465,7 +466,9 @@ def make_iegmn(config: IEGMNConfig) -> hk.Transformed:
   """
   validate(config)
 
-  def forward(graph: jraph.GraphsTuple, is_training: bool = False) -> dict[str, jax.Array]:
+  def forward(graph: jraph.GraphsTuple, is_training: bool = False,
+              padded: bool = False) -> dict[str, jax.Array]:
+    del padded   # nothing in IEGMN to skip
     return _forward(config, graph, is_training)
 
   return hk.transform(forward)

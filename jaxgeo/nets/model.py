@@ -12,10 +12,10 @@ from jaxgeo.nets.config import ModelConfig, encoder_width, validate
 
 
 def _forward(config: ModelConfig, graph: jraph.GraphsTuple, is_training: bool = False,
-             dtype=None) -> dict[str, jax.Array]:
+             dtype=None, padded: bool = False) -> dict[str, jax.Array]:
   """Fusion -> (node features) -> encoder -> head, computed in `dtype` (None: float32, or
   float64 when the batch is float64 and x64 is on). Aggregations accumulate in float32 and
-  coordinates stay in at least float32 whatever `dtype` is."""
+  coordinates stay in at least float32 whatever `dtype` is. `padded`: as in `make_model`."""
   graph = jax.tree_util.tree_map(jnp.asarray, graph)
   dtype = dtype or jnp.result_type(graph.nodes["x"].dtype, jnp.float32)
   nodes = graph.nodes
@@ -30,7 +30,7 @@ def _forward(config: ModelConfig, graph: jraph.GraphsTuple, is_training: bool = 
   out = {}
   if config.network == "gvp":
     vectors = nodes["v"] if config.node_features else None
-    features = gvp.GVPGNN(config.gvp)(graph, inputs, vectors, is_training)
+    features = gvp.GVPGNN(config.gvp)(graph, inputs, vectors, is_training, padded=padded)
   elif config.network == "egnn":
     features, x = egnn.EGNN(config.egnn)(graph, inputs)
     if config.egnn.update_coords and config.egnn.return_coords:
@@ -60,7 +60,12 @@ def make_model(config: ModelConfig, dtype=None) -> hk.Transformed:
   "ligand_keypoints", "receptor_keypoints", "x_pred", "x_out"} out (no head).
 
   init(rng, batch) -> params (a plain nested dict of arrays);
-  apply(params, rng, batch, is_training) -> {"node" [N, out] | "graph" [G, out], ("x" [N, 3])}.
+  apply(params, rng, batch, is_training, padded=False) -> {"node" [N, out] | "graph" [G, out],
+    ("x" [N, 3])}. `padded=True` promises that the batch was padded by `jraph.pad_with_graphs`
+    (as `batching.pad` does): its last graph with nodes is padding. The networks may then skip
+    work that only feeds the padding graph (GVP-GNN skips its edge chunks that hold padding
+    edges only); real graphs' outputs are the same either way. Never set it for a batch
+    whose last graph is real.
   Raises ConfigError for an invalid config (and DataError at trace time when the batch lacks
   what the config needs, e.g. nodes["lm"], or the "rich" node arrays for node_features).
   """
@@ -72,7 +77,8 @@ def make_model(config: ModelConfig, dtype=None) -> hk.Transformed:
     from jaxgeo.nets import iegmn
     return iegmn.make_iegmn(config.iegmn)
 
-  def forward(graph: jraph.GraphsTuple, is_training: bool = False) -> dict[str, jax.Array]:
-    return _forward(config, graph, is_training, dtype)
+  def forward(graph: jraph.GraphsTuple, is_training: bool = False,
+              padded: bool = False) -> dict[str, jax.Array]:
+    return _forward(config, graph, is_training, dtype, padded)
 
   return hk.transform(forward)

@@ -31,6 +31,16 @@ def node_graph_index(graph: jraph.GraphsTuple) -> jax.Array:
                     total_repeat_length=num_nodes(graph))
 
 
+def num_real_nodes(n_node: jax.Array) -> jax.Array:
+  """Nodes of the real graphs of a padded batch (int32 scalar, traceable): those of the graphs
+  before the last graph with nodes, which `jraph.pad_with_graphs` makes the padding graph
+  (any graphs after it are empty), as `batching.num_real_graphs` counts. Padding nodes are
+  numbered from this count on, and padding edges point into them."""
+  index = jnp.arange(n_node.shape[0])
+  padding_graph = jnp.max(jnp.where(n_node > 0, index, -1))
+  return jnp.sum(jnp.where(index < padding_graph, n_node, 0)).astype(jnp.int32)
+
+
 def segment_sum(data: jax.Array, segment_ids: jax.Array, num_segments: int,
                 sorted_ids: bool = False) -> jax.Array:
   """Sum of `data` [E, ...] over `segment_ids` [E] -> [num_segments, ...], accumulated in
