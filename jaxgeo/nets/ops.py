@@ -3,6 +3,8 @@
 The networks never need padding masks: jraph's padding puts padding nodes and edges in a
 padding graph of their own, so aggregating over incoming edges, pooling over each graph's
 nodes and attending within each graph already keep real outputs independent of padding.
+A batch known to be padded (`apply(..., padded=True)`, `num_real_nodes`) only lets a network
+skip work that feeds the padding graph alone.
 Aggregations accumulate in at least float32 (float64 stays float64).
 """
 from __future__ import annotations
