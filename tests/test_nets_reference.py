@@ -207,19 +207,22 @@ def test_molformer_attention_matches_reference(blocks, impl):
   np.testing.assert_allclose(ours, ref.numpy(), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("skip_from", [np.iinfo(np.int32).max, 4])
 @pytest.mark.parametrize("bq, bk", [(4, 4), (5, 3), (2, 7), (64, 64)])
-def test_molformer_key_ranges_are_the_block_pairs_that_share_a_graph(bq, bk):
+def test_molformer_key_ranges_are_the_block_pairs_that_share_a_graph(bq, bk, skip_from):
   """Each query block's loop runs over exactly the key blocks holding a node of one of its
-  graphs (an empty graph and a single-node graph included)."""
+  graphs (an empty graph and a single-node graph included); with `skip_from` (a padded
+  batch's padding graph), none for the query blocks that start in that graph or later."""
   n_node = [7, 1, 12, 0, 5, 9]
   graph_index = jnp.asarray(np.repeat(np.arange(len(n_node)), n_node).astype(np.int32))
   n = int(graph_index.shape[0])
   zeros = jnp.zeros((n, 1, 1))
   b = molformer._blocks(zeros, zeros, zeros, jnp.zeros((n, 3)), graph_index, bq, bk)
-  lo, hi = (np.asarray(a) for a in molformer._key_ranges(b))
+  lo, hi = (np.asarray(a) for a in molformer._key_ranges(b, jnp.int32(skip_from)))
   gq, gk = np.asarray(b.gq), np.asarray(b.gk)
   for qi in range(gq.shape[0]):
-    shares = [bool(set(gq[qi]) & set(gk[kj])) for kj in range(gk.shape[0])]
+    shares = [bool(set(gq[qi]) & set(gk[kj])) and gq[qi, 0] < skip_from
+              for kj in range(gk.shape[0])]
     assert shares == [lo[qi] <= kj < hi[qi] for kj in range(gk.shape[0])], qi
 
 

@@ -36,7 +36,8 @@ def _forward(config: ModelConfig, graph: jraph.GraphsTuple, is_training: bool = 
     if config.egnn.update_coords and config.egnn.return_coords:
       out["x"] = x
   else:
-    features = molformer.Molformer(config.molformer)(graph, inputs, is_training)
+    features = molformer.Molformer(config.molformer)(graph, inputs, is_training,
+                                                     padded=padded)
   width = encoder_width(config)
   hidden = config.head_hidden or (width if config.network == "molformer" else 2 * width)
   if config.head == "node":
@@ -64,7 +65,7 @@ def make_model(config: ModelConfig, dtype=None) -> hk.Transformed:
     ("x" [N, 3])}. `padded=True` promises that the batch was padded by `jraph.pad_with_graphs`
     (as `batching.pad` does): its last graph with nodes is padding. The networks may then skip
     work that only feeds the padding graph (GVP-GNN skips its edge chunks that hold padding
-    edges only); real graphs' outputs are the same either way. Never set it for a batch
+    edges only, Molformer the padding graph's query blocks); real graphs' outputs are the same either way. Never set it for a batch
     whose last graph is real.
   Raises ConfigError for an invalid config (and DataError at trace time when the batch lacks
   what the config needs, e.g. nodes["lm"], or the "rich" node arrays for node_features).

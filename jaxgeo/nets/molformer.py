@@ -139,16 +139,19 @@ def _blocks(q, k, v, x, graph_index, bq: int, bk: int) -> _Blocks:
       xk=coords(nk, bk), gk=gk.reshape(nk, bk))
 
 
-def _key_ranges(b: _Blocks) -> tuple[jax.Array, jax.Array]:
+def _key_ranges(b: _Blocks, skip_from: jax.Array) -> tuple[jax.Array, jax.Array]:
   """[nq] first and [nq] one-past-last key block that shares a graph with each query block.
 
   Graph indices are sorted, so the key blocks overlapping a query block's graph range
   [gq[qi, 0], gq[qi, -1]] are contiguous: those whose last graph is not before the range's
-  start and whose first graph is not after its end.
+  start and whose first graph is not after its end. Query blocks whose nodes all belong to
+  graphs >= `skip_from` (the padding graph of a padded batch) get an empty range: their
+  outputs are 0 and nothing flows back through them.
   """
   lo = jnp.searchsorted(b.gk[:, -1], b.gq[:, 0], side="left")
   hi = jnp.searchsorted(b.gk[:, 0], b.gq[:, -1], side="right")
-  return lo.astype(jnp.int32), jnp.maximum(lo, hi).astype(jnp.int32)
+  hi = jnp.where(b.gq[:, 0] >= skip_from, lo, jnp.maximum(lo, hi))
+  return lo.astype(jnp.int32), hi.astype(jnp.int32)
 
 
 def _block_scores(b: _Blocks, qi, kj, dist_params: dict, distance_scale: float, acc_t):
@@ -169,15 +172,15 @@ def _block_scores(b: _Blocks, qi, kj, dist_params: dict, distance_scale: float, 
   return jnp.where(same, a * f, _MASKED), a, f, ds, d, diff
 
 
-def _attention_forward(q, k, v, x, graph_index, dist_params, seed, distance_scale, bq, bk,
-                       rate):
+def _attention_forward(q, k, v, x, graph_index, skip_from, dist_params, seed, distance_scale,
+                       bq, bk, rate):
   """Online-softmax (flash) forward: outputs [N, H, dk] and log-sum-exp [N, H]."""
   n, heads, dk = q.shape
   b = _blocks(q, k, v, x, graph_index, bq, bk)
   nq, nk = b.q.shape[0], b.k.shape[0]
   acc_t = ops.acc_dtype(q.dtype)
 
-  key_lo, key_hi = _key_ranges(b)
+  key_lo, key_hi = _key_ranges(b, skip_from)
 
   def query_step(_, qi):
     def key_step(kj, carry):
@@ -205,23 +208,25 @@ def _attention_forward(q, k, v, x, graph_index, dist_params, seed, distance_scal
           lse.reshape(nq * bq, heads)[:n])
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9, 10))
-def _attention(q, k, v, x, graph_index, dist_params, seed, distance_scale, bq, bk, rate):
-  return _attention_forward(q, k, v, x, graph_index, dist_params, seed, distance_scale, bq,
-                            bk, rate)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(8, 9, 10, 11))
+def _attention(q, k, v, x, graph_index, skip_from, dist_params, seed, distance_scale, bq, bk,
+               rate):
+  return _attention_forward(q, k, v, x, graph_index, skip_from, dist_params, seed,
+                            distance_scale, bq, bk, rate)[0]
 
 
-def _attention_fwd(q, k, v, x, graph_index, dist_params, seed, distance_scale, bq, bk, rate):
-  out, lse = _attention_forward(q, k, v, x, graph_index, dist_params, seed, distance_scale,
-                                bq, bk, rate)
-  return out, (q, k, v, x, graph_index, dist_params, seed, out, lse)
+def _attention_fwd(q, k, v, x, graph_index, skip_from, dist_params, seed, distance_scale, bq,
+                   bk, rate):
+  out, lse = _attention_forward(q, k, v, x, graph_index, skip_from, dist_params, seed,
+                                distance_scale, bq, bk, rate)
+  return out, (q, k, v, x, graph_index, skip_from, dist_params, seed, out, lse)
 
 
 def _attention_bwd(distance_scale, bq, bk, rate, residuals, d_out):
   """FlashAttention-2 style backward: scores are recomputed block by block from the saved
   log-sum-exp; no per-block state is stored. Gradients reach q, k, v, the distance
   function's parameters and the coordinates."""
-  q, k, v, x, graph_index, dist_params, seed, out, lse = residuals
+  q, k, v, x, graph_index, skip_from, dist_params, seed, out, lse = residuals
   n, heads, dk = q.shape
   acc_t = ops.acc_dtype(q.dtype)
   b = _blocks(q, k, v, x, graph_index, bq, bk)
@@ -238,7 +243,7 @@ def _attention_bwd(distance_scale, bq, bk, rate, residuals, d_out):
   hidden = w1.shape[0]
   zeros_params = jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape, acc_t), dist_params)
 
-  key_lo, key_hi = _key_ranges(b)
+  key_lo, key_hi = _key_ranges(b, skip_from)
 
   def query_step(carry, qi):
     dk_acc, dv_acc, dxk_acc, dparams = carry
@@ -299,7 +304,7 @@ def _attention_bwd(distance_scale, bq, bk, rate, residuals, d_out):
   dx = node_major(dxq) + node_major(dxk_acc)
   cast = lambda g, like: g.astype(like.dtype)
   return (cast(dq, q), cast(dk_acc.reshape(nk * bk, heads, dk)[:n], k),
-          cast(dv_acc.reshape(nk * bk, heads, dk)[:n], v), cast(dx, x), None,
+          cast(dv_acc.reshape(nk * bk, heads, dk)[:n], v), cast(dx, x), None, None,
           jax.tree_util.tree_map(cast, dparams, dist_params), None)
 
 
@@ -309,7 +314,8 @@ _attention.defvjp(_attention_fwd, _attention_bwd)
 def graph_attention(q: jax.Array, k: jax.Array, v: jax.Array, x: jax.Array,
                     graph_index: jax.Array, dist_params: dict, distance_scale: float,
                     query_block: int, key_block: int, dropout_rate: float = 0.0,
-                    rng: jax.Array | None = None) -> jax.Array:
+                    rng: jax.Array | None = None,
+                    skip_graphs_from: jax.Array | None = None) -> jax.Array:
   """Distance-modulated softmax attention within each graph (see the module docstring).
 
   Args:
@@ -320,6 +326,9 @@ def graph_attention(q: jax.Array, k: jax.Array, v: jax.Array, x: jax.Array,
     distance_scale: distances are multiplied by this first.
     query_block, key_block: block sizes.
     dropout_rate, rng: dropout on the attention probabilities (rng None: no dropout).
+    skip_graphs_from: None, or a graph index (int32 scalar; the padding graph of a padded
+      batch, `ops.padding_graph_index`): query blocks of nodes of that graph or later are
+      skipped, their outputs 0 (query blocks shared with an earlier graph are computed).
   Returns:
     [N, H, dk] attention outputs. Differentiable in q, k, v, x and dist_params (a custom
     backward pass, see `_attention_bwd`).
@@ -335,7 +344,9 @@ def graph_attention(q: jax.Array, k: jax.Array, v: jax.Array, x: jax.Array,
     seed, rate = jax.random.bits(rng, (), jnp.uint32), float(dropout_rate)
   else:
     seed, rate = jnp.zeros((), jnp.uint32), 0.0
-  return _attention(q, k, v, x, graph_index.astype(jnp.int32), dist_params, seed,
+  skip_from = (jnp.asarray(jnp.iinfo(jnp.int32).max, jnp.int32) if skip_graphs_from is None
+               else jnp.asarray(skip_graphs_from, jnp.int32))
+  return _attention(q, k, v, x, graph_index.astype(jnp.int32), skip_from, dist_params, seed,
                     float(distance_scale), bq, bk, rate)
 
 
@@ -375,8 +386,9 @@ class DistanceAttention(hk.Module):
     self.config = config
 
   def __call__(self, h: jax.Array, x: jax.Array, graph_index: jax.Array,
-               is_training: bool) -> jax.Array:
-    """h [N, width], x [N, 3], graph_index [N] -> [N, width]."""
+               is_training: bool, skip_graphs_from: jax.Array | None = None) -> jax.Array:
+    """h [N, width], x [N, 3], graph_index [N] -> [N, width]; skip_graphs_from: as in
+    `graph_attention` (the dense implementation computes everything)."""
     c = self.config
     heads, dk = c.num_heads, c.width // c.num_heads
     n = h.shape[0]
@@ -397,7 +409,7 @@ class DistanceAttention(hk.Module):
                                   c.dropout, rng)
     else:
       out = graph_attention(q, k, v, x, graph_index, dist_params, c.distance_scale,
-                            c.query_block, c.key_block, c.dropout, rng)
+                            c.query_block, c.key_block, c.dropout, rng, skip_graphs_from)
     return hk.Linear(c.width, w_init=_xavier(), name="output")(out.reshape(n, c.width))
 
 
@@ -408,12 +420,14 @@ class Molformer(hk.Module):
     super().__init__(name=name)
     self.config = config
 
-  def __call__(self, graph: jraph.GraphsTuple, node_inputs: jax.Array, is_training: bool
-               ) -> jax.Array:
+  def __call__(self, graph: jraph.GraphsTuple, node_inputs: jax.Array, is_training: bool,
+               padded: bool = False) -> jax.Array:
     """Args:
       graph: the batch (nodes "x" [N, 3]; n_node [G]).
       node_inputs: [N, F] invariant node inputs.
       is_training: enables dropout.
+      padded: the batch's last graph with nodes is padding (`nets.make_model`): the padding
+        graph's attention is skipped (its query blocks). Real nodes' outputs are the same.
     Returns:
       [N, width] invariant node features.
     """
@@ -424,13 +438,14 @@ class Molformer(hk.Module):
       h = hk.Linear(c.width, w_init=_xavier(), name="embedding_in")(h)
     x = graph.nodes["x"].astype(ops.acc_dtype(dtype))    # coordinates: float32 at least
     graph_index = ops.node_graph_index(graph)
+    skip_from = ops.padding_graph_index(graph.n_node) if padded else None
     drop = lambda y: hk.dropout(hk.next_rng_key(), c.dropout, y) if (
         is_training and c.dropout > 0) else y
     norm = lambda name: hk.LayerNorm(-1, create_scale=True, create_offset=True, name=name)
 
     def layer(h):
       h = h + drop(DistanceAttention(c, name="attention")(norm("attention_norm")(h), x,
-                                                          graph_index, is_training))
+                                                          graph_index, is_training, skip_from))
       y = norm("ffn_norm")(h)
       y = drop(jax.nn.relu(hk.Linear(c.ffn_dim, w_init=_xavier(), name="ffn_0")(y)))
       return h + drop(hk.Linear(c.width, w_init=_xavier(), name="ffn_1")(y))

@@ -39,8 +39,13 @@ def num_real_nodes(n_node: jax.Array) -> jax.Array:
   (any graphs after it are empty), as `batching.num_real_graphs` counts. Padding nodes are
   numbered from this count on, and padding edges point into them."""
   index = jnp.arange(n_node.shape[0])
-  padding_graph = jnp.max(jnp.where(n_node > 0, index, -1))
-  return jnp.sum(jnp.where(index < padding_graph, n_node, 0)).astype(jnp.int32)
+  return jnp.sum(jnp.where(index < padding_graph_index(n_node), n_node, 0)).astype(jnp.int32)
+
+
+def padding_graph_index(n_node: jax.Array) -> jax.Array:
+  """The padding graph of a padded batch: the last graph with nodes (int32 scalar)."""
+  index = jnp.arange(n_node.shape[0])
+  return jnp.max(jnp.where(n_node > 0, index, -1)).astype(jnp.int32)
 
 
 def segment_sum(data: jax.Array, segment_ids: jax.Array, num_segments: int,
