@@ -230,7 +230,8 @@ def predict_graphs(run: Run, graphs: Sequence, batch_graphs: int = 8, progress: 
   from tqdm.auto import tqdm
   from jaxgeo import batching
   head = run.task.head
-  # Every batch below comes from `batching.batches` (padded): GVP-GNN may skip padding edges.
+  # Every batch below comes from `batching.batches` (padded): the networks may skip the
+  # padding graph's work (`nets.make_model`).
   apply = jax.jit(lambda p, b: run.model.apply(p, None, b, is_training=False, padded=True)[head])
   buckets = batching.choose_buckets(list(graphs), batch_graphs=batch_graphs,
                                     max_buckets=int(run.config.train.max_buckets))

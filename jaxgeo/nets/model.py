@@ -65,8 +65,8 @@ def make_model(config: ModelConfig, dtype=None) -> hk.Transformed:
     ("x" [N, 3])}. `padded=True` promises that the batch was padded by `jraph.pad_with_graphs`
     (as `batching.pad` does): its last graph with nodes is padding. The networks may then skip
     work that only feeds the padding graph (GVP-GNN skips its edge chunks that hold padding
-    edges only, Molformer the padding graph's query blocks); real graphs' outputs are the same either way. Never set it for a batch
-    whose last graph is real.
+    edges only, Molformer the padding graph's query blocks); real graphs' outputs are the
+    same either way. Never set it for a batch whose last graph is real.
   Raises ConfigError for an invalid config (and DataError at trace time when the batch lacks
   what the config needs, e.g. nodes["lm"], or the "rich" node arrays for node_features).
   """
