@@ -10,6 +10,8 @@ the parameter count.
     python experiments/bench_nets.py --networks egnn --batches 30 --buckets 8
     python experiments/bench_nets.py --torch         # + PyTorch references, same moment
     python experiments/bench_nets.py --out experiments/results/bench_nets.md
+    python experiments/bench_nets.py --networks egnn_1280 --variants "" \
+        "egnn.edge_chunk=4096"                       # before / after, one run
 
 Networks: gvp, egnn, molformer (paper configs, residue-type embedding), egnn_1280 and
 molformer_1280 (the paper's "replace" configs: hidden width = ESM-2 650M width, with random
@@ -97,22 +99,123 @@ def _time(fn, batches) -> float:
   return time.perf_counter() - start
 
 
+def with_variant(config, variant: str):
+  """`config` (a ModelConfig) and the `padded` flag of apply for a variant: space-separated
+  `key=value` settings, keys dotted into the config (`egnn.edge_chunk=4096`) or `padded`
+  (`padded=False`: apply without the padding skips). "" is the config as it is, padded."""
+  import ast
+  import dataclasses
+  from jaxgeo import nets
+  padded = True
+  for item in variant.split():
+    key, sep, text = item.partition("=")
+    if not sep:
+      raise ValueError(f"variant {variant!r}: {item!r} is not key=value")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    if key == "padded":
+      padded = bool(value)
+      continue
+    *path, field = key.split(".")
+    parents = [config]
+    for part in path:
+      parents.append(getattr(parents[-1], part))
+    if not dataclasses.is_dataclass(parents[-1]) or field not in {
+        f.name for f in dataclasses.fields(parents[-1])}:
+      raise ValueError(f"variant {variant!r}: the model config has no {key!r}")
+    value = dataclasses.replace(parents[-1], **{field: value})
+    for parent, part in zip(reversed(parents[:-1]), reversed(path)):
+      value = dataclasses.replace(parent, **{part: value})
+    config = value
+  return nets.validate(config), padded
+
+
+class JaxRunner:
+  """One network variant's jitted evaluation and training steps, its parameters and optimiser
+  state; times passes over a list of batches (compiled by `compile`)."""
+
+  def __init__(self, config, padded: bool, batches, seed: int,
+               train_options: dict | None):
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from jaxgeo import nets
+
+    model = nets.make_model(config)
+    params = model.init(jax.random.PRNGKey(seed), batches[0])
+    self.params = nets.param_count(params)
+    optimizer = optax.adam(1e-3)
+    self.forward = jax.jit(
+        lambda p, b: model.apply(p, None, b, False, padded=padded)["graph"])
+
+    def loss_fn(p, key, b):
+      pred = model.apply(p, key, b, True, padded=padded)["graph"]
+      mask = jnp.arange(pred.shape[0]) < pred.shape[0] - 1
+      err = jnp.where(mask[:, None], pred - b.globals["label"], 0.0)
+      return jnp.sum(err ** 2) / jnp.maximum(jnp.sum(mask), 1)
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1), compiler_options=train_options)
+    def train_step(p, state, key, b):
+      loss, grads = jax.value_and_grad(loss_fn)(p, key, b)
+      updates, state = optimizer.update(grads, state, p)
+      return optax.apply_updates(p, updates), state, loss
+
+    self.train_step = train_step
+    self.state = {"p": params, "o": optimizer.init(params), "k": jax.random.PRNGKey(seed + 1)}
+    self.batches = batches
+
+  def _evaluate(self, b):
+    return self.forward(self.state["p"], b)
+
+  def _train(self, b):
+    import jax
+    self.state["k"], key = jax.random.split(self.state["k"])
+    self.state["p"], self.state["o"], loss = self.train_step(self.state["p"], self.state["o"],
+                                                             key, b)
+    return loss
+
+  def compile(self) -> tuple[float, float]:
+    """Compiles both steps for each batch shape: (eval seconds, train seconds)."""
+    import jax
+    shapes = {}
+    for b in self.batches:  # one batch per bucket shape
+      shapes.setdefault(int(b.nodes["x"].shape[0]), b)
+    t0 = time.perf_counter()
+    for b in shapes.values():
+      jax.block_until_ready(self._evaluate(b))
+    t1 = time.perf_counter()
+    for b in shapes.values():
+      self._train(b)
+    jax.block_until_ready(self.state["p"])
+    return t1 - t0, time.perf_counter() - t1
+
+  def time_eval(self) -> float:
+    return _time(self._evaluate, self.batches)
+
+  def time_train(self) -> float:
+    return _time(self._train, self.batches)
+
+  def compiles(self) -> tuple[int, int]:
+    return self.forward._cache_size(), self.train_step._cache_size()
+
+
 def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeats: int,
                   with_torch: bool = False, max_buckets: int = 4, seed: int = 0,
-                  packed: bool = False, train_options: dict | None = None) -> dict:
-  """Times one network; with `with_torch`, also the PyTorch reference on the same graphs
-  (unpadded), pass for pass interleaved with the JAX passes. `packed`: batches packed to a
-  node / edge budget of `batch_graphs` graphs on average (`batching.packing_for`) in at most
-  `max_buckets` shapes, else fixed counts of `batch_graphs` graphs. `train_options`: XLA
-  compiler options of the training step (`jaxgeo.xla_options.train_step`, as `jaxgeo train`
-  uses), None for XLA's defaults."""
+                  packed: bool = False, train_options: dict | None = None,
+                  variants: tuple[str, ...] = ("",)) -> list[dict]:
+  """Times one network, a row for each of its `variants` (`with_variant`: config settings,
+  or padded=False), all on the same batches and pass for pass interleaved; with
+  `with_torch`, also the PyTorch reference on the same graphs (unpadded), interleaved with
+  them. `packed`: batches packed to a node / edge budget of `batch_graphs` graphs on average
+  (`batching.packing_for`) in at most `max_buckets` shapes, else fixed counts of
+  `batch_graphs` graphs. `train_options`: XLA compiler options of the training step
+  (`jaxgeo.xla_options.train_step`, as `jaxgeo train` uses), None for XLA's defaults."""
   import jax
-  import jax.numpy as jnp
-  import optax
-  from jaxgeo import batching, nets
+  from jaxgeo import batching
 
   config = network_config(name)
-  model = nets.make_model(config)
   rng = np.random.default_rng(seed)
   packing = batching.packing_for(graphs, batch_graphs) if packed else None
   buckets = batching.choose_buckets(graphs, batch_graphs=batch_graphs, max_buckets=max_buckets,
@@ -129,44 +232,10 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
   real_nodes = [int(batching.masks(b)[0].sum()) for b in chosen]
   chosen = [jax.device_put(b) for b in chosen]
 
-  params = model.init(jax.random.PRNGKey(seed), chosen[0])
-  n_params = nets.param_count(params)
-  optimizer = optax.adam(1e-3)
-  opt_state = optimizer.init(params)
-
-  forward = jax.jit(lambda p, b: model.apply(p, None, b, False, padded=True)["graph"])
-
-  def loss_fn(p, key, b):
-    pred = model.apply(p, key, b, True, padded=True)["graph"]
-    mask = jnp.arange(pred.shape[0]) < pred.shape[0] - 1
-    err = jnp.where(mask[:, None], pred - b.globals["label"], 0.0)
-    return jnp.sum(err ** 2) / jnp.maximum(jnp.sum(mask), 1)
-
-  @functools.partial(jax.jit, donate_argnums=(0, 1), compiler_options=train_options)
-  def train_step(p, state, key, b):
-    loss, grads = jax.value_and_grad(loss_fn)(p, key, b)
-    updates, state = optimizer.update(grads, state, p)
-    return optax.apply_updates(p, updates), state, loss
-
-  state = {"p": params, "o": opt_state, "k": jax.random.PRNGKey(seed + 1)}
-
-  def run_step(b):
-    state["k"], key = jax.random.split(state["k"])
-    state["p"], state["o"], loss = train_step(state["p"], state["o"], key, b)
-    return loss
-
-  shapes = {}
-  for b in chosen:  # one batch per bucket shape: compile outside the timed region
-    shapes.setdefault(int(b.nodes["x"].shape[0]), b)
-  t0 = time.perf_counter()
-  for b in shapes.values():
-    jax.block_until_ready(forward(params, b))
-  compile_eval = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  for b in shapes.values():
-    run_step(b)
-  jax.block_until_ready(state["p"])
-  compile_train = time.perf_counter() - t0
+  runners, compile_s = [], []
+  for variant in variants:
+    runners.append(JaxRunner(*with_variant(config, variant), chosen, seed, train_options))
+    compile_s.append(runners[-1].compile())   # compile outside the timed region
 
   reference = None
   if with_torch:
@@ -174,31 +243,40 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
                                config.fusion.lm_dim if config.fusion.mode != "none" else 0)
     if reference.model is None:
       reference = None
-  times = {"eval": [], "train": [], "torch_eval": [], "torch_train": []}
+  times = [{"eval": [], "train": []} for _ in runners]
+  torch_times = {"eval": [], "train": []}
   for _ in range(repeats):
-    times["eval"].append(_time(lambda b: forward(state["p"], b), chosen))
+    for runner, t in zip(runners, times):
+      t["eval"].append(runner.time_eval())
     if reference:
-      times["torch_eval"].append(reference.time_eval())
-    times["train"].append(_time(run_step, chosen))
+      torch_times["eval"].append(reference.time_eval())
+    for runner, t in zip(runners, times):
+      t["train"].append(runner.time_train())
     if reference:
-      times["torch_train"].append(reference.time_train())
-  row = {
-      "network": name, "batching": "packed" if packed else "fixed",
-      "padding_nodes": efficiency["nodes"], "padding_edges": efficiency["edges"],
-      "params": n_params, "batches": len(chosen), "graphs": real_graphs,
-      "nodes_per_batch": float(np.mean(real_nodes)),
-      "padded_nodes_per_batch": float(np.mean([b.nodes["x"].shape[0] for b in chosen])),
-      "eval_graphs_s": real_graphs / min(times["eval"]),
-      "train_graphs_s": real_graphs / min(times["train"]),
-      "compiles_eval": forward._cache_size(), "compiles_train": train_step._cache_size(),
-      "compile_s_eval": compile_eval, "compile_s_train": compile_train,
-      "buckets": len(buckets), "load_avg": os.getloadavg()[0],
-  }
-  if reference:
-    row.update(torch_params=reference.params,
-               torch_eval_graphs_s=real_graphs / min(times["torch_eval"]),
-               torch_train_graphs_s=real_graphs / min(times["torch_train"]))
-  return row
+      torch_times["train"].append(reference.time_train())
+  rows = []
+  for variant, runner, t, (compile_eval, compile_train) in zip(variants, runners, times,
+                                                               compile_s):
+    compiles_eval, compiles_train = runner.compiles()
+    row = {
+        "network": name, "variant": variant, "batching": "packed" if packed else "fixed",
+        "padding_nodes": efficiency["nodes"], "padding_edges": efficiency["edges"],
+        "params": runner.params, "batches": len(chosen), "graphs": real_graphs,
+        "nodes_per_batch": float(np.mean(real_nodes)),
+        "padded_nodes_per_batch": float(np.mean([b.nodes["x"].shape[0] for b in chosen])),
+        "eval_graphs_s": real_graphs / min(t["eval"]),
+        "train_graphs_s": real_graphs / min(t["train"]),
+        "eval_s": t["eval"], "train_s": t["train"],
+        "compiles_eval": compiles_eval, "compiles_train": compiles_train,
+        "compile_s_eval": compile_eval, "compile_s_train": compile_train,
+        "buckets": len(buckets), "load_avg": os.getloadavg()[0],
+    }
+    if reference:
+      row.update(torch_params=reference.params,
+                 torch_eval_graphs_s=real_graphs / min(torch_times["eval"]),
+                 torch_train_graphs_s=real_graphs / min(torch_times["train"]))
+    rows.append(row)
+  return rows
 
 
 # --- PyTorch reference models (--torch) -------------------------------------------------
@@ -489,10 +567,10 @@ def fmt_rate(value: float | None) -> str:
 
 def table(rows: list[dict]) -> str:
   lines = [
-      "| network | batching | real nodes / edges | params | eval graphs/s | train graphs/s | "
+      "| network | variant | batching | real nodes / edges | params | eval graphs/s | train graphs/s | "
       "issue's reference eval / train (speed-up) | PyTorch here, same moment: eval / train "
       "(speed-up) | compiles (eval, train) | compile s (eval, train) | load avg |",
-      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ]
   ratio = lambda a, b: f"{a / b:.1f}x" if b else "-"
   for r in rows:
@@ -509,7 +587,7 @@ def table(rows: list[dict]) -> str:
     else:
       here = "-"
     lines.append(
-        f"| {r['network']} | {r['batching']} | {r['padding_nodes']:.0%} / "
+        f"| {r['network']} | {r.get('variant') or 'paper config'} | {r['batching']} | {r['padding_nodes']:.0%} / "
         f"{r['padding_edges']:.0%} | {r['params']:,} | {fmt_rate(r['eval_graphs_s'])} | "
         f"{fmt_rate(r['train_graphs_s'])} | {ref} | {here} | "
         f"{r['compiles_eval']}, {r['compiles_train']} | "
@@ -541,6 +619,13 @@ def main(argv=None) -> int:
   parser.add_argument("--train-options", choices=["trainer", "default"], default="trainer",
                       help="XLA options of the training step: those `jaxgeo train` uses "
                            "(jaxgeo.xla_options: YNNPACK dot fusions on CPU) or XLA's defaults")
+  parser.add_argument("--variants", nargs="+", default=[""], metavar="SETTINGS",
+                      help="time these variants of each network, interleaved on the same "
+                           "batches (before / after figures from one run): each is "
+                           "space-separated model-config settings, e.g. 'egnn.edge_chunk=4096', "
+                           "or 'padded=False' (no padding skips); '' is the paper config")
+  parser.add_argument("--repeats-1280", type=int, default=1,
+                      help="passes of the 1280-wide networks (best of)")
   parser.add_argument("--out", type=pathlib.Path, default=None,
                       help="write the markdown table here (atomically)")
   args = parser.parse_args(argv)
@@ -567,14 +652,14 @@ def main(argv=None) -> int:
   rows = []
   for name in args.networks:
     count = max(2, args.batches // 3) if name.endswith("_1280") else args.batches
-    repeats = 1 if name.endswith("_1280") else args.repeats
+    repeats = args.repeats_1280 if name.endswith("_1280") else args.repeats
     for mode in args.batching:
       packed = mode == "packed"
-      row = bench_network(name, graphs, args.batch_graphs, count, repeats, args.torch,
-                          args.packed_buckets if packed else args.buckets, packed=packed,
-                          train_options=train_options)
-      print(row, flush=True)
-      rows.append(row)
+      for row in bench_network(name, graphs, args.batch_graphs, count, repeats, args.torch,
+                               args.packed_buckets if packed else args.buckets, packed=packed,
+                               train_options=train_options, variants=tuple(args.variants)):
+        print(row, flush=True)
+        rows.append(row)
   text = header + "\n\n" + table(rows) + "\n"
   print("\n" + text)
   if args.out:

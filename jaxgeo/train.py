@@ -526,10 +526,16 @@ def resolve_run_config(config: ml_collections.ConfigDict | None,
                       f"{', '.join(changed)}); choose another --run-dir to start a new run")
   merged = config_lib.from_json(saved_path)
   for key in _resumable():
-    section, name = key.split(".")
-    if name in config[section]:
-      with merged[section].unlocked():
-        merged[section][name] = config[section][name]
+    *path, name = key.split(".")
+    given, kept = config, merged
+    for part in path:
+      given, kept = given.get(part), kept.get(part)
+      if given is None or kept is None:
+        break
+    else:
+      if name in given:
+        with kept.unlocked():
+          kept[name] = given[name]
   return merged
 
 

@@ -253,11 +253,12 @@ def test_remat_is_transparent(graphs):
     assert_close(a, b, 1e-5, "gradients")
 
 
-@pytest.mark.parametrize("network, changes", [("gvp", {}), ("gvp", {"remat": False})])
+@pytest.mark.parametrize("network, changes", [("gvp", {}), ("gvp", {"remat": False}),
+                                             ("egnn", {}), ("egnn", {"remat": False})])
 def test_edge_chunks_are_transparent(graphs, network, changes):
-  """GVP-GNN's message passing over chunks of edges (the last one padded), with or without
-  recomputing each chunk, gives the outputs and gradients of all edges at once, with the
-  same parameters."""
+  """GVP-GNN's and EGNN's message passing over chunks of edges (the last one padded), with
+  or without recomputing each chunk, gives the outputs (EGNN: coordinates too) and gradients
+  of all edges at once, with the same parameters."""
   other = synthetic.pad_batch(graphs, extra_nodes=21, extra_edges=37, extra_graphs=3)
   num_edges = int(other.senders.shape[0])
   chunk = 37                                     # 5+ chunks, the last one short
@@ -280,19 +281,21 @@ def test_edge_chunks_are_transparent(graphs, network, changes):
     assert_close(a, b, 1e-5, "gradients")
 
 
-@pytest.mark.parametrize("network", ["gvp", "molformer"])
+@pytest.mark.parametrize("network", ["gvp", "egnn", "molformer"])
 def test_padded_batches_skip_padding_work(graphs, network):
-  """apply(..., padded=True): GVP-GNN skips its edge chunks that hold padding edges only (a
-  cond in the chunk scan), Molformer the padding graph's query blocks: the real nodes'
-  outputs, and the gradients of a loss on them with dropout on, are those of padded=False;
-  the padding nodes' outputs are not (their messages / attention were never computed)."""
+  """apply(..., padded=True): GVP-GNN and EGNN skip their edge chunks that hold padding edges
+  only (a cond in the chunk scan), Molformer the padding graph's query blocks: the real
+  nodes' outputs, and the gradients of a loss on them with dropout on, are those of
+  padded=False; the padding nodes' outputs are not (their messages / attention were never
+  computed)."""
   other = synthetic.pad_batch(graphs, extra_nodes=21, extra_edges=37, extra_graphs=3)
   n_real = sum(int(g.n_node[0]) for g in graphs)
   chunk = 12
   assert other.senders.shape[0] - sum(int(g.n_edge[0]) for g in graphs) >= 2 * chunk
   config = tiny_config(network)
-  if network == "gvp":
-    config = dataclasses.replace(config, gvp=dataclasses.replace(config.gvp, edge_chunk=chunk))
+  if network in ("gvp", "egnn"):
+    config = dataclasses.replace(config, **{network: dataclasses.replace(
+        getattr(config, network), edge_chunk=chunk)})
   model = nets.make_model(config)
   _, params = model_and_params(network)
   plain, skipping = (model.apply(params, None, other, is_training=False, padded=flag)["node"]
@@ -306,7 +309,7 @@ def test_padded_batches_skip_padding_work(graphs, network):
   grads = [jax.jit(jax.grad(loss), static_argnums=1)(params, flag) for flag in (False, True)]
   for a, b in zip(*(jax.tree_util.tree_leaves(g) for g in grads)):
     assert_close(b, a, 1e-5, "gradients")
-  if network == "gvp":
+  if network in ("gvp", "egnn"):
     conds = [sum(e.primitive.name == "cond" for e in jaxpr_equations(jax.make_jaxpr(
         lambda p, flag=flag: model.apply(p, None, other, False, padded=flag))(params).jaxpr))
         for flag in (False, True)]

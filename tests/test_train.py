@@ -217,6 +217,25 @@ def test_train_end_to_end_improves_and_writes_the_run_folder(cli_run):
 
 
 @pytest.mark.slow
+def test_resumed_run_may_change_speed_settings_only(tmp_path):
+  """A run folder saved before `model.egnn.edge_chunk` existed (or with other edge chunks)
+  resumes under a config that sets it, taking the given chunks; a change to what is computed
+  is refused."""
+  saved = tiny_config()
+  saved_dict = config_lib.to_dict(saved)
+  del saved_dict["model"]["egnn"]["edge_chunk"]          # as saved by an earlier version
+  (tmp_path / train.CONFIG_FILE).write_text(json.dumps(saved_dict))
+  given = tiny_config("model.egnn.edge_chunk=2048", "model.gvp.edge_chunk=1024",
+                      "train.epochs=9")
+  merged = train.resolve_run_config(given, tmp_path)
+  assert merged.model.egnn.edge_chunk == 2048 and merged.model.gvp.edge_chunk == 1024
+  assert merged.train.epochs == 9
+  assert config_lib.diff(merged, given) == []
+  assert "edge_chunk" not in train.resolve_run_config(None, tmp_path).model.egnn
+  with pytest.raises(ConfigError, match="differs in model.egnn.hidden"):
+    train.resolve_run_config(tiny_config("model.egnn.hidden=8"), tmp_path)
+
+
 def test_interrupted_run_resumes_to_the_same_result(cli_run, tmp_path):
   config = tiny_config()
   run_dir = tmp_path / "resumed"

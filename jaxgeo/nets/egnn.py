@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import jraph
 
-from jaxgeo.nets import ops
+from jaxgeo.nets import edge_chunks, ops
 from jaxgeo.nets.config import EGNNConfig
 
 
@@ -38,16 +38,22 @@ def _small_gain_init(gain: float) -> hk.initializers.Initializer:
 class EGCL(hk.Module):
   """One E(n)-equivariant graph convolutional layer (E_GCL)."""
 
-  def __init__(self, config: EGNNConfig, name: str | None = None):
+  def __init__(self, config: EGNNConfig, edge_chunk: int = 0, name: str | None = None):
+    """edge_chunk: edges per chunk of the message pass (0: all at once); `EGNN` passes
+    `config.edge_chunk` on CPU."""
     super().__init__(name=name)
     self.config = config
+    self.edge_chunk = edge_chunk
 
   def __call__(self, h: jax.Array, x: jax.Array, edge_attr: jax.Array, senders: jax.Array,
-               receivers: jax.Array, degree: jax.Array) -> tuple[jax.Array, jax.Array]:
+               receivers: jax.Array, degree: jax.Array, first_padding: jax.Array | None = None
+               ) -> tuple[jax.Array, jax.Array]:
     """Args:
       h: [N, hidden] node features; x: [N, 3] coordinates.
       edge_attr: [E, A] edge features; senders, receivers: [E] (sorted by receiver).
       degree: [N] in-degrees.
+      first_padding: None, or the first padding node of a padded batch (int32 scalar): edge
+        chunks (`EGNNConfig.edge_chunk`) of padding edges only are skipped.
     Returns:
       (h [N, hidden], x [N, 3]).
     """
@@ -56,8 +62,6 @@ class EGCL(hk.Module):
     hidden = c.hidden
     n = h.shape[0]
     dtype = h.dtype
-    diff = jnp.take(x, receivers, axis=0) - jnp.take(x, senders, axis=0)      # x_i - x_j [E, 3]
-    radial = jnp.sum(jnp.square(diff), axis=-1, keepdims=True)                # [E, 1]
 
     # phi_e first layer on [h_i, h_j, radial, a_ij]: rows [h_i | h_j | radial | a_ij].
     width_in = 2 * hidden + 1 + edge_attr.shape[-1]
@@ -65,22 +69,37 @@ class EGCL(hk.Module):
                           init=hk.initializers.TruncatedNormal(1.0 / math.sqrt(width_in)))
     b1 = hk.get_parameter("edge_mlp_0_b", (hidden,), dtype, init=jnp.zeros)
     node_part = h @ jnp.concatenate([w1[:hidden], w1[hidden:2 * hidden]], axis=1)  # [N, 2H]
-    m = (jnp.take(node_part[:, :hidden], receivers, axis=0) +
-         jnp.take(node_part[:, hidden:], senders, axis=0) +
-         radial.astype(dtype) * w1[2 * hidden] + edge_attr @ w1[2 * hidden + 1:] + b1)
-    m = act(m)
-    m = act(hk.Linear(hidden, name="edge_mlp_1")(m))                           # m_ij [E, H]
-    if c.attention:
-      m = m * jax.nn.sigmoid(hk.Linear(1, name="attention")(m))
+    edge_mlp_1 = hk.Linear(hidden, name="edge_mlp_1")
+    attention = hk.Linear(1, name="attention") if c.attention else None
+    coord_mlp = CoordMLP(c, name="coord_mlp") if c.update_coords else None
 
-    if c.update_coords:
-      p = CoordMLP(c, name="coord_mlp")(dtype)
-      phi = act(m @ p["w0"] + p["b0"]) @ p["w1"]                               # [E, 1]
+    def terms(edge_attr, senders, receivers):
+      """Per edge: m_ij [E', H] and, with coordinate updates, (x_i - x_j) phi_x(m_ij) [E', 3]."""
+      diff = jnp.take(x, receivers, axis=0) - jnp.take(x, senders, axis=0)    # x_i - x_j [E', 3]
+      radial = jnp.sum(jnp.square(diff), axis=-1, keepdims=True)              # [E', 1]
+      m = (jnp.take(node_part[:, :hidden], receivers, axis=0) +
+           jnp.take(node_part[:, hidden:], senders, axis=0) +
+           radial.astype(dtype) * w1[2 * hidden] + edge_attr @ w1[2 * hidden + 1:] + b1)
+      m = act(m)
+      m = act(edge_mlp_1(m))                                                  # m_ij [E', H]
+      if attention is not None:
+        m = m * jax.nn.sigmoid(attention(m))
+      if coord_mlp is None:
+        return m, None
+      p = coord_mlp(dtype)
+      phi = act(m @ p["w0"] + p["b0"]) @ p["w1"]                              # [E', 1]
       if c.normalize:
         diff = diff / (jnp.sqrt(radial + 1e-8) + 1e-6)
-      x = x + ops.mean_aggregate(diff * phi, receivers, degree).astype(x.dtype)
+      return m, diff * phi
 
-    agg = ops.segment_sum(m, receivers, n, sorted_ids=True).astype(dtype)     # [N, H]
+    acc = ops.acc_dtype(dtype)
+    zeros = (jnp.zeros((n, hidden), acc),
+             jnp.zeros((n, 3), ops.acc_dtype(x.dtype)) if coord_mlp else None)
+    agg, coord_sum = edge_chunks.sum_over_edges(
+        terms, (edge_attr,), senders, receivers, zeros, self.edge_chunk, c.remat, first_padding)
+    if coord_mlp is not None:
+      x = x + ops.mean_from_sum(coord_sum, degree).astype(x.dtype)
+    agg = agg.astype(dtype)                                                   # [N, H]
     out = act(hk.Linear(hidden, name="node_mlp_0")(jnp.concatenate([h, agg], axis=-1)))
     h = h + hk.Linear(hidden, name="node_mlp_1")(out)
     return h, x
@@ -112,12 +131,14 @@ class EGNN(hk.Module):
     super().__init__(name=name)
     self.config = config
 
-  def __call__(self, graph: jraph.GraphsTuple, node_inputs: jax.Array
+  def __call__(self, graph: jraph.GraphsTuple, node_inputs: jax.Array, padded: bool = False
                ) -> tuple[jax.Array, jax.Array]:
     """Args:
       graph: the batch (nodes "x" [N, 3]; edges "s" [E, A]; senders/receivers sorted by
         receiver).
       node_inputs: [N, F] invariant node inputs.
+      padded: the batch's last graph with nodes is padding (`nets.make_model`): edge chunks
+        of padding edges only are skipped. Real nodes' outputs are the same either way.
     Returns:
       (h [N, hidden] invariant features, x [N, 3] updated coordinates). With
       `return_coords=False` nothing uses the last layer's coordinate update; it is computed
@@ -135,9 +156,15 @@ class EGNN(hk.Module):
     edge_attr = graph.edges["s"].astype(dtype)
     senders, receivers = graph.senders, graph.receivers
     degree = ops.in_degree(receivers, h.shape[0], ops.acc_dtype(dtype))
+    # Edge chunks on CPU only, as GVP-GNN's; with chunks, `remat` recomputes each chunk
+    # instead of the whole layer.
+    edge_chunk = c.edge_chunk if jax.default_backend() == "cpu" else 0
+    chunked = edge_chunks.num_chunks(senders.shape[0], edge_chunk) > 1
+    first_padding = ops.num_real_nodes(graph.n_node) if padded and chunked else None
 
     def layer(h, x):
-      return EGCL(c, name="gcl")(h, x, edge_attr, senders, receivers, degree)
+      return EGCL(c, edge_chunk, name="gcl")(h, x, edge_attr, senders, receivers, degree,
+                                             first_padding)
 
     return hk.layer_stack(c.num_layers, unroll=c.unroll, name="layers")(
-        hk.remat(layer) if c.remat else layer)(h, x)
+        hk.remat(layer) if c.remat and not chunked else layer)(h, x)

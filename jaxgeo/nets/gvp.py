@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import jraph
 
-from jaxgeo.nets import ops
+from jaxgeo.nets import edge_chunks, ops
 from jaxgeo.nets.config import GVPConfig
 
 Activation = Optional[Callable[[jax.Array], jax.Array]]
@@ -279,11 +279,11 @@ class GVPConv(hk.Module):
   """Message passing: messages from `n_message` GVPs on [(s_j, v_j), e_ji, (s_i, v_i)],
   averaged over the incoming edges of each node.
 
-  Edges go through the message GVPs in chunks of at most `edge_chunk` (0: all at once), a
-  scan that adds each chunk's messages into the node sums, so the per-edge intermediates of
-  a chunk stay in the CPU's caches instead of streaming through memory; with `remat` each
-  chunk is recomputed in the backward pass instead of storing its activations. The same
-  function either way: only the order of the additions in each node's sum changes.
+  Edges go through the message GVPs in chunks of at most `edge_chunk` (0: all at once;
+  `edge_chunks.sum_over_edges`), so the per-edge intermediates of a chunk stay in the CPU's
+  caches; with `remat` each chunk is recomputed in the backward pass instead of storing its
+  activations. The same function either way: only the order of the additions in each node's
+  sum changes.
   """
 
   def __init__(self, out_dims: tuple[int, int], n_message: int = 3,
@@ -329,37 +329,10 @@ class GVPConv(hk.Module):
       mean = mean.astype(s.dtype)
       return mean[:, :so], mean[:, so:].reshape(n, 3, vo)
 
-    num_edges = senders.shape[0]
-    chunks = ops.num_chunks(num_edges, self.edge_chunk)
-    if chunks == 1:
-      return finish(ops.mean_aggregate(messages(edge_s, edge_v, senders, receivers),
-                                       receivers, degree))
-    size = -(-num_edges // chunks)
-    pad = chunks * size - num_edges
-
-    def split(x, fill):  # [E, ...] -> [chunks, size, ...]; padding edges are summed into
-      if x is None:      # node n, which segment_sum drops (and gather from node n - 1)
-        return None
-      if pad:
-        x = jnp.concatenate([x, jnp.full((pad,) + x.shape[1:], fill, x.dtype)])
-      return x.reshape((chunks, size) + x.shape[1:])
-
-    def add_chunk(total, chunk):
-      edge_s, edge_v, senders, receivers = chunk
-      terms = messages(edge_s, edge_v, senders, jnp.minimum(receivers, n - 1))
-      return total + ops.segment_sum(terms, receivers, n, sorted_ids=True)
-
-    def step(total, chunk):
-      if first_padding is None or hk.running_init():
-        return add_chunk(total, chunk), None
-      receivers = chunk[3]                 # sorted: the chunk's first edge decides
-      return hk.cond(receivers[0] < first_padding, lambda t: add_chunk(t, chunk),
-                     lambda t: t, total), None
-
     width = gvps[last].mean_width(so, vo) if last > 0 else so + 3 * vo
-    xs = (split(edge_s, 0), split(edge_v, 0), split(senders, 0), split(receivers, n))
-    total, _ = hk.scan(hk.remat(step) if self.remat else step,
-                       jnp.zeros((n, width), ops.acc_dtype(s.dtype)), xs)
+    zeros = jnp.zeros((n, width), ops.acc_dtype(s.dtype))
+    total = edge_chunks.sum_over_edges(messages, (edge_s, edge_v), senders, receivers, zeros,
+                                       self.edge_chunk, self.remat, first_padding)
     return finish(ops.mean_from_sum(total, degree))
 
 
@@ -442,7 +415,7 @@ class GVPGNN(hk.Module):
     # With chunks, `remat` recomputes each chunk (the per-edge activations, which are what
     # costs memory) instead of the whole layer, so the messages are computed twice, not 3x.
     edge_chunk = c.edge_chunk if jax.default_backend() == "cpu" else 0
-    chunked = ops.num_chunks(senders.shape[0], edge_chunk) > 1
+    chunked = edge_chunks.num_chunks(senders.shape[0], edge_chunk) > 1
     # Padded batch: chunks that hold padding edges only are skipped (fixed-count batches
     # carry ~30% padding edges on DB5.5; packed ones less than a chunk).
     first_padding = ops.num_real_nodes(graph.n_node) if padded and chunked else None

@@ -32,7 +32,7 @@ def _forward(config: ModelConfig, graph: jraph.GraphsTuple, is_training: bool = 
     vectors = nodes["v"] if config.node_features else None
     features = gvp.GVPGNN(config.gvp)(graph, inputs, vectors, is_training, padded=padded)
   elif config.network == "egnn":
-    features, x = egnn.EGNN(config.egnn)(graph, inputs)
+    features, x = egnn.EGNN(config.egnn)(graph, inputs, padded=padded)
     if config.egnn.update_coords and config.egnn.return_coords:
       out["x"] = x
   else:
@@ -64,8 +64,8 @@ def make_model(config: ModelConfig, dtype=None) -> hk.Transformed:
   apply(params, rng, batch, is_training, padded=False) -> {"node" [N, out] | "graph" [G, out],
     ("x" [N, 3])}. `padded=True` promises that the batch was padded by `jraph.pad_with_graphs`
     (as `batching.pad` does): its last graph with nodes is padding. The networks may then skip
-    work that only feeds the padding graph (GVP-GNN skips its edge chunks that hold padding
-    edges only, Molformer the padding graph's query blocks); real graphs' outputs are the
+    work that only feeds the padding graph (GVP-GNN and EGNN skip their edge chunks that
+    hold padding edges only, Molformer the padding graph's query blocks); real graphs' outputs are the
     same either way. Never set it for a batch whose last graph is real.
   Raises ConfigError for an invalid config (and DataError at trace time when the batch lacks
   what the config needs, e.g. nodes["lm"], or the "rich" node arrays for node_features).

@@ -56,11 +56,6 @@ def segment_sum(data: jax.Array, segment_ids: jax.Array, num_segments: int,
                              indices_are_sorted=sorted_ids)
 
 
-def num_chunks(num_edges: int, edge_chunk: int) -> int:
-  """Chunks of at most `edge_chunk` edges (0: one chunk) that `num_edges` edges form."""
-  return 1 if edge_chunk <= 0 else max(1, -(-num_edges // edge_chunk))
-
-
 def in_degree(receivers: jax.Array, n: int, dtype=jnp.float32) -> jax.Array:
   """[n] number of incoming edges of each node (receivers [E] sorted)."""
   ones = jnp.ones(receivers.shape, dtype)

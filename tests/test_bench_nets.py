@@ -1,0 +1,48 @@
+"""experiments/bench_nets.py: variants of a network's config (`--variants`) and timing them
+interleaved on the same batches."""
+import pathlib
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "experiments"))
+
+import bench_nets  # noqa: E402
+
+
+def test_with_variant_sets_dotted_fields_and_the_padded_flag():
+  from jaxgeo.errors import ConfigError
+  base = bench_nets.network_config("egnn_1280")
+  config, padded = bench_nets.with_variant(base, "")
+  assert config == base and padded is True
+  config, padded = bench_nets.with_variant(base, "egnn.edge_chunk=4096 padded=False")
+  assert config.egnn.edge_chunk == 4096 and padded is False
+  assert config.egnn.hidden == base.egnn.hidden == 1280 and config.fusion == base.fusion
+  config, _ = bench_nets.with_variant(base, "egnn.activation=relu head_dropout=0.2")
+  assert config.egnn.activation == "relu" and config.head_dropout == 0.2
+  with pytest.raises(ValueError, match="no 'egnn.chunk'"):
+    bench_nets.with_variant(base, "egnn.chunk=4096")
+  with pytest.raises(ValueError, match="not key=value"):
+    bench_nets.with_variant(base, "egnn.edge_chunk")
+  with pytest.raises(ConfigError, match="activation"):   # the config is validated
+    bench_nets.with_variant(base, "egnn.activation=tanh")
+
+
+def test_variants_are_timed_on_the_same_batches(shared_data):
+  if not (shared_data / "db5.5" / "structures").is_dir():
+    pytest.skip(f"{shared_data}/db5.5/structures absent")
+  graphs = bench_nets.load_db55(shared_data / "db5.5", limit=6, smallest=True)
+  variants = ("", "egnn.edge_chunk=64", "padded=False")
+  rows = bench_nets.bench_network("egnn", graphs, 3, 2, 2, max_buckets=1, variants=variants)
+  assert [r["variant"] for r in rows] == list(variants)
+  for row in rows:
+    assert row["graphs"] == rows[0]["graphs"] > 0 and row["batches"] == 2
+    assert len(row["eval_s"]) == len(row["train_s"]) == 2
+    assert row["eval_graphs_s"] == pytest.approx(row["graphs"] / min(row["eval_s"]))
+    assert row["compiles_eval"] == row["compiles_train"] == 1
+  assert rows[0]["params"] == rows[1]["params"] == rows[2]["params"]
+  table = bench_nets.table(rows).splitlines()
+  assert len(table) == 2 + len(rows)
+  assert table[2].startswith("| egnn | paper config | fixed |")
+  assert table[3].startswith("| egnn | egnn.edge_chunk=64 | fixed |")
