@@ -55,9 +55,9 @@ PRECISIONS = ("f32", "bf16")
 DEFAULT_DATA = os.path.join("..", "shared", "data")
 DEFAULT_STORE = "embeddings"
 # Keys that may differ between a run folder's saved config and the config a resumed run
-# is started with (they do not change what the run computes up to that point).
-# Keys a resumed run may change: the schedule's length and settings of speed only (the
-# networks' edge chunks change the order of additions, not what is computed).
+# is started with (they do not change what the run computes up to that point): the
+# schedule's length and settings of speed only (the networks' edge chunks change the order
+# of additions, not what is computed).
 RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.prefetch", "train.devices",
                      "model.gvp.edge_chunk", "model.egnn.edge_chunk")
 
