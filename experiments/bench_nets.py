@@ -166,15 +166,22 @@ class JaxRunner:
     self.state = {"p": params, "o": optimizer.init(params), "k": jax.random.PRNGKey(seed + 1)}
     self.batches = batches
 
-  def _evaluate(self, b):
+  def evaluate(self, b):
     return self.forward(self.state["p"], b)
 
-  def _train(self, b):
+  def train(self, b):
     import jax
     self.state["k"], key = jax.random.split(self.state["k"])
     self.state["p"], self.state["o"], loss = self.train_step(self.state["p"], self.state["o"],
                                                              key, b)
     return loss
+
+  def step(self, mode: str, b):
+    """The jitted step of `mode` ("eval" or "train") and its arguments for batch `b` (to lower
+    or trace it as the timed passes run it)."""
+    if mode == "eval":
+      return self.forward, (self.state["p"], b)
+    return self.train_step, (self.state["p"], self.state["o"], self.state["k"], b)
 
   def compile(self) -> tuple[float, float]:
     """Compiles both steps for each batch shape: (eval seconds, train seconds)."""
@@ -184,18 +191,18 @@ class JaxRunner:
       shapes.setdefault(int(b.nodes["x"].shape[0]), b)
     t0 = time.perf_counter()
     for b in shapes.values():
-      jax.block_until_ready(self._evaluate(b))
+      jax.block_until_ready(self.evaluate(b))
     t1 = time.perf_counter()
     for b in shapes.values():
-      self._train(b)
+      self.train(b)
     jax.block_until_ready(self.state["p"])
     return t1 - t0, time.perf_counter() - t1
 
   def time_eval(self) -> float:
-    return _time(self._evaluate, self.batches)
+    return _time(self.evaluate, self.batches)
 
   def time_train(self) -> float:
-    return _time(self._train, self.batches)
+    return _time(self.train, self.batches)
 
   def compiles(self) -> tuple[int, int]:
     return self.forward._cache_size(), self.train_step._cache_size()
@@ -527,16 +534,16 @@ class TorchReference:
     self.params = sum(p.numel() for p in self.model.parameters())
     self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
     self.model.eval()
-    self._evaluate(self.batches[0])       # warm-up
+    self.evaluate(self.batches[0])       # warm-up
     self.model.train()
-    self._train(self.batches[0])
+    self.train(self.batches[0])
 
-  def _evaluate(self, b):
+  def evaluate(self, b):
     import torch
     with torch.no_grad():
       self.model(b)
 
-  def _train(self, b):
+  def train(self, b):
     import torch
     self.optimizer.zero_grad()
     loss = torch.mean((self.model(b) - b["label"]) ** 2)
@@ -545,11 +552,11 @@ class TorchReference:
 
   def time_eval(self) -> float:
     self.model.eval()
-    return _time_torch(self._evaluate, self.batches)
+    return _time_torch(self.evaluate, self.batches)
 
   def time_train(self) -> float:
     self.model.train()
-    return _time_torch(self._train, self.batches)
+    return _time_torch(self.train, self.batches)
 
 
 def _time_torch(fn, batches) -> float:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import functools
 import glob
 import gzip
 import json
@@ -116,7 +115,7 @@ def profile_torch(name: str, graph_lists, lm_dim: int, mode: str):
   reference = TorchReference(name, graph_lists, lm_dim)   # builds and warms up both modes
   if reference.model is None:
     return None
-  step = reference._train if mode == "train" else reference._evaluate
+  step = reference.train if mode == "train" else reference.evaluate
   reference.model.train(mode == "train")
   step(reference.batches[0])
   start = time.perf_counter()
@@ -173,14 +172,11 @@ def main(argv=None) -> int:
   args = ap.parse_args(argv)
 
   import jax
-  import jax.numpy as jnp
-  import optax
-  from bench_nets import load_db55, network_config, with_labels, with_lm
-  from jaxgeo import batching, nets, xla_options
+  from bench_nets import JaxRunner, load_db55, network_config, with_labels, with_lm
+  from jaxgeo import batching, xla_options
 
   graphs = load_db55(args.data)
   config = network_config(args.network)
-  model = nets.make_model(config)
   packing = batching.packing_for(graphs, args.batch_graphs)
   buckets = batching.choose_buckets(graphs, args.batch_graphs, 2, packing=packing)
   rng = np.random.default_rng(0)
@@ -191,34 +187,10 @@ def main(argv=None) -> int:
   if config.fusion.mode != "none":
     chosen = [with_lm(b, config.fusion.lm_dim, rng) for b in chosen]
   chosen = [jax.device_put(b) for b in chosen]
-  params = model.init(jax.random.PRNGKey(0), chosen[0])
-  optimizer = optax.adam(1e-3)
-
-  def loss_fn(p, key, b):
-    pred = model.apply(p, key, b, True, padded=True)["graph"]
-    mask = jnp.arange(pred.shape[0]) < pred.shape[0] - 1
-    return jnp.sum(jnp.where(mask[:, None], pred - b.globals["label"], 0.0) ** 2)
-
-  @functools.partial(jax.jit, donate_argnums=(0, 1),   # the trainer's XLA options
-                     compiler_options=xla_options.train_step(jax.default_backend()))
-  def train_step(p, state, key, b):
-    loss, grads = jax.value_and_grad(loss_fn)(p, key, b)
-    updates, state = optimizer.update(grads, state, p)
-    return optax.apply_updates(p, updates), state, loss
-
-  forward = jax.jit(lambda p, b: model.apply(p, None, b, False, padded=True)["graph"])
-  state = {"p": params, "o": optimizer.init(params)}
-  key = jax.random.PRNGKey(1)
-
-  def run(b):
-    if args.mode == "eval":
-      return forward(state["p"], b)
-    state["p"], state["o"], loss = train_step(state["p"], state["o"], key, b)
-    return loss
-
-  fn = forward if args.mode == "eval" else train_step
-  fn_args = ((state["p"], chosen[0]) if args.mode == "eval"
-             else (state["p"], state["o"], key, chosen[0]))
+  # The steps `bench_nets.py` times: padded batches, Adam, the trainer's XLA options.
+  runner = JaxRunner(config, True, chosen, 0, xla_options.train_step(jax.default_backend()))
+  run = runner.evaluate if args.mode == "eval" else runner.train
+  fn, fn_args = runner.step(args.mode, chosen[0])
   compiled = fn.lower(*fn_args).compile()
   dot_flops = matmul_flops(fn.trace(*fn_args).jaxpr)
   cost = compiled.cost_analysis()

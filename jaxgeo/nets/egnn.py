@@ -158,15 +158,11 @@ class EGNN(hk.Module):
     edge_attr = graph.edges["s"].astype(dtype)
     senders, receivers = graph.senders, graph.receivers
     degree = ops.in_degree(receivers, h.shape[0], ops.acc_dtype(dtype))
-    # Edge chunks on CPU only, as GVP-GNN's; with chunks, `remat` recomputes each chunk
-    # instead of the whole layer.
-    edge_chunk = c.edge_chunk if jax.default_backend() == "cpu" else 0
-    chunked = edge_chunks.num_chunks(senders.shape[0], edge_chunk) > 1
-    first_padding = ops.num_real_nodes(graph.n_node) if padded and chunked else None
+    chunks = edge_chunks.plan(c.edge_chunk, senders.shape[0], graph.n_node, padded)
 
     def layer(h, x):
-      return EGCL(c, edge_chunk, name="gcl")(h, x, edge_attr, senders, receivers, degree,
-                                             first_padding)
+      return EGCL(c, chunks.edge_chunk, name="gcl")(h, x, edge_attr, senders, receivers,
+                                                    degree, chunks.first_padding)
 
     return hk.layer_stack(c.num_layers, unroll=c.unroll, name="layers")(
-        hk.remat(layer) if c.remat and not chunked else layer)(h, x)
+        hk.remat(layer) if c.remat and not chunks.chunked else layer)(h, x)

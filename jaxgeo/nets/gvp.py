@@ -411,24 +411,17 @@ class GVPGNN(hk.Module):
     senders, receivers = graph.senders, graph.receivers
     degree = ops.in_degree(receivers, s.shape[0], ops.acc_dtype(dtype))
 
-    # Edge chunks on CPU only (cache blocking; accelerators want all edges in one kernel).
-    # With chunks, `remat` recomputes each chunk (the per-edge activations, which are what
-    # costs memory) instead of the whole layer, so the messages are computed twice, not 3x.
-    edge_chunk = c.edge_chunk if jax.default_backend() == "cpu" else 0
-    chunked = edge_chunks.num_chunks(senders.shape[0], edge_chunk) > 1
-    # Padded batch: chunks that hold padding edges only are skipped (fixed-count batches
-    # carry ~30% padding edges on DB5.5; packed ones less than a chunk).
-    first_padding = ops.num_real_nodes(graph.n_node) if padded and chunked else None
+    chunks = edge_chunks.plan(c.edge_chunk, senders.shape[0], graph.n_node, padded)
 
     def layer(s, v):
       return GVPConvLayer(c.node_dims, c.n_message, c.n_feedforward, c.dropout,
-                          vector_gate=c.vector_gate, edge_chunk=edge_chunk,
+                          vector_gate=c.vector_gate, edge_chunk=chunks.edge_chunk,
                           remat=c.remat, name="conv_layer")(
                               s, v, es, ev, senders, receivers, degree, is_training,
-                              first_padding)
+                              chunks.first_padding)
 
     s, v = hk.layer_stack(c.num_layers, unroll=c.unroll, name="layers")(
-        hk.remat(layer) if c.remat and not chunked else layer)(s, v)
+        hk.remat(layer) if c.remat and not chunks.chunked else layer)(s, v)
     s, v = TupleLayerNorm(name="out_norm")(s, v)
     s, _ = GVP((c.node_dims[0], 0), activations=DEFAULT_ACTIVATIONS, vector_gate=c.vector_gate,
                name="node_out")(s, v)
