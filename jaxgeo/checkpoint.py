@@ -41,9 +41,9 @@ def _drop_closed_loop_noise() -> None:
   """Installs (once) what drops the noise of reads still in flight after a restore failed on
   damaged files: a `sys.unraisablehook` that drops `RuntimeError('Event loop is closed')`
   (passing everything else to the previous hook), and a filter on the `asyncio` logger that
-  drops "Task exception was never retrieved" records whose exception names damaged files
-  (the sibling reads of a garbled checkpoint fail too, and asyncio logs each when its task
-  is collected; seen on a loaded machine)."""
+  drops "Task / Future exception was never retrieved" records whose exception names damaged
+  files (the sibling reads of a garbled checkpoint fail too, and asyncio logs each when its
+  task or future is collected; seen on a loaded machine)."""
   previous = sys.unraisablehook
   if getattr(previous, "_jaxgeo_quiet", False):
     return
@@ -59,8 +59,9 @@ def _drop_closed_loop_noise() -> None:
 
 
 def _unretrieved_damage_filter(record: logging.LogRecord) -> bool:
-  """False (drop) for asyncio's log of an unretrieved task exception about damaged files."""
-  if not str(record.msg).startswith("Task exception was never retrieved"):
+  """False (drop) for asyncio's log of an unretrieved task or future exception about damaged
+  files."""
+  if not str(record.msg).split("\n", 1)[0].endswith(" exception was never retrieved"):
     return True
   exc = record.exc_info[1] if record.exc_info else None
   return not (exc is not None and any(w in str(exc) for w in _DAMAGE))
