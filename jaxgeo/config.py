@@ -57,9 +57,11 @@ DEFAULT_STORE = "embeddings"
 # Keys that may differ between a run folder's saved config and the config a resumed run
 # is started with (they do not change what the run computes up to that point): the
 # schedule's length and settings of speed only (the networks' edge chunks change the order
-# of additions, not what is computed).
+# of additions, not what is computed; their layer unrolling only how it is compiled).
 RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.prefetch", "train.devices",
-                     "model.gvp.edge_chunk", "model.egnn.edge_chunk")
+                     "model.gvp.edge_chunk", "model.egnn.edge_chunk") + tuple(
+                         f"model.{net}.{key}" for net in ("gvp", "egnn", "molformer")
+                         for key in ("unroll", "eval_unroll"))
 
 
 # Keys added after run folders were first saved, with what a saved config without them meant

@@ -281,6 +281,35 @@ def test_edge_chunks_are_transparent(graphs, network, changes):
     assert_close(a, b, 1e-5, "gradients")
 
 
+@pytest.mark.parametrize("network", NETWORKS)
+def test_unrolled_layers_are_transparent(graphs, network):
+  """Unrolling the layer scan, `unroll` in training passes and `eval_unroll` in evaluation
+  ones, changes neither the outputs nor the gradients (dropout included), and each pass
+  compiles its layers with its own setting."""
+  other = synthetic.pad_batch(graphs, extra_nodes=21, extra_edges=37, extra_graphs=3)
+  config = tiny_config(network)
+  num_layers = getattr(config, network).num_layers
+  _, params = model_and_params(network)
+  models = {settings: nets.make_model(dataclasses.replace(config, **{
+      network: dataclasses.replace(getattr(config, network), unroll=settings[0],
+                                   eval_unroll=settings[1])}))
+            for settings in ((1, 1), (num_layers, 1), (1, num_layers))}
+  for (unroll, eval_unroll), model in models.items():
+    for is_training, expected in ((True, unroll), (False, eval_unroll)):
+      jaxpr = jax.make_jaxpr(lambda p, m=model, t=is_training: m.apply(
+          p, rng_key(3), other, t))(params).jaxpr
+      layer_scans = [e.params["unroll"] for e in jaxpr_equations(jaxpr)
+                     if e.primitive.name == "scan" and e.params["length"] == num_layers]
+      assert layer_scans == [expected], (unroll, eval_unroll, is_training, layer_scans)
+  outputs = [jax.jit(functools.partial(models[s].apply, is_training=False))(params, None, other)
+             for s in ((1, 1), (1, num_layers))]
+  for key in outputs[0]:
+    assert_close(outputs[1][key], outputs[0][key], 1e-6, key)
+  grads = [grad_fn(network, unroll=u)(params, rng_key(3), other) for u in (1, num_layers)]
+  for a, b in zip(*(jax.tree_util.tree_leaves(g) for g in grads)):
+    assert_close(b, a, 1e-5, "gradients")
+
+
 @pytest.mark.parametrize("network", ["gvp", "egnn", "molformer"])
 def test_padded_batches_skip_padding_work(graphs, network):
   """apply(..., padded=True): GVP-GNN and EGNN skip their edge chunks that hold padding edges

@@ -71,8 +71,10 @@ class GVPConfig:
     n_message: GVPs in the message function.
     n_feedforward: GVPs in the node feed-forward.
     vector_gate: gate vectors by a sigmoid of the scalars (Jing et al. 2021b).
-    unroll: layers unrolled per iteration of the layer scan (`hk.layer_stack`; 1 keeps
-      compile time independent of depth).
+    unroll: layers unrolled per iteration of the layer scan in training passes
+      (`hk.layer_stack`; 1 keeps compile time independent of depth; more is faster on CPU
+      for some networks, see `paper_config`).
+    eval_unroll: the same for evaluation passes (`is_training=False`).
     remat: recompute activations in the backward pass instead of storing them: each chunk
       of edges' messages when the edges are chunked, else each layer (faster on CPU: the
       stored per-edge activations cost more to move than to recompute; less memory
@@ -89,6 +91,7 @@ class GVPConfig:
   n_feedforward: int = 2
   vector_gate: bool = True
   unroll: int = 1
+  eval_unroll: int = 1
   remat: bool = True
   edge_chunk: int = 3072
 
@@ -111,7 +114,7 @@ class EGNNConfig:
     attention: gate messages by a sigmoid of a linear function of themselves.
     input_linear: map the fused node inputs to `hidden` with a linear layer; when False
       (the paper's code) the fused width must equal `hidden`.
-    unroll, remat, edge_chunk: as in `GVPConfig`; edge_chunk 0 (no chunks) by default,
+    unroll, eval_unroll, remat, edge_chunk: as in `GVPConfig`; edge_chunk 0 (no chunks) by default,
       as the paper's 32-wide EGNN measured no faster with chunks on DB5.5 batches.
   """
   hidden: int = 32
@@ -124,6 +127,7 @@ class EGNNConfig:
   attention: bool = False
   input_linear: bool = True
   unroll: int = 1
+  eval_unroll: int = 1
   remat: bool = True
   edge_chunk: int = 0
 
@@ -148,7 +152,7 @@ class MolformerConfig:
       [N, N] matrix; made for CPU caches) or "dense" (`molformer.dense_graph_attention`:
       [H, N, N] scores over the whole batch in a few large operations, for GPUs / TPUs).
     input_linear: as in `EGNNConfig`.
-    unroll, remat: as in `GVPConfig` (remat is off by default: the attention already keeps
+    unroll, eval_unroll, remat: as in `GVPConfig` (remat is off by default: the attention already keeps
       only its inputs, outputs and log-sum-exp for its backward pass).
   """
   width: int = 32
@@ -162,6 +166,7 @@ class MolformerConfig:
   attention_impl: str = "blocked"
   input_linear: bool = True
   unroll: int = 1
+  eval_unroll: int = 1
   remat: bool = False
 
 
@@ -298,8 +303,8 @@ def validate(config: ModelConfig) -> ModelConfig:
   if m.attention_impl not in MOLFORMER_ATTENTION_IMPLS:
     raise ConfigError(f"model.molformer.attention_impl={m.attention_impl!r}: expected one of "
                       f"{', '.join(MOLFORMER_ATTENTION_IMPLS)}")
-  if min(g.unroll, e.unroll, m.unroll) < 1:
-    raise ConfigError("model: unroll must be >= 1 (gvp, egnn, molformer)")
+  if min(g.unroll, e.unroll, m.unroll, g.eval_unroll, e.eval_unroll, m.eval_unroll) < 1:
+    raise ConfigError("model: unroll and eval_unroll must be >= 1 (gvp, egnn, molformer)")
   for name, rate in (("gvp.dropout", g.dropout), ("molformer.dropout", m.dropout),
                      ("head_dropout", config.head_dropout)):
     if not 0.0 <= rate < 1.0:
@@ -361,6 +366,9 @@ def paper_config(network: str, fusion: str = "none", head: str = "graph", out_di
     on CPU its messages are summed over chunks of `WIDE_EGNN_EDGE_CHUNK` edges.
   - molformer: 2 layers, width 32, 4 heads, feed-forward 32; "replace" widens to the LM
     width as in the paper.
+  Speed settings (the same functions): the layer scans of GVP-GNN's and Molformer's training
+  passes and of the 32-wide EGNN's evaluation passes are unrolled (faster on CPU; README,
+  Benchmarks).
   "project" keeps each network at its own width (type embedding + projected LM vector);
   "concat" keeps the width and adds an input linear layer.
   - iegmn: EquiDock's DB5.5 model (`IEGMNConfig()`); its residue-type embedding is 64 wide,
@@ -381,7 +389,8 @@ def paper_config(network: str, fusion: str = "none", head: str = "graph", out_di
     return validate(iegmn_model(iegmn).replace(head=head, out_dim=out_dim))
   if network == "gvp":
     config = ModelConfig(network="gvp", fusion=FusionConfig(mode=fusion, lm_dim=lm,
-                                                            embed_dim=32))
+                                                            embed_dim=32),
+                         gvp=GVPConfig(unroll=GVPConfig.num_layers))
   else:
     width = lm_dim if fusion == "replace" else 32
     fusion_config = FusionConfig(mode=fusion, lm_dim=lm, embed_dim=width)
@@ -389,16 +398,19 @@ def paper_config(network: str, fusion: str = "none", head: str = "graph", out_di
     if network == "egnn":
       # The wide "replace" EGNN passes messages over edge chunks on CPU (cache blocking; the
       # 32-wide one is faster without them).
-      chunk = WIDE_EGNN_EDGE_CHUNK if width > 32 else 0
+      # The 32-wide one evaluates faster with its layers unrolled.
+      wide = width > 32
       config = ModelConfig(network="egnn", fusion=fusion_config,
                            egnn=EGNNConfig(hidden=width, input_linear=input_linear,
                                            return_coords=False, normalize=False,
-                                           edge_chunk=chunk))
+                                           edge_chunk=WIDE_EGNN_EDGE_CHUNK if wide else 0,
+                                           eval_unroll=1 if wide else EGNNConfig.num_layers))
     else:
       heads = 4
       config = ModelConfig(network="molformer", fusion=fusion_config,
                            molformer=MolformerConfig(width=width, num_heads=heads,
                                                      ffn_dim=width,
-                                                     input_linear=input_linear))
+                                                     input_linear=input_linear,
+                                                     unroll=MolformerConfig.num_layers))
   config = config.replace(head=head, out_dim=out_dim, node_features=False)
   return validate(config)

@@ -133,12 +133,14 @@ class EGNN(hk.Module):
     super().__init__(name=name)
     self.config = config
 
-  def __call__(self, graph: jraph.GraphsTuple, node_inputs: jax.Array, padded: bool = False
-               ) -> tuple[jax.Array, jax.Array]:
+  def __call__(self, graph: jraph.GraphsTuple, node_inputs: jax.Array, is_training: bool,
+               padded: bool = False) -> tuple[jax.Array, jax.Array]:
     """Args:
       graph: the batch (nodes "x" [N, 3]; edges "s" [E, A]; senders/receivers sorted by
         receiver).
       node_inputs: [N, F] invariant node inputs.
+      is_training: a training pass (the layer scan unrolls `unroll` layers, else
+        `eval_unroll`; EGNN has no dropout).
       padded: the batch's last graph with nodes is padding (`nets.make_model`): edge chunks
         of padding edges only are skipped. Real nodes' outputs are the same either way.
     Returns:
@@ -164,5 +166,6 @@ class EGNN(hk.Module):
       return EGCL(c, chunks.edge_chunk, name="gcl")(h, x, edge_attr, senders, receivers,
                                                     degree, chunks.first_padding)
 
-    return hk.layer_stack(c.num_layers, unroll=c.unroll, name="layers")(
+    unroll = c.unroll if is_training else c.eval_unroll
+    return hk.layer_stack(c.num_layers, unroll=unroll, name="layers")(
         hk.remat(layer) if c.remat and not chunks.chunked else layer)(h, x)

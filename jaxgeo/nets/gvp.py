@@ -420,7 +420,8 @@ class GVPGNN(hk.Module):
                               s, v, es, ev, senders, receivers, degree, is_training,
                               chunks.first_padding)
 
-    s, v = hk.layer_stack(c.num_layers, unroll=c.unroll, name="layers")(
+    unroll = c.unroll if is_training else c.eval_unroll
+    s, v = hk.layer_stack(c.num_layers, unroll=unroll, name="layers")(
         hk.remat(layer) if c.remat and not chunks.chunked else layer)(s, v)
     s, v = TupleLayerNorm(name="out_norm")(s, v)
     s, _ = GVP((c.node_dims[0], 0), activations=DEFAULT_ACTIVATIONS, vector_gate=c.vector_gate,

@@ -32,7 +32,7 @@ def _forward(config: ModelConfig, graph: jraph.GraphsTuple, is_training: bool = 
     vectors = nodes["v"] if config.node_features else None
     features = gvp.GVPGNN(config.gvp)(graph, inputs, vectors, is_training, padded=padded)
   elif config.network == "egnn":
-    features, x = egnn.EGNN(config.egnn)(graph, inputs, padded=padded)
+    features, x = egnn.EGNN(config.egnn)(graph, inputs, is_training, padded=padded)
     if config.egnn.update_coords and config.egnn.return_coords:
       out["x"] = x
   else:

@@ -450,6 +450,7 @@ class Molformer(hk.Module):
       y = drop(jax.nn.relu(hk.Linear(c.ffn_dim, w_init=_xavier(), name="ffn_0")(y)))
       return h + drop(hk.Linear(c.width, w_init=_xavier(), name="ffn_1")(y))
 
-    h = hk.layer_stack(c.num_layers, unroll=c.unroll, name="layers")(
+    unroll = c.unroll if is_training else c.eval_unroll
+    h = hk.layer_stack(c.num_layers, unroll=unroll, name="layers")(
         hk.remat(layer) if c.remat else layer)(h)
     return norm("final_norm")(h)
