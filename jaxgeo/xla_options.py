@@ -11,7 +11,9 @@ machine (DB5.5 packed batches, the two compilations timed in turn in one process
 made training steps 13% faster for GVP-GNN (717 vs 808 ms a batch), 7% for EGNN (61 vs 66
 ms) and 9% for Molformer (114 vs 124 ms), while evaluation alone was no faster (GVP-GNN
 169 vs 174 ms) or slower (EGNN 14.5 vs 12.4 ms, Molformer 41 vs 39 ms). So the option is
-for training steps only; evaluation keeps XLA's defaults, and other platforms get no
+for training steps only; evaluation keeps XLA's defaults (measured again on a Xeon with
+AMX, 2026-12-05: evaluation with the option no faster for GVP-GNN, slower for EGNN and
+Molformer; experiments/results/bench_nets_2026-12-05.md), and other platforms get no
 options. `experiments/bench_nets.py --train-options default` times XLA's defaults instead.
 
 The option names an experimental XLA flag of the pinned jaxlib (requirements.txt);
