@@ -213,7 +213,8 @@ def run_worker(kind: str, **kw) -> dict:
 
 def markdown(meta: dict, rows: list[dict]) -> str:
   lines = [
-      "# ESM-2 embedding: `jaxgeo embed` vs transformers (fp32, CPU)",
+      "# ESM-2 embedding: `jaxgeo embed` vs transformers ("
+      + ", ".join(dict.fromkeys(r["dtype"] for r in rows)) + ", both in the same dtype; CPU)",
       "",
       f"{meta['sequences']}; {meta['cpus']} CPU cores shared with other jobs (load average "
       f"{meta['load_average_start']:.1f} at the start, {meta['load_average_end']:.1f} at the "

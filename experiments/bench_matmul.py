@@ -5,7 +5,10 @@ backend runs a matmul of a given shape, next to PyTorch (oneDNN / MKL) on the sa
 bounds what any change to jaxgeo's networks can gain. Each matmul [M, K] x [K, N] is one
 jitted call, compiled with XLA's defaults and with the training step's options
 (`jaxgeo.xla_options.train_step`: YNNPACK dot fusions), timed as the best of `--repeats`
-calls, alternating with PyTorch's `a @ b` on as many threads as there are CPUs.
+calls, alternating with PyTorch's `a @ b` on as many threads as there are CPUs. A bfloat16
+matmul is also timed with a float32 result (`preferred_element_type=float32`, XLA's defaults:
+what ESM-2's layers compute in bfloat16), which on CPUs with AMX takes another, much faster
+path than a bfloat16 result.
 
     python experiments/bench_matmul.py                       # EGNN 1280's and GVP-GNN's shapes
     python experiments/bench_matmul.py --shapes 4096x512x512 --dtypes float32 bfloat16
@@ -64,8 +67,15 @@ def bench_shape(shape: tuple[int, int, int], dtype: str, repeats: int, seed: int
   flops = 2.0 * m * k * n
   row = {"shape": f"{m}x{k}x{n}", "dtype": dtype}
   train_options = xla_options.train_step(jax.default_backend())
-  for label, options in (("xla_default", {}), ("xla_train_options", train_options)):
-    compiled = jax.jit(lambda x, y: x @ y).lower(a, b).compile(options)
+  wide = lambda x, y: jnp.matmul(x, y, preferred_element_type=jnp.float32)
+  runs = [("xla_default", lambda x, y: x @ y, {}),
+          ("xla_train_options", lambda x, y: x @ y, train_options),
+          ("xla_f32_result", wide, {})]
+  row["xla_f32_result"] = None
+  for label, fn, options in runs:
+    if label == "xla_f32_result" and dtype == "float32":
+      continue
+    compiled = jax.jit(fn).lower(a, b).compile(options)
     row[label] = flops / best_seconds(lambda: compiled(a, b).block_until_ready(), repeats) / 1e9
   try:
     import torch
@@ -82,13 +92,16 @@ def bench_shape(shape: tuple[int, int, int], dtype: str, repeats: int, seed: int
 def table(rows: list[dict]) -> str:
   """Markdown table of `bench_shape` rows."""
   fmt = lambda v: "-" if v is None else f"{v:.0f}"
-  lines = ["| [M, K] x [K, N] | dtype | XLA defaults | XLA, train-step options | PyTorch | "
-           "best XLA / PyTorch |", "|---|---|---:|---:|---:|---:|"]
+  lines = ["| [M, K] x [K, N] | dtype | XLA defaults | XLA, train-step options | "
+           "XLA, float32 result | PyTorch | best XLA / PyTorch |",
+           "|---|---|---:|---:|---:|---:|---:|"]
   for r in rows:
-    best = max(r["xla_default"], r["xla_train_options"])
+    best = max(v for v in (r["xla_default"], r["xla_train_options"],
+                           r.get("xla_f32_result")) if v is not None)
     ratio = "-" if not r["torch"] else f"{best / r['torch']:.2f}"
     lines.append(f"| {r['shape']} | {r['dtype']} | {fmt(r['xla_default'])} | "
-                 f"{fmt(r['xla_train_options'])} | {fmt(r['torch'])} | {ratio} |")
+                 f"{fmt(r['xla_train_options'])} | {fmt(r.get('xla_f32_result'))} | "
+                 f"{fmt(r['torch'])} | {ratio} |")
   return "\n".join(lines)
 
 
