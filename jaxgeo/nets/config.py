@@ -114,8 +114,8 @@ class EGNNConfig:
     attention: gate messages by a sigmoid of a linear function of themselves.
     input_linear: map the fused node inputs to `hidden` with a linear layer; when False
       (the paper's code) the fused width must equal `hidden`.
-    unroll, eval_unroll, remat, edge_chunk: as in `GVPConfig`; edge_chunk 0 (no chunks) by default,
-      as the paper's 32-wide EGNN measured no faster with chunks on DB5.5 batches.
+    unroll, eval_unroll, remat, edge_chunk: as in `GVPConfig`; edge_chunk 0 (no chunks) by
+      default, as the paper's 32-wide EGNN measured no faster with chunks on DB5.5 batches.
   """
   hidden: int = 32
   num_layers: int = 4
@@ -152,8 +152,8 @@ class MolformerConfig:
       [N, N] matrix; made for CPU caches) or "dense" (`molformer.dense_graph_attention`:
       [H, N, N] scores over the whole batch in a few large operations, for GPUs / TPUs).
     input_linear: as in `EGNNConfig`.
-    unroll, eval_unroll, remat: as in `GVPConfig` (remat is off by default: the attention already keeps
-      only its inputs, outputs and log-sum-exp for its backward pass).
+    unroll, eval_unroll, remat: as in `GVPConfig` (remat is off by default: the attention
+      already keeps only its inputs, outputs and log-sum-exp for its backward pass).
   """
   width: int = 32
   num_layers: int = 2
@@ -366,9 +366,6 @@ def paper_config(network: str, fusion: str = "none", head: str = "graph", out_di
     on CPU its messages are summed over chunks of `WIDE_EGNN_EDGE_CHUNK` edges.
   - molformer: 2 layers, width 32, 4 heads, feed-forward 32; "replace" widens to the LM
     width as in the paper.
-  Speed settings (the same functions): the layer scans of GVP-GNN's and Molformer's training
-  passes and of the 32-wide EGNN's evaluation passes are unrolled (faster on CPU; README,
-  Benchmarks).
   "project" keeps each network at its own width (type embedding + projected LM vector);
   "concat" keeps the width and adds an input linear layer.
   - iegmn: EquiDock's DB5.5 model (`IEGMNConfig()`); its residue-type embedding is 64 wide,
@@ -378,6 +375,9 @@ def paper_config(network: str, fusion: str = "none", head: str = "graph", out_di
   type / LM vector only (node_features=False), as in the papers; the papers' graphs are
   `graph.residue_graph(..., features="paper")` (16 edge scalars, no node vectors), but these
   configurations also run on "rich" graphs (36 edge scalars).
+  Speed settings (the same functions): the layer scans of GVP-GNN's and Molformer's training
+  passes and of the 32-wide EGNN's evaluation passes are unrolled (faster on CPU; README,
+  Benchmarks).
   """
   if network not in ALL_NETWORKS:
     raise ConfigError(f"network={network!r}: expected one of {ALL_NETWORKS}")
@@ -397,8 +397,7 @@ def paper_config(network: str, fusion: str = "none", head: str = "graph", out_di
     input_linear = fusion == "concat"
     if network == "egnn":
       # The wide "replace" EGNN passes messages over edge chunks on CPU (cache blocking; the
-      # 32-wide one is faster without them).
-      # The 32-wide one evaluates faster with its layers unrolled.
+      # 32-wide one is faster without them, and evaluates faster with its layers unrolled).
       wide = width > 32
       config = ModelConfig(network="egnn", fusion=fusion_config,
                            egnn=EGNNConfig(hidden=width, input_linear=input_linear,
