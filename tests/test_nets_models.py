@@ -281,6 +281,25 @@ def test_edge_chunks_are_transparent(graphs, network, changes):
     assert_close(a, b, 1e-5, "gradients")
 
 
+@pytest.mark.parametrize("network, edge_chunk", [("gvp", 0), ("gvp", 37), ("egnn", 0),
+                                                 ("egnn", 37), ("molformer", None)])
+def test_remat_only_in_training_passes(graphs, network, edge_chunk):
+  """With `remat` (per layer, or per edge chunk), training passes rematerialise and
+  evaluation passes, which have no backward pass, do not."""
+  other = synthetic.pad_batch(graphs, extra_nodes=21, extra_edges=37, extra_graphs=3)
+  config = tiny_config(network)
+  changes = {"remat": True} if edge_chunk is None else {"remat": True, "edge_chunk": edge_chunk}
+  model = nets.make_model(dataclasses.replace(config, **{
+      network: dataclasses.replace(getattr(config, network), **changes)}))
+  _, params = model_and_params(network)
+
+  def remats(is_training):
+    jaxpr = jax.make_jaxpr(lambda p: model.apply(p, rng_key(3), other, is_training))(params)
+    return sum(e.primitive.name.startswith(("checkpoint", "remat"))
+               for e in jaxpr_equations(jaxpr.jaxpr))
+  assert remats(True) > 0 and remats(False) == 0
+
+
 @pytest.mark.parametrize("network", NETWORKS)
 def test_unrolled_layers_are_transparent(graphs, network):
   """Unrolling the layer scan, `unroll` in training passes and `eval_unroll` in evaluation

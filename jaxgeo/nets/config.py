@@ -78,7 +78,8 @@ class GVPConfig:
     remat: recompute activations in the backward pass instead of storing them: each chunk
       of edges' messages when the edges are chunked, else each layer (faster on CPU: the
       stored per-edge activations cost more to move than to recompute; less memory
-      everywhere).
+      everywhere). Training passes only: evaluation passes, which have no backward pass,
+      are compiled without its boundaries.
     edge_chunk: on CPU, edges at most per chunk of the message pass (`gvp.GVPConv`: a scan
       over chunks keeps each chunk's per-edge work in the CPU caches); 0: all edges at once,
       as on GPU / TPU always. Only the order of additions changes.

@@ -40,12 +40,15 @@ def _small_gain_init(gain: float) -> hk.initializers.Initializer:
 class EGCL(hk.Module):
   """One E(n)-equivariant graph convolutional layer (E_GCL)."""
 
-  def __init__(self, config: EGNNConfig, edge_chunk: int = 0, name: str | None = None):
+  def __init__(self, config: EGNNConfig, edge_chunk: int = 0, remat: bool = False,
+               name: str | None = None):
     """edge_chunk: edges per chunk of the message pass (0: all at once); `EGNN` passes
-    `config.edge_chunk` on CPU."""
+    `config.edge_chunk` on CPU. remat: recompute each chunk in the backward pass (with
+    chunks; `EGNN` passes `config.remat` in training passes)."""
     super().__init__(name=name)
     self.config = config
     self.edge_chunk = edge_chunk
+    self.remat = remat
 
   def __call__(self, h: jax.Array, x: jax.Array, edge_attr: jax.Array, senders: jax.Array,
                receivers: jax.Array, degree: jax.Array, first_padding: jax.Array | None = None
@@ -98,7 +101,8 @@ class EGCL(hk.Module):
     zeros = (jnp.zeros((n, hidden), acc),
              jnp.zeros((n, 3), ops.acc_dtype(x.dtype)) if coord_mlp else None)
     agg, coord_sum = edge_chunks.sum_over_edges(
-        terms, (edge_attr,), senders, receivers, zeros, self.edge_chunk, c.remat, first_padding)
+        terms, (edge_attr,), senders, receivers, zeros, self.edge_chunk, self.remat,
+        first_padding)
     if coord_mlp is not None:
       x = x + ops.mean_from_sum(coord_sum, degree).astype(x.dtype)
     agg = agg.astype(dtype)                                                   # [N, H]
@@ -140,7 +144,7 @@ class EGNN(hk.Module):
         receiver).
       node_inputs: [N, F] invariant node inputs.
       is_training: a training pass (the layer scan unrolls `unroll` layers, else
-        `eval_unroll`; EGNN has no dropout).
+        `eval_unroll`; `remat` applies to training passes only; EGNN has no dropout).
       padded: the batch's last graph with nodes is padding (`nets.make_model`): edge chunks
         of padding edges only are skipped. Real nodes' outputs are the same either way.
     Returns:
@@ -161,11 +165,13 @@ class EGNN(hk.Module):
     senders, receivers = graph.senders, graph.receivers
     degree = ops.in_degree(receivers, h.shape[0], ops.acc_dtype(dtype))
     chunks = edge_chunks.plan(c.edge_chunk, senders.shape[0], graph.n_node, padded)
+    remat = c.remat and is_training        # without a backward pass it only costs
 
     def layer(h, x):
-      return EGCL(c, chunks.edge_chunk, name="gcl")(h, x, edge_attr, senders, receivers,
-                                                    degree, chunks.first_padding)
+      return EGCL(c, chunks.edge_chunk, remat, name="gcl")(h, x, edge_attr, senders,
+                                                           receivers, degree,
+                                                           chunks.first_padding)
 
     unroll = c.unroll if is_training else c.eval_unroll
     return hk.layer_stack(c.num_layers, unroll=unroll, name="layers")(
-        hk.remat(layer) if c.remat and not chunks.chunked else layer)(h, x)
+        hk.remat(layer) if remat and not chunks.chunked else layer)(h, x)

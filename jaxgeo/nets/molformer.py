@@ -452,5 +452,5 @@ class Molformer(hk.Module):
 
     unroll = c.unroll if is_training else c.eval_unroll
     h = hk.layer_stack(c.num_layers, unroll=unroll, name="layers")(
-        hk.remat(layer) if c.remat else layer)(h)
+        hk.remat(layer) if c.remat and is_training else layer)(h)
     return norm("final_norm")(h)
