@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import jraph
 
-from jaxgeo.nets import edge_chunks, ops
+from jaxgeo.nets import edge_chunks, ops, stacking
 from jaxgeo.nets.config import EGNNConfig
 
 
@@ -165,13 +165,12 @@ class EGNN(hk.Module):
     senders, receivers = graph.senders, graph.receivers
     degree = ops.in_degree(receivers, h.shape[0], ops.acc_dtype(dtype))
     chunks = edge_chunks.plan(c.edge_chunk, senders.shape[0], graph.n_node, padded)
-    remat = c.remat and is_training        # without a backward pass it only costs
+    remat = stacking.remat(c, is_training)
 
     def layer(h, x):
       return EGCL(c, chunks.edge_chunk, remat, name="gcl")(h, x, edge_attr, senders,
                                                            receivers, degree,
                                                            chunks.first_padding)
 
-    unroll = c.unroll if is_training else c.eval_unroll
-    return hk.layer_stack(c.num_layers, unroll=unroll, name="layers")(
-        hk.remat(layer) if remat and not chunks.chunked else layer)(h, x)
+    return stacking.stack_layers(c, layer, is_training, remat_each_layer=not chunks.chunked)(
+        h, x)

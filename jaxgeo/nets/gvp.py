@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import jraph
 
-from jaxgeo.nets import edge_chunks, ops
+from jaxgeo.nets import edge_chunks, ops, stacking
 from jaxgeo.nets.config import GVPConfig
 
 Activation = Optional[Callable[[jax.Array], jax.Array]]
@@ -412,18 +412,16 @@ class GVPGNN(hk.Module):
     degree = ops.in_degree(receivers, s.shape[0], ops.acc_dtype(dtype))
 
     chunks = edge_chunks.plan(c.edge_chunk, senders.shape[0], graph.n_node, padded)
-    remat = c.remat and is_training        # without a backward pass it only costs
 
     def layer(s, v):
       return GVPConvLayer(c.node_dims, c.n_message, c.n_feedforward, c.dropout,
                           vector_gate=c.vector_gate, edge_chunk=chunks.edge_chunk,
-                          remat=remat, name="conv_layer")(
+                          remat=stacking.remat(c, is_training), name="conv_layer")(
                               s, v, es, ev, senders, receivers, degree, is_training,
                               chunks.first_padding)
 
-    unroll = c.unroll if is_training else c.eval_unroll
-    s, v = hk.layer_stack(c.num_layers, unroll=unroll, name="layers")(
-        hk.remat(layer) if remat and not chunks.chunked else layer)(s, v)
+    s, v = stacking.stack_layers(c, layer, is_training, remat_each_layer=not chunks.chunked)(
+        s, v)
     s, v = TupleLayerNorm(name="out_norm")(s, v)
     s, _ = GVP((c.node_dims[0], 0), activations=DEFAULT_ACTIVATIONS, vector_gate=c.vector_gate,
                name="node_out")(s, v)

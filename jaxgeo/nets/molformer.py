@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import jraph
 
-from jaxgeo.nets import ops
+from jaxgeo.nets import ops, stacking
 from jaxgeo.nets.config import MolformerConfig
 
 _MASKED = -1e9
@@ -450,7 +450,5 @@ class Molformer(hk.Module):
       y = drop(jax.nn.relu(hk.Linear(c.ffn_dim, w_init=_xavier(), name="ffn_0")(y)))
       return h + drop(hk.Linear(c.width, w_init=_xavier(), name="ffn_1")(y))
 
-    unroll = c.unroll if is_training else c.eval_unroll
-    h = hk.layer_stack(c.num_layers, unroll=unroll, name="layers")(
-        hk.remat(layer) if c.remat and is_training else layer)(h)
+    h = stacking.stack_layers(c, layer, is_training)(h)
     return norm("final_norm")(h)
