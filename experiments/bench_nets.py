@@ -12,6 +12,8 @@ the parameter count.
     python experiments/bench_nets.py --out experiments/results/bench_nets.md
     python experiments/bench_nets.py --networks egnn_1280 --variants "" \
         "egnn.edge_chunk=4096"                       # before / after, one run
+    python experiments/bench_nets.py --networks egnn_1280 --variants "" precision=bf16 \
+        --torch --torch-precision bf16               # mixed precision, PyTorch autocast
 
 Networks: gvp, egnn, molformer (paper configs, residue-type embedding), egnn_1280 and
 molformer_1280 (the paper's "replace" configs: hidden width = ESM-2 650M width, with random
@@ -35,6 +37,7 @@ import pathlib
 import sys
 import tempfile
 import time
+import typing
 
 import numpy as np
 
@@ -99,14 +102,29 @@ def _time(fn, batches) -> float:
   return time.perf_counter() - start
 
 
-def with_variant(config, variant: str):
-  """`config` (a ModelConfig) and the `padded` flag of apply for a variant: space-separated
-  `key=value` settings, keys dotted into the config (`egnn.edge_chunk=4096`) or `padded`
-  (`padded=False`: apply without the padding skips). "" is the config as it is, padded."""
+class Variant(typing.NamedTuple):
+  """A variant of a network timed by `bench_network` (see `with_variant`)."""
+  config: object            # nets.ModelConfig
+  padded: bool = True       # apply with the padding skips
+  precision: str = "f32"    # "f32", or "bf16": mixed precision as `train.precision=bf16`
+  train_options: str | None = None   # "trainer" / "default" XLA options; None: the run's
+
+
+RUN_SETTINGS = {"padded": (True, False), "precision": ("f32", "bf16"),
+                "train_options": ("trainer", "default")}
+
+
+def with_variant(config, variant: str) -> Variant:
+  """A `Variant` of `config` (a ModelConfig): space-separated `key=value` settings, keys
+  dotted into the config (`egnn.edge_chunk=4096`) or one of the run settings `padded`
+  (`padded=False`: apply without the padding skips), `precision` (`precision=bf16`: mixed
+  precision, as `jaxgeo train` with `train.precision=bf16`) and `train_options`
+  (`train_options=default`: XLA's defaults for this variant's training step, `trainer`: the
+  options `jaxgeo train` uses). "" is the config as it is, padded, float32."""
   import ast
   import dataclasses
   from jaxgeo import nets
-  padded = True
+  run = {}
   for item in variant.split():
     key, sep, text = item.partition("=")
     if not sep:
@@ -115,8 +133,10 @@ def with_variant(config, variant: str):
       value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
       value = text
-    if key == "padded":
-      padded = bool(value)
+    if key in RUN_SETTINGS:
+      if value not in RUN_SETTINGS[key]:
+        raise ValueError(f"variant {variant!r}: {key} is one of {RUN_SETTINGS[key]}")
+      run[key] = value
       continue
     *path, field = key.split(".")
     parents = [config]
@@ -129,7 +149,7 @@ def with_variant(config, variant: str):
     for parent, part in zip(reversed(parents[:-1]), reversed(path)):
       value = dataclasses.replace(parent, **{part: value})
     config = value
-  return nets.validate(config), padded
+  return Variant(nets.validate(config), **run)
 
 
 class JaxRunner:
@@ -137,21 +157,22 @@ class JaxRunner:
   state; times passes over a list of batches (compiled by `compile`)."""
 
   def __init__(self, config, padded: bool, batches, seed: int,
-               train_options: dict | None):
+               train_options: dict | None, precision: str = "f32"):
     import jax
     import jax.numpy as jnp
     import optax
-    from jaxgeo import nets
+    from jaxgeo import nets, train
 
     model = nets.make_model(config)
     params = model.init(jax.random.PRNGKey(seed), batches[0])
     self.params = nets.param_count(params)
     optimizer = optax.adam(1e-3)
-    self.forward = jax.jit(
-        lambda p, b: model.apply(p, None, b, False, padded=padded)["graph"])
+    compute_model = nets.make_model(config, jnp.bfloat16) if precision == "bf16" else None
+    apply = train.mixed_apply(model, compute_model, padded=padded)
+    self.forward = jax.jit(lambda p, b: apply(p, None, b, False)["graph"])
 
     def loss_fn(p, key, b):
-      pred = model.apply(p, key, b, True, padded=padded)["graph"]
+      pred = apply(p, key, b, True)["graph"]
       mask = jnp.arange(pred.shape[0]) < pred.shape[0] - 1
       err = jnp.where(mask[:, None], pred - b.globals["label"], 0.0)
       return jnp.sum(err ** 2) / jnp.maximum(jnp.sum(mask), 1)
@@ -210,17 +231,20 @@ class JaxRunner:
 
 def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeats: int,
                   with_torch: bool = False, max_buckets: int = 4, seed: int = 0,
-                  packed: bool = False, train_options: dict | None = None,
-                  variants: tuple[str, ...] = ("",)) -> list[dict]:
+                  packed: bool = False, train_options: str = "trainer",
+                  variants: tuple[str, ...] = ("",), torch_precision: str = "f32"
+                  ) -> list[dict]:
   """Times one network, a row for each of its `variants` (`with_variant`: config settings,
   or padded=False), all on the same batches and pass for pass interleaved; with
   `with_torch`, also the PyTorch reference on the same graphs (unpadded), interleaved with
   them. `packed`: batches packed to a node / edge budget of `batch_graphs` graphs on average
   (`batching.packing_for`) in at most `max_buckets` shapes, else fixed counts of
-  `batch_graphs` graphs. `train_options`: XLA compiler options of the training step
-  (`jaxgeo.xla_options.train_step`, as `jaxgeo train` uses), None for XLA's defaults."""
+  `batch_graphs` graphs. `train_options`: XLA compiler options of the training step,
+  "trainer" (those `jaxgeo train` uses at each variant's precision,
+  `jaxgeo.xla_options.train_step`) or "default" (XLA's), unless a variant sets its own.
+  `torch_precision`: "f32", or "bf16" (the PyTorch reference under autocast)."""
   import jax
-  from jaxgeo import batching
+  from jaxgeo import batching, xla_options
 
   config = network_config(name)
   rng = np.random.default_rng(seed)
@@ -241,13 +265,17 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
 
   runners, compile_s = [], []
   for variant in variants:
-    runners.append(JaxRunner(*with_variant(config, variant), chosen, seed, train_options))
+    v = with_variant(config, variant)
+    options = (xla_options.train_step(jax.default_backend(), precision=v.precision)
+               if (v.train_options or train_options) == "trainer" else None)
+    runners.append(JaxRunner(v.config, v.padded, chosen, seed, options, v.precision))
     compile_s.append(runners[-1].compile())   # compile outside the timed region
 
   reference = None
   if with_torch:
     reference = TorchReference(name, [[graphs[i] for i in index] for _, index in planned],
-                               config.fusion.lm_dim if config.fusion.mode != "none" else 0)
+                               config.fusion.lm_dim if config.fusion.mode != "none" else 0,
+                               torch_precision)
     if reference.model is None:
       reference = None
   times = [{"eval": [], "train": []} for _ in runners]
@@ -279,7 +307,7 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
         "buckets": len(buckets), "load_avg": os.getloadavg()[0],
     }
     if reference:
-      row.update(torch_params=reference.params,
+      row.update(torch_params=reference.params, torch_precision=torch_precision,
                  torch_eval_graphs_s=real_graphs / min(torch_times["eval"]),
                  torch_train_graphs_s=real_graphs / min(torch_times["train"]))
     rows.append(row)
@@ -346,7 +374,7 @@ def torch_reference(name: str):
     return F.dropout(s, p, True), v * mask
 
   def mean_at(messages, index, n):
-    out = torch.zeros((n,) + messages.shape[1:]).index_add_(0, index, messages)
+    out = torch.zeros((n,) + messages.shape[1:]).index_add_(0, index, messages.float())
     count = torch.zeros(n).index_add_(0, index, torch.ones(index.shape[0])).clamp(min=1)
     return out / count.view((n,) + (1,) * (messages.ndim - 1))
 
@@ -410,7 +438,7 @@ def torch_reference(name: str):
       m = self.edge_mlp(torch.cat([h[dst], h[src], radial, edge_attr], 1))
       diff = diff / (torch.sqrt(radial) + 1e-6)
       x = x + mean_at(diff * self.coord_mlp(m), dst, x.shape[0])
-      agg = torch.zeros(h.shape[0], m.shape[1]).index_add_(0, dst, m)
+      agg = torch.zeros(h.shape[0], m.shape[1]).index_add_(0, dst, m.float())
       return h + self.node_mlp(torch.cat([h, agg], 1)), x
 
   class EGNN(nn.Module):
@@ -523,9 +551,12 @@ def torch_batch(graphs, lm_dim: int = 0, rng=None):
 class TorchReference:
   """A PyTorch reference model, its optimiser and batches; times eval and train passes."""
 
-  def __init__(self, name: str, graph_lists, lm_dim: int):
+  def __init__(self, name: str, graph_lists, lm_dim: int, precision: str = "f32"):
+    """precision "bf16": forward passes under `torch.autocast` to bfloat16 (parameters,
+    gradients and Adam's state float32; sums over edges float32)."""
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
+    self.bf16 = precision == "bf16"
     self.model = torch_reference(name)
     if self.model is None:
       return
@@ -538,15 +569,20 @@ class TorchReference:
     self.model.train()
     self.train(self.batches[0])
 
+  def _autocast(self):
+    import torch
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16)
+
   def evaluate(self, b):
     import torch
-    with torch.no_grad():
+    with torch.no_grad(), self._autocast():
       self.model(b)
 
   def train(self, b):
-    import torch
     self.optimizer.zero_grad()
-    loss = torch.mean((self.model(b) - b["label"]) ** 2)
+    with self._autocast():
+      out = self.model(b)
+    loss = ((out.float() - b["label"]) ** 2).mean()
     loss.backward()
     self.optimizer.step()
 
@@ -591,6 +627,8 @@ def table(rows: list[dict]) -> str:
       here = (f"{fmt_rate(r['torch_eval_graphs_s'])} / {fmt_rate(r['torch_train_graphs_s'])} ("
               f"{ratio(r['eval_graphs_s'], r['torch_eval_graphs_s'])} / "
               f"{ratio(r['train_graphs_s'], r['torch_train_graphs_s'])})")
+      if r.get("torch_precision", "f32") != "f32":
+        here += f", PyTorch {r['torch_precision']} autocast"
     else:
       here = "-"
     lines.append(
@@ -623,6 +661,9 @@ def main(argv=None) -> int:
   parser.add_argument("--torch", action="store_true",
                       help="also time PyTorch reference models (gvp, egnn, egnn_1280) on the "
                            "same graphs, interleaved with the JAX passes")
+  parser.add_argument("--torch-precision", choices=["f32", "bf16"], default="f32",
+                      help="the PyTorch references in float32, or under bfloat16 autocast "
+                           "(for the 'precision=bf16' variants)")
   parser.add_argument("--train-options", choices=["trainer", "default"], default="trainer",
                       help="XLA options of the training step: those `jaxgeo train` uses "
                            "(jaxgeo.xla_options: YNNPACK dot fusions on CPU) or XLA's defaults")
@@ -630,7 +671,9 @@ def main(argv=None) -> int:
                       help="time these variants of each network, interleaved on the same "
                            "batches (before / after figures from one run): each is "
                            "space-separated model-config settings, e.g. 'egnn.edge_chunk=4096', "
-                           "or 'padded=False' (no padding skips); '' is the paper config")
+                           "or run settings: 'padded=False' (no padding skips), "
+                           "'precision=bf16' (mixed precision), 'train_options=default' (XLA's "
+                           "defaults for that variant's training step); '' is the paper config")
   parser.add_argument("--repeats-1280", type=int, default=1,
                       help="passes of the 1280-wide networks (best of)")
   parser.add_argument("--out", type=pathlib.Path, default=None,
@@ -640,7 +683,7 @@ def main(argv=None) -> int:
   import jax
   from jaxgeo import xla_options
   train_options = (xla_options.train_step(jax.default_backend())
-                   if args.train_options == "trainer" else None)
+                   if args.train_options == "trainer" else None)    # float32's, for the header
   graphs = load_db55(args.data)
   n = np.array([int(g.n_node[0]) for g in graphs])
   e = np.array([int(g.n_edge[0]) for g in graphs])
@@ -652,7 +695,8 @@ def main(argv=None) -> int:
             f"of at most {packing.nodes} nodes / {packing.edges} edges ({args.batch_graphs} "
             f"graphs on average) in at most {args.packed_buckets} buckets; JAX "
             f"{jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} CPUs "
-            f"visible); training-step XLA options: {train_options or 'XLA defaults'}; "
+            f"visible); training-step XLA options: {train_options or 'XLA defaults'} (in "
+            f"float32; bfloat16 variants: {args.train_options} options at their precision); "
             f"graphs/s count real graphs, compile time excluded; the PyTorch ports "
             f"run the same graphs without padding")
   print(header, flush=True)
@@ -664,7 +708,9 @@ def main(argv=None) -> int:
       packed = mode == "packed"
       for row in bench_network(name, graphs, args.batch_graphs, count, repeats, args.torch,
                                args.packed_buckets if packed else args.buckets, packed=packed,
-                               train_options=train_options, variants=tuple(args.variants)):
+                               train_options=args.train_options,
+                               variants=tuple(args.variants),
+                               torch_precision=args.torch_precision):
         print(row, flush=True)
         rows.append(row)
   text = header + "\n\n" + table(rows) + "\n"

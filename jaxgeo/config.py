@@ -18,9 +18,10 @@ Sections of an experiment config (see `base_config()` for every key and its defa
             batches filled to a node / edge budget of batch_graphs graphs on average;
             "fixed": batch_graphs graphs each), packing {nodes, edges, max_graphs,
             open_batches, buckets} (0: derived, see `batching.packing_for`), precision
-            ("f32", or "bf16": bfloat16 compute with float32 parameters, optimiser state and
-            aggregations), cpu_dot_fusion (on CPU, compile the train step with YNNPACK
-            fusions of each matmul and its elementwise consumers, `jaxgeo.xla_options`)
+            ("f32", or "bf16": bfloat16 compute with float32 parameters, optimiser state,
+            aggregations and matmul accumulation, `nets.precision`), cpu_dot_fusion (on CPU,
+            compile a float32 train step with YNNPACK fusions of each matmul and its
+            elementwise consumers, `jaxgeo.xla_options`)
   lm        store (""= $JAXGEO_STORE or embeddings/), model (store model name), layer
 
 `experiment(task, network, fusion)` builds a config with the paper's model and schedule;

@@ -165,20 +165,20 @@ def cast_floating(tree, dtype):
       tree)
 
 
-def mixed_apply(model, compute_model=None) -> Callable:
+def mixed_apply(model, compute_model=None, padded: bool = True) -> Callable:
   """apply(params, rng, batch, is_training) of `model` on batches from `batching.batches`
-  (always padded: `padded=True`, see `nets.make_model`); with `compute_model` (the same
+  (`padded`: with the padding skips, see `nets.make_model`); with `compute_model` (the same
   network built with a bfloat16 compute dtype), mixed precision: the float32 parameters are
   cast to bfloat16 for the forward pass and the outputs back to float32, so gradients,
   parameters and optimiser state stay float32 (aggregations accumulate in float32 inside the
   networks)."""
   if compute_model is None:
     return lambda params, rng, batch, is_training: model.apply(params, rng, batch, is_training,
-                                                                padded=True)
+                                                                padded=padded)
 
   def apply(params, rng, batch, is_training):
     outputs = compute_model.apply(cast_floating(params, jnp.bfloat16), rng, batch, is_training,
-                                  padded=True)
+                                  padded=padded)
     return cast_floating(outputs, jnp.float32)
   return apply
 
@@ -348,7 +348,8 @@ def prepare(config: ml_collections.ConfigDict, store=None) -> Setup:
   compute_model = (nets.make_model(model_config, jnp.bfloat16)
                    if t.get("precision", "f32") == "bf16" else None)
   adam, plateau, optimizer = make_optimizer(config)
-  options = xla_options.train_step(devices[0].platform, bool(t.get("cpu_dot_fusion", True)))
+  options = xla_options.train_step(devices[0].platform, bool(t.get("cpu_dot_fusion", True)),
+                                   t.get("precision", "f32"))
   mesh = None
   if len(devices) > 1:
     mesh = parallel.make_mesh(devices)

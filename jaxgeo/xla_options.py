@@ -16,17 +16,28 @@ AMX, 2026-12-05: evaluation with the option no faster for GVP-GNN, slower for EG
 Molformer; experiments/results/bench_nets_2026-12-05.md), and other platforms get no
 options. `experiments/bench_nets.py --train-options default` times XLA's defaults instead.
 
+Mixed precision (`train.precision=bf16`) gets XLA's defaults on CPU: the networks' bfloat16
+products ask for float32 results (`nets.precision`), which XLA's default CPU path runs on the
+bfloat16 matrix units of CPUs that have them (Intel AMX), and the YNNPACK dot fusions do
+not. Measured on a Xeon with AMX (2026-12-05, DB5.5 fixed batches of 8, one process,
+`experiments/results/bench_nets_bf16_2026-12-05.md`): the paper's 1280-wide EGNN trains at
+1.68 graphs/s in bfloat16 with the defaults, 0.99 with the fusions (float32: 1.15).
+
 The option names an experimental XLA flag of the pinned jaxlib (requirements.txt);
 tests/test_xla_options.py compiles with it, so a jaxlib that drops it fails there first.
-`jaxgeo train` applies it unless `train.cpu_dot_fusion=False`.
+`jaxgeo train` applies it to float32 training unless `train.cpu_dot_fusion=False`.
 """
 from __future__ import annotations
 
 CPU_DOT_FUSION = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
 
 
-def train_step(platform: str, dot_fusion: bool = True) -> dict[str, str]:
-  """Compiler options for a training step on `platform` ("cpu", "gpu", "tpu", ...).
+def train_step(platform: str, dot_fusion: bool = True, precision: str = "f32"
+               ) -> dict[str, str]:
+  """Compiler options for a training step on `platform` ("cpu", "gpu", "tpu", ...) at
+  `precision` (`train.precision`: "f32" or "bf16").
 
-  -> the CPU dot-fusion options on CPU when `dot_fusion`, else {} (XLA's defaults)."""
-  return dict(CPU_DOT_FUSION) if dot_fusion and platform == "cpu" else {}
+  -> the CPU dot-fusion options on CPU in float32 when `dot_fusion`, else {} (XLA's
+  defaults)."""
+  fused = dot_fusion and platform == "cpu" and precision == "f32"
+  return dict(CPU_DOT_FUSION) if fused else {}

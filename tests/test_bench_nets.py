@@ -14,13 +14,16 @@ import bench_nets  # noqa: E402
 def test_with_variant_sets_dotted_fields_and_the_padded_flag():
   from jaxgeo.errors import ConfigError
   base = bench_nets.network_config("egnn_1280")
-  config, padded = bench_nets.with_variant(base, "")
-  assert config == base and padded is True
-  config, padded = bench_nets.with_variant(base, "egnn.edge_chunk=4096 padded=False")
-  assert config.egnn.edge_chunk == 4096 and padded is False
-  assert config.egnn.hidden == base.egnn.hidden == 1280 and config.fusion == base.fusion
-  config, _ = bench_nets.with_variant(base, "egnn.activation=relu head_dropout=0.2")
+  assert bench_nets.with_variant(base, "") == bench_nets.Variant(base, True, "f32", None)
+  v = bench_nets.with_variant(base, "egnn.edge_chunk=4096 padded=False")
+  assert v.config.egnn.edge_chunk == 4096 and v.padded is False
+  assert v.config.egnn.hidden == base.egnn.hidden == 1280 and v.config.fusion == base.fusion
+  config = bench_nets.with_variant(base, "egnn.activation=relu head_dropout=0.2").config
   assert config.egnn.activation == "relu" and config.head_dropout == 0.2
+  v = bench_nets.with_variant(base, "precision=bf16 train_options=default")
+  assert (v.config, v.padded, v.precision, v.train_options) == (base, True, "bf16", "default")
+  with pytest.raises(ValueError, match="precision is one of"):
+    bench_nets.with_variant(base, "precision=fp16")
   with pytest.raises(ValueError, match="no 'egnn.chunk'"):
     bench_nets.with_variant(base, "egnn.chunk=4096")
   with pytest.raises(ValueError, match="not key=value"):
@@ -33,7 +36,7 @@ def test_variants_are_timed_on_the_same_batches(shared_data):
   if not (shared_data / "db5.5" / "structures").is_dir():
     pytest.skip(f"{shared_data}/db5.5/structures absent")
   graphs = bench_nets.load_db55(shared_data / "db5.5", limit=6, smallest=True)
-  variants = ("", "egnn.edge_chunk=64", "padded=False")
+  variants = ("", "egnn.edge_chunk=64", "padded=False", "precision=bf16 train_options=default")
   rows = bench_nets.bench_network("egnn", graphs, 3, 2, 2, max_buckets=1, variants=variants)
   assert [r["variant"] for r in rows] == list(variants)
   for row in rows:

@@ -5,6 +5,7 @@ import pytest
 
 from jaxgeo import config as config_lib
 from jaxgeo import nets
+from conftest import jaxpr_equations
 from jaxgeo import train
 from test_train import tiny_config
 
@@ -68,16 +69,21 @@ def test_bad_batching_and_precision_options():
     config_lib.validate(tiny_config("train.precision=fp8"))
 
 
-@pytest.mark.parametrize("network", ["gvp", "egnn", "molformer"])
+@pytest.mark.parametrize("network", ["gvp", "egnn", "molformer", "molformer-dense"])
 def test_mixed_precision_forward_is_close_and_gradients_float32(network):
-  """bf16 compute of every network: outputs within a few percent of float32 (coordinates and
-  aggregations stay float32), float32 finite gradients for the float32 parameters."""
+  """bf16 compute of every network (Molformer's blocked and dense attention): outputs within
+  a few percent of float32 (coordinates and aggregations stay float32), float32 finite
+  gradients for the float32 parameters."""
+  import dataclasses
   import jax
   import jax.numpy as jnp
   from jaxgeo.nets import synthetic
   from test_nets_models import make_graphs, rng_key
   from test_nets_models import tiny_config as tiny_model
-  config = tiny_model(network, out_dim=1)
+  config = tiny_model(network.split("-")[0], out_dim=1)
+  if network == "molformer-dense":
+    config = dataclasses.replace(config, molformer=dataclasses.replace(
+        config.molformer, attention_impl="dense"))
   batch = synthetic.pad_batch(make_graphs(seed=7), extra_nodes=3, extra_edges=5)
   model = nets.make_model(config)
   params = model.init(rng_key(0), batch)
@@ -88,7 +94,16 @@ def test_mixed_precision_forward_is_close_and_gradients_float32(network):
   scale = float(jnp.max(jnp.abs(ref["node"])))
   assert float(jnp.max(jnp.abs(out["node"] - ref["node"]))) < 0.05 * scale
   assert float(jnp.max(jnp.abs(out["node"] - ref["node"]))) > 0   # really computed in bf16
-  grads = jax.jit(jax.grad(lambda p: jnp.sum(mixed(p, rng_key(1), batch, True)["node"])))(
-      params)
+  grad_fn = jax.grad(lambda p: jnp.sum(mixed(p, rng_key(1), batch, True)["node"]))
+  grads = jax.jit(grad_fn)(params)
   for leaf in jax.tree_util.tree_leaves(grads):
     assert leaf.dtype == jnp.float32 and bool(jnp.isfinite(leaf).all())
+  # Accumulation in float32 (`nets.precision`), forward and backward: every product of
+  # bfloat16 operands asks for a float32 result, and nothing is scatter-added in bfloat16
+  # (the backward pass of a gather included).
+  eqns = list(jaxpr_equations(jax.make_jaxpr(grad_fn)(params).jaxpr))
+  dots = [e for e in eqns if e.primitive.name == "dot_general"
+          and any(v.aval.dtype == jnp.bfloat16 for v in e.invars)]
+  assert dots and all(e.params["preferred_element_type"] == jnp.float32 for e in dots)
+  assert not [e for e in eqns if e.primitive.name.startswith("scatter")
+              and e.invars[0].aval.dtype == jnp.bfloat16]

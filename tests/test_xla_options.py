@@ -41,10 +41,14 @@ def test_options_are_for_cpu_and_can_be_turned_off():
   assert xla_options.train_step("cpu") == xla_options.CPU_DOT_FUSION
   assert xla_options.train_step("cpu", dot_fusion=False) == {}
   assert xla_options.train_step("gpu") == {} and xla_options.train_step("tpu") == {}
+  assert xla_options.train_step("cpu", precision="bf16") == {}   # XLA's path to AMX
 
 
-@pytest.mark.parametrize("flag, expected", [(True, xla_options.CPU_DOT_FUSION), (False, {})])
-def test_trainer_passes_the_options_to_its_train_step(monkeypatch, flag, expected):
+@pytest.mark.parametrize("overrides, expected", [
+    (["train.cpu_dot_fusion=True"], xla_options.CPU_DOT_FUSION),
+    (["train.cpu_dot_fusion=False"], {}),
+    (["train.cpu_dot_fusion=True", "train.precision=bf16"], {})])
+def test_trainer_passes_the_options_to_its_train_step(monkeypatch, overrides, expected):
   seen = []
   make_steps = train.make_steps
 
@@ -53,5 +57,5 @@ def test_trainer_passes_the_options_to_its_train_step(monkeypatch, flag, expecte
     return make_steps(*args, **kwargs)
 
   monkeypatch.setattr(train, "make_steps", spy)
-  train.prepare(tiny_config(f"train.cpu_dot_fusion={flag}"))
+  train.prepare(tiny_config(*overrides))
   assert seen == [expected if jax.default_backend() == "cpu" else {}]

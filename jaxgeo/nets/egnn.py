@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import jraph
 
-from jaxgeo.nets import edge_chunks, ops, stacking
+from jaxgeo.nets import edge_chunks, ops, precision, stacking
 from jaxgeo.nets.config import EGNNConfig
 
 
@@ -73,18 +73,20 @@ class EGCL(hk.Module):
     w1 = hk.get_parameter("edge_mlp_0_w", (width_in, hidden), dtype,
                           init=hk.initializers.TruncatedNormal(1.0 / math.sqrt(width_in)))
     b1 = hk.get_parameter("edge_mlp_0_b", (hidden,), dtype, init=jnp.zeros)
-    node_part = h @ jnp.concatenate([w1[:hidden], w1[hidden:2 * hidden]], axis=1)  # [N, 2H]
-    edge_mlp_1 = hk.Linear(hidden, name="edge_mlp_1")
-    attention = hk.Linear(1, name="attention") if c.attention else None
+    node_part = precision.dense(h, jnp.concatenate([w1[:hidden], w1[hidden:2 * hidden]],
+                                                   axis=1))                   # [N, 2H]
+    edge_mlp_1 = precision.Linear(hidden, name="edge_mlp_1")
+    attention = precision.Linear(1, name="attention") if c.attention else None
     coord_mlp = CoordMLP(c, name="coord_mlp") if c.update_coords else None
 
     def terms(edge_attr, senders, receivers):
       """Per edge: m_ij [E', H] and, with coordinate updates, (x_i - x_j) phi_x(m_ij) [E', 3]."""
       diff = jnp.take(x, receivers, axis=0) - jnp.take(x, senders, axis=0)    # x_i - x_j [E', 3]
       radial = jnp.sum(jnp.square(diff), axis=-1, keepdims=True)              # [E', 1]
-      m = (jnp.take(node_part[:, :hidden], receivers, axis=0) +
-           jnp.take(node_part[:, hidden:], senders, axis=0) +
-           radial.astype(dtype) * w1[2 * hidden] + edge_attr @ w1[2 * hidden + 1:] + b1)
+      m = (precision.gather(node_part[:, :hidden], receivers) +
+           precision.gather(node_part[:, hidden:], senders) +
+           radial.astype(dtype) * w1[2 * hidden] +
+           precision.dense(edge_attr, w1[2 * hidden + 1:]) + b1)
       m = act(m)
       m = act(edge_mlp_1(m))                                                  # m_ij [E', H]
       if attention is not None:
@@ -92,7 +94,7 @@ class EGCL(hk.Module):
       if coord_mlp is None:
         return m, None
       p = coord_mlp(dtype)
-      phi = act(m @ p["w0"] + p["b0"]) @ p["w1"]                              # [E', 1]
+      phi = precision.dense(act(precision.dense(m, p["w0"]) + p["b0"]), p["w1"])   # [E', 1]
       if c.normalize:
         diff = diff / (jnp.sqrt(radial + 1e-8) + 1e-6)
       return m, diff * phi
@@ -106,8 +108,8 @@ class EGCL(hk.Module):
     if coord_mlp is not None:
       x = x + ops.mean_from_sum(coord_sum, degree).astype(x.dtype)
     agg = agg.astype(dtype)                                                   # [N, H]
-    out = act(hk.Linear(hidden, name="node_mlp_0")(jnp.concatenate([h, agg], axis=-1)))
-    h = h + hk.Linear(hidden, name="node_mlp_1")(out)
+    out = act(precision.Linear(hidden, name="node_mlp_0")(jnp.concatenate([h, agg], axis=-1)))
+    h = h + precision.Linear(hidden, name="node_mlp_1")(out)
     return h, x
 
 
@@ -159,7 +161,7 @@ class EGNN(hk.Module):
     dtype = node_inputs.dtype
     h = node_inputs
     if c.input_linear:
-      h = hk.Linear(c.hidden, name="embedding_in")(h)
+      h = precision.Linear(c.hidden, name="embedding_in")(h)
     x = graph.nodes["x"].astype(ops.acc_dtype(dtype))    # coordinates: float32 at least
     edge_attr = graph.edges["s"].astype(dtype)
     senders, receivers = graph.senders, graph.receivers

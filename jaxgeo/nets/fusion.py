@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from jaxgeo import residues
 from jaxgeo.errors import DataError
+from jaxgeo.nets import precision
 from jaxgeo.nets.config import FusionConfig
 
 
@@ -32,11 +33,11 @@ class Fusion(hk.Module):
     init = hk.initializers.TruncatedNormal(stddev=1.0)
     element_table = hk.get_parameter("element_embed", [c.num_elements, width], dtype=dtype,
                                      init=init)
-    elem = jnp.take(element_table, jnp.clip(element, 0, c.num_elements - 1), axis=0)
+    elem = precision.gather(element_table, jnp.clip(element, 0, c.num_elements - 1))
     if residues_too:
       residue_table = hk.get_parameter("residue_embed", [c.num_residue_types, width],
                                        dtype=dtype, init=init)
-      res = jnp.take(residue_table, jnp.clip(aatype, 0, c.num_residue_types - 1), axis=0)
+      res = precision.gather(residue_table, jnp.clip(aatype, 0, c.num_residue_types - 1))
     else:
       res = jnp.zeros_like(elem)
     return jnp.where(is_ligand[:, None], elem, res)
@@ -71,4 +72,4 @@ class Fusion(hk.Module):
     if c.mode == "concat":
       return jnp.concatenate([identity, lm], axis=-1)
     # project
-    return identity + hk.Linear(c.embed_dim, name="lm_projection")(lm)
+    return identity + precision.Linear(c.embed_dim, name="lm_projection")(lm)

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import jraph
 
-from jaxgeo.nets import edge_chunks, ops, stacking
+from jaxgeo.nets import edge_chunks, ops, precision, stacking
 from jaxgeo.nets.config import GVPConfig
 
 Activation = Optional[Callable[[jax.Array], jax.Array]]
@@ -63,7 +63,7 @@ def _channel_map(v: jax.Array, w: jax.Array) -> jax.Array:
   """
   if w.shape[0] == 1:
     return v * w[0]
-  return v @ w
+  return precision.dense(v, w)
 
 
 class GVP(hk.Module):
@@ -101,11 +101,11 @@ class GVP(hk.Module):
       if vh is None:
         v = jnp.zeros(lead + (3, self.vo), dtype)
       else:
-        v = vh @ _weight("wv", (vh.shape[-1], self.vo), dtype)
+        v = precision.dense(vh, _weight("wv", (vh.shape[-1], self.vo), dtype))
         if self.vector_gate:
           gate_in = self.vector_act(s) if self.vector_act else s
-          gate = gate_in @ _weight("wsv", (self.so, self.vo), dtype) + _bias("bsv", self.vo,
-                                                                              dtype)
+          gate = (precision.dense(gate_in, _weight("wsv", (self.so, self.vo), dtype)) +
+                  _bias("bsv", self.vo, dtype))
           v = v * jax.nn.sigmoid(gate)[..., None, :]
         elif self.vector_act:
           v = v * self.vector_act(norm_no_nan(v, keepdims=True))
@@ -123,7 +123,7 @@ class GVP(hk.Module):
     if vi:
       vh = _channel_map(v, _weight("wh", (vi, self._hidden(vi)), s.dtype))
       s = jnp.concatenate([s, norm_no_nan(vh)], axis=-1)
-    return self._finish(s @ ws + bs, vh, s.shape[:-1], s.dtype)
+    return self._finish(precision.dense(s, ws) + bs, vh, s.shape[:-1], s.dtype)
 
   def _edge_weights(self, ns: int, nv: int, es: int, ev: int, dtype
                     ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -142,9 +142,9 @@ class GVP(hk.Module):
     h = wh.shape[-1]
     # Rows of ws: [s_j | e_s | s_i | |vh|]; rows of wh: [v_j | e_v | v_i].
     node_w = jnp.concatenate([ws[:ns], ws[ns + es:2 * ns + es]], axis=1)    # [ns, 2 so]
-    node_part = node_s @ node_w                                             # [N, 2 so]
+    node_part = precision.dense(node_s, node_w)                             # [N, 2 so]
     vec_w = jnp.concatenate([wh[:nv], wh[nv + ev:]], axis=1)                # [nv, 2 h]
-    vec_part = node_v @ vec_w                                               # [N, 3, 2 h]
+    vec_part = precision.dense(node_v, vec_w)                               # [N, 3, 2 h]
     so = self.so
     from_sender = jnp.concatenate(
         [node_part[:, :so], vec_part[..., :h].reshape(n, 3 * h)], axis=-1)
@@ -163,13 +163,14 @@ class GVP(hk.Module):
     ws, bs, wh = self._edge_weights(ns, nv, es, ev, dtype)
     h, so = wh.shape[-1], self.so
     from_sender, from_receiver = node_terms
-    gathered = (jnp.take(from_sender, senders, axis=0) +
-                jnp.take(from_receiver, receivers, axis=0))                 # [E, so + 3h]
+    gathered = (precision.gather(from_sender, senders) +
+                precision.gather(from_receiver, receivers))                 # [E, so + 3h]
     e = senders.shape[0]
     vh = gathered[:, so:].reshape(e, 3, h)
     if ev:
       vh = vh + _channel_map(edge_v, wh[nv:nv + ev])
-    s = gathered[:, :so] + edge_s @ ws[ns:ns + es] + norm_no_nan(vh) @ ws[2 * ns + es:] + bs
+    s = (gathered[:, :so] + precision.dense(edge_s, ws[ns:ns + es]) +
+         precision.dense(norm_no_nan(vh), ws[2 * ns + es:]) + bs)
     return self._finish(s, vh, (e,), dtype)
 
   def on_edges(self, node_s: jax.Array, node_v: jax.Array, edge_s: jax.Array,
@@ -209,10 +210,11 @@ class GVP(hk.Module):
     x = jnp.concatenate([s, norm_no_nan(vh)], axis=-1)                       # [E, si + h]
     if not self.vo:
       return x
-    out_v = vh @ _weight("wv", (vh.shape[-1], self.vo), dtype)               # [E, 3, vo]
+    out_v = precision.dense(vh, _weight("wv", (vh.shape[-1], self.vo), dtype))   # [E, 3, vo]
     if self.vector_gate:
       wsv, bsv = _weight("wsv", (self.so, self.vo), dtype), _bias("bsv", self.vo, dtype)
-      out_v = out_v * jax.nn.sigmoid(x @ (ws @ wsv) + (bs @ wsv + bsv))[..., None, :]
+      gate = precision.dense(x, precision.dense(ws, wsv)) + (precision.dense(bs, wsv) + bsv)
+      out_v = out_v * jax.nn.sigmoid(gate)[..., None, :]
     return jnp.concatenate([x, out_v.reshape(num_edges, 3 * self.vo)], axis=-1)
 
   def from_mean(self, mean: jax.Array, degree: jax.Array, si: int, vi: int
@@ -224,7 +226,7 @@ class GVP(hk.Module):
     ws, bs = self._scalar_weights(si, vi, dtype)
     width = ws.shape[0]
     has_edges = (degree > 0).astype(dtype)[:, None]
-    s_out = mean[:, :width] @ ws + bs * has_edges
+    s_out = precision.dense(mean[:, :width], ws) + bs * has_edges
     v_out = mean[:, width:].reshape(-1, 3, self.vo) if self.vo else None
     return s_out, v_out
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import haiku as hk
 import jax
 
-from jaxgeo.nets import ops
+from jaxgeo.nets import ops, precision
 
 
 class MLPHead(hk.Module):
@@ -21,10 +21,10 @@ class MLPHead(hk.Module):
     self.dropout = dropout
 
   def __call__(self, features: jax.Array, is_training: bool) -> jax.Array:
-    y = jax.nn.relu(hk.Linear(self.hidden, name="dense_0")(features))
+    y = jax.nn.relu(precision.Linear(self.hidden, name="dense_0")(features))
     if is_training and self.dropout > 0:
       y = hk.dropout(hk.next_rng_key(), self.dropout, y)
-    return hk.Linear(self.out_dim, name="dense_1")(y)
+    return precision.Linear(self.out_dim, name="dense_1")(y)
 
 
 def node_head(features: jax.Array, out_dim: int, hidden: int, dropout: float,

@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import jraph
 
-from jaxgeo.nets import ops, stacking
+from jaxgeo.nets import ops, precision, stacking
 from jaxgeo.nets.config import MolformerConfig
 
 _MASKED = -1e9
@@ -161,7 +161,7 @@ def _block_scores(b: _Blocks, qi, kj, dist_params: dict, distance_scale: float, 
   distance-function values f [H, bq, bk], scaled distances [bq, bk], distances [bq, bk],
   coordinate differences [3, bq, bk]).
   """
-  a = jnp.einsum("qhd,khd->hqk", b.q[qi], b.k[kj]).astype(acc_t)
+  a = jnp.einsum("qhd,khd->hqk", b.q[qi], b.k[kj], preferred_element_type=acc_t)
   # Component by component: a sum over a trailing axis of 3 is a slow reduction on CPU
   # (it was half of an evaluation step).
   diff = (b.xq[qi][:, :, None] - b.xk[kj][:, None, :]).astype(acc_t)      # [3, bq, bk]
@@ -193,7 +193,8 @@ def _attention_forward(q, k, v, x, graph_index, skip_from, dist_params, seed, di
       if rate > 0.0:
         keep = dropout_keep(seed, qi * nk + kj, p.shape, rate)
         p = jnp.where(keep, p * (1.0 / (1.0 - rate)), 0.0)
-      pv = jnp.einsum("hqk,khd->hqd", p.astype(b.v.dtype), b.v[kj]).astype(acc_t)
+      pv = jnp.einsum("hqk,khd->hqd", p.astype(b.v.dtype), b.v[kj],
+                      preferred_element_type=acc_t)
       return m_new, l_new, acc * correction[..., None] + pv
 
     init = (jnp.full((heads, bq), 2 * _MASKED, acc_t), jnp.zeros((heads, bq), acc_t),
@@ -362,7 +363,8 @@ def dense_graph_attention(q: jax.Array, k: jax.Array, v: jax.Array, x: jax.Array
   path's (the same hash, one counter for the whole matrix)."""
   n, heads, dk = q.shape
   acc_t = ops.acc_dtype(q.dtype)
-  a = jnp.einsum("qhd,khd->hqk", q * (1.0 / math.sqrt(dk)), k).astype(acc_t)  # [H, N, N]
+  a = jnp.einsum("qhd,khd->hqk", q * (1.0 / math.sqrt(dk)), k,
+                 preferred_element_type=acc_t)                               # [H, N, N]
   xs = x.astype(acc_t)
   diff = [xs[:, c][:, None] - xs[None, :, c] for c in range(3)]
   d = jnp.sqrt(diff[0] * diff[0] + diff[1] * diff[1] + diff[2] * diff[2] + 1e-12)
@@ -374,7 +376,7 @@ def dense_graph_attention(q: jax.Array, k: jax.Array, v: jax.Array, x: jax.Array
     seed = jax.random.bits(rng, (), jnp.uint32)
     keep = dropout_keep(seed, jnp.zeros((), jnp.uint32), p.shape, float(dropout_rate))
     p = jnp.where(keep, p * (1.0 / (1.0 - dropout_rate)), 0.0)
-  out = jnp.einsum("hqk,khd->qhd", p.astype(v.dtype), v)
+  out = jnp.einsum("hqk,khd->qhd", p.astype(v.dtype), v, preferred_element_type=acc_t)
   return out.astype(q.dtype)
 
 
@@ -392,7 +394,7 @@ class DistanceAttention(hk.Module):
     c = self.config
     heads, dk = c.num_heads, c.width // c.num_heads
     n = h.shape[0]
-    proj = lambda name: hk.Linear(c.width, w_init=_xavier(), name=name)(h).reshape(n, heads, dk)
+    proj = lambda name: precision.Linear(c.width, w_init=_xavier(), name=name)(h).reshape(n, heads, dk)
     q, k, v = proj("query"), proj("key"), proj("value")
     init = _xavier()
     # The paper's 1x1 convolutions Conv2d(1, H) and Conv2d(H, H) on the distance map.
@@ -410,7 +412,7 @@ class DistanceAttention(hk.Module):
     else:
       out = graph_attention(q, k, v, x, graph_index, dist_params, c.distance_scale,
                             c.query_block, c.key_block, c.dropout, rng, skip_graphs_from)
-    return hk.Linear(c.width, w_init=_xavier(), name="output")(out.reshape(n, c.width))
+    return precision.Linear(c.width, w_init=_xavier(), name="output")(out.reshape(n, c.width))
 
 
 class Molformer(hk.Module):
@@ -435,7 +437,7 @@ class Molformer(hk.Module):
     dtype = node_inputs.dtype
     h = node_inputs
     if c.input_linear:
-      h = hk.Linear(c.width, w_init=_xavier(), name="embedding_in")(h)
+      h = precision.Linear(c.width, w_init=_xavier(), name="embedding_in")(h)
     x = graph.nodes["x"].astype(ops.acc_dtype(dtype))    # coordinates: float32 at least
     graph_index = ops.node_graph_index(graph)
     skip_from = ops.padding_graph_index(graph.n_node) if padded else None
@@ -447,8 +449,8 @@ class Molformer(hk.Module):
       h = h + drop(DistanceAttention(c, name="attention")(norm("attention_norm")(h), x,
                                                           graph_index, is_training, skip_from))
       y = norm("ffn_norm")(h)
-      y = drop(jax.nn.relu(hk.Linear(c.ffn_dim, w_init=_xavier(), name="ffn_0")(y)))
-      return h + drop(hk.Linear(c.width, w_init=_xavier(), name="ffn_1")(y))
+      y = drop(jax.nn.relu(precision.Linear(c.ffn_dim, w_init=_xavier(), name="ffn_0")(y)))
+      return h + drop(precision.Linear(c.width, w_init=_xavier(), name="ffn_1")(y))
 
     h = stacking.stack_layers(c, layer, is_training)(h)
     return norm("final_norm")(h)
