@@ -9,8 +9,9 @@
 #    2: fewer compilations than the script's 4). JSON and Markdown go to OUT_DIR, rewritten
 #    after every item.
 # 2. The tests that need an accelerator, or say most on one: cuDNN's fused attention in
-#    ESM-2, ESM-2's attention implementations in float32 and bfloat16, and mixed-precision
-#    training (`tests/`; skipped or trivially true on CPU). Log: OUT_DIR/tests.log.
+#    ESM-2, ESM-2's attention implementations in float32 and bfloat16, mixed-precision
+#    training and its float32 accumulation (`tests/`; skipped or trivially true on CPU). Log:
+#    OUT_DIR/tests.log.
 #
 # Data as for bench_accelerator.py (--data, $JAXGEO_DATA, ../shared/data); extra arguments
 # for both benchmark runs in $BENCH_ARGS (e.g. "--data /data --steps 10"); the interpreter in
@@ -47,6 +48,7 @@ step tests "$py" -m pytest -n 0 -q -p no:cacheprovider \
   tests/test_lm_esm2.py::test_attention_impls_agree \
   tests/test_lm_esm2.py::test_padding_is_masked \
   tests/test_train_packing.py::test_mixed_precision_trains_the_overfit_case \
-  tests/test_train_packing.py::test_mixed_precision_keeps_float32_parameters_and_computes_in_bfloat16
+  tests/test_train_packing.py::test_mixed_precision_keeps_float32_parameters_and_computes_in_bfloat16 \
+  tests/test_nets_precision.py
 echo "== done ($(date +%T)): $out"
 exit "$status"

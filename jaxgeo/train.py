@@ -170,8 +170,8 @@ def mixed_apply(model, compute_model=None, padded: bool = True) -> Callable:
   (`padded`: with the padding skips, see `nets.make_model`); with `compute_model` (the same
   network built with a bfloat16 compute dtype), mixed precision: the float32 parameters are
   cast to bfloat16 for the forward pass and the outputs back to float32, so gradients,
-  parameters and optimiser state stay float32 (aggregations accumulate in float32 inside the
-  networks)."""
+  parameters and optimiser state stay float32 (inside the networks aggregations, matmuls and
+  the gathers' gradients accumulate in float32: `nets.ops`, `nets.precision`)."""
   if compute_model is None:
     return lambda params, rng, batch, is_training: model.apply(params, rng, batch, is_training,
                                                                 padded=padded)
