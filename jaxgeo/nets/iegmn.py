@@ -52,7 +52,7 @@ import numpy as np
 from jaxgeo import geometry
 from jaxgeo import graph as graph_lib
 from jaxgeo.errors import DataError
-from jaxgeo.nets import ops, precision
+from jaxgeo.nets import ops
 from jaxgeo.nets import config as nets_config
 from jaxgeo.nets.config import FusionConfig, IEGMNConfig  # noqa: F401 (re-export)
 from jaxgeo.nets.fusion import Fusion
@@ -282,13 +282,13 @@ class _MLP(hk.Module):
 
   def __call__(self, x: jax.Array, is_training: bool) -> jax.Array:
     c = self.config
-    x = precision.Linear(self.hidden, name="linear_0")(x)
+    x = hk.Linear(self.hidden, name="linear_0")(x)
     if is_training and c.dropout > 0:
       x = hk.dropout(hk.next_rng_key(), c.dropout, x)
     x = jax.nn.leaky_relu(x, c.leaky_relu_slope)
     if self.layer_norm:
       x = hk.LayerNorm(axis=-1, create_scale=True, create_offset=True, name="norm")(x)
-    return precision.Linear(self.out, name="linear_1")(x)
+    return hk.Linear(self.out, name="linear_1")(x)
 
 
 class IEGMNLayer(hk.Module):
@@ -314,7 +314,7 @@ class IEGMNLayer(hk.Module):
     leaky = lambda v: jax.nn.leaky_relu(v, c.leaky_relu_slope)
     out = c.hidden
     rel = jnp.take(x, senders, axis=0) - jnp.take(x, receivers, axis=0)        # x_j - x_i [E, 3]
-    parts = [precision.gather(h, senders), precision.gather(h, receivers)]
+    parts = [jnp.take(h, senders, axis=0), jnp.take(h, receivers, axis=0)]
     if c.edge_features:
       parts.append(edge_attr)
     if c.distances_in_layers:
@@ -324,11 +324,11 @@ class IEGMNLayer(hk.Module):
     m = _MLP(out, out, c, c.layer_norm, name="edge_mlp")(jnp.concatenate(parts, -1), is_training)
 
     if c.cross_messages:
-      q = leaky(precision.Linear(h.shape[-1], with_bias=False, name="cross_q")(h))
-      k = leaky(precision.Linear(h.shape[-1], with_bias=False, name="cross_k")(h))
-      v = precision.Linear(h.shape[-1], with_bias=False, name="cross_v")(h)
-      attention = _masked_softmax(precision.dense(q, k.T), cross_mask, axis=1)  # [N, N]
-      cross = precision.dense(attention, v)
+      q = leaky(hk.Linear(h.shape[-1], with_bias=False, name="cross_q")(h))
+      k = leaky(hk.Linear(h.shape[-1], with_bias=False, name="cross_k")(h))
+      v = hk.Linear(h.shape[-1], with_bias=False, name="cross_v")(h)
+      attention = _masked_softmax(q @ k.T, cross_mask, axis=1)                 # [N, N]
+      cross = attention @ v
     else:
       cross = jnp.zeros_like(h)
 
@@ -373,20 +373,17 @@ class Keypoints(hk.Module):
     c = self.config
     d = h.shape[-1]
     num_k = c.num_keypoints
-    g = precision.Linear(d, name="mean_mlp")(h)
+    g = hk.Linear(d, name="mean_mlp")(h)
     if is_training and c.dropout > 0:
       g = hk.dropout(hk.next_rng_key(), c.dropout, g)
     g = jax.nn.leaky_relu(g, c.leaky_relu_slope)
     n_seg = 2 * n_graph
     count = jax.ops.segment_sum(jnp.ones_like(segments, h.dtype), segments, n_seg)
-    means = (ops.segment_sum(g, segments, n_seg) /
-             jnp.maximum(count, 1.0)[:, None]).astype(h.dtype)
-    keys = precision.Linear(num_k * d, with_bias=False, name="key")(h).reshape(-1, num_k, d)
-    queries = precision.Linear(num_k * d, with_bias=False, name="query")(means).reshape(
-        n_seg, num_k, d)
+    means = jax.ops.segment_sum(g, segments, n_seg) / jnp.maximum(count, 1.0)[:, None]
+    keys = hk.Linear(num_k * d, with_bias=False, name="key")(h).reshape(-1, num_k, d)
+    queries = hk.Linear(num_k * d, with_bias=False, name="query")(means).reshape(n_seg, num_k, d)
     other = segments + 1 - 2 * (segments % 2)                  # the other partner's segment
-    logits = jnp.einsum("nkd,nkd->nk", keys, precision.gather(queries, other),
-                        preferred_element_type=ops.acc_dtype(h.dtype)) / math.sqrt(d)
+    logits = jnp.einsum("nkd,nkd->nk", keys, jnp.take(queries, other, axis=0)) / math.sqrt(d)
     weights = segment_softmax(logits, segments, n_seg)                        # [N, K]
     points = jax.ops.segment_sum(weights[:, :, None] * z[:, None, :], segments, n_seg)
     return points.reshape(n_graph, 2, num_k, 3)
