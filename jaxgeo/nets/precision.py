@@ -18,6 +18,9 @@ XLA's CPU backend (jaxlib 0.10.2) cannot run a bfloat16 product with a float32 r
 it lays out transposed ("UNIMPLEMENTED: ... DotThunk::Execute: BF16 x BF16 = F32", e.g.
 `dot(a, b, preferred_element_type=float32).T`): `dense` never transposes its results.
 
+ESM-2 (`lm/esm2.py`, upstream of `nets` in the data flow, inference only) keeps its own
+float32-result product (`esm2._dense`) rather than import this module.
+
 In float32 (and float64) both are the plain operations (`x @ w`, `jnp.take`), with JAX's own
 derivatives: the float32 networks are unchanged.
 """
@@ -58,8 +61,7 @@ CPU_TRANSPOSED_MIN = 64
 
 def _weight_gradient(x: jax.Array, g: jax.Array) -> jax.Array:
   """x [M, K]^T @ g [M, N] -> [K, N] float32."""
-  return jax.lax.dot_general(x, g, (((0,), (0,)), ((), ())),
-                             preferred_element_type=jnp.float32)
+  return _wide_dot(x, g, ((0,), (0,)), jnp.float32)
 
 
 def _weight_gradient_cpu(x: jax.Array, g: jax.Array) -> jax.Array:
@@ -74,8 +76,7 @@ def _weight_gradient_cpu(x: jax.Array, g: jax.Array) -> jax.Array:
   if min(k, n) < CPU_TRANSPOSED_MIN:
     return _weight_gradient(x, g)
   xt = jax.lax.optimization_barrier(x.T.reshape(-1)).reshape(k, m)
-  return jax.lax.dot_general(xt, g, (((1,), (0,)), ((), ())),
-                             preferred_element_type=jnp.float32)
+  return _wide_dot(xt, g, ((1,), (0,)), jnp.float32)
 
 
 def _dense_low_bwd(res, g):
