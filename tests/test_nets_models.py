@@ -436,7 +436,7 @@ def _training_grad_equations(config, batch):
 def test_training_step_holds_no_cond(network, batch):
   """EGNN's last coordinate update and Molformer's non-overlapping key blocks are not
   skipped with a `lax.cond` (in the scanned layers it cost more than the work it skipped;
-  README, Benchmarks): the differentiated forward pass has no cond primitive."""
+  experiments/results/speed_log.md): the differentiated forward pass has no cond primitive."""
   config = tiny_config(network)
   if network == "egnn":
     config = dataclasses.replace(config, egnn=dataclasses.replace(config.egnn,
@@ -449,8 +449,8 @@ def test_training_step_holds_no_cond(network, batch):
 def test_molformer_distances_hold_no_sum_over_xyz(batch):
   """Molformer's block-pair distances are taken component by component: a sum over a
   trailing axis of 3 ([bq, bk, 3] -> [bq, bk]) ran as a slow reduction on XLA CPU, half of
-  an evaluation step (README, Benchmarks). Neither the forward nor the differentiated pass
-  sums over a trailing xyz axis."""
+  an evaluation step (experiments/results/speed_log.md). Neither the forward nor the
+  differentiated pass sums over a trailing xyz axis."""
   sums = [eqn for eqn in _training_grad_equations(tiny_config("molformer"), batch)
           if eqn.primitive.name == "reduce_sum"]
   assert sums                                       # the traversal reaches the reductions

@@ -25,7 +25,8 @@ MOLFORMER_ATTENTION_IMPLS = ("blocked", "dense")
 # ESM-2 650M, the language model of the paper.
 PAPER_LM_DIM = 1280
 # Edges per chunk of a wide EGNN's message pass on CPU (`EGNNConfig.edge_chunk`): the fastest
-# of 1024-5632 for the 1280-wide one on DB5.5 batches (README, Benchmarks).
+# of 1024-5632 for the 1280-wide one on DB5.5 batches (experiments/results/
+# bench_nets_2026-12-04.md).
 WIDE_EGNN_EDGE_CHUNK = 2048
 
 
@@ -378,7 +379,7 @@ def paper_config(network: str, fusion: str = "none", head: str = "graph", out_di
   configurations also run on "rich" graphs (36 edge scalars).
   Speed settings (the same functions): the layer scans of GVP-GNN's and Molformer's training
   passes and of the 32-wide EGNN's evaluation passes are unrolled (faster on CPU; README,
-  Benchmarks).
+  Library).
   """
   if network not in ALL_NETWORKS:
     raise ConfigError(f"network={network!r}: expected one of {ALL_NETWORKS}")
