@@ -105,8 +105,9 @@ def matmul(a, b, trans_a: bool = False, trans_b: bool = False):
 
 
 def blas_dense(min_size: int):
-  """A `precision.dense` whose float32 products of two smaller sizes >= `min_size` (forward
-  x w, backward g w^T and x^T g) are custom calls; everything else is the original."""
+  """A `precision.dense` whose float32 products x [..., K] @ w [K, N] with K and N at least
+  `min_size` are custom calls (forward x w, backward g w^T and x^T g); everything else is
+  the original."""
   import jax
   import jax.numpy as jnp
   from jaxgeo.nets import precision
@@ -141,8 +142,8 @@ def check(dense) -> None:
   import jax.numpy as jnp
   import numpy as np
   rng = np.random.default_rng(0)
-  for shape, k, n in (((300, 3, 40), 40, 48), ((500, 116), 116, 100)):
-    x = jnp.asarray(rng.standard_normal(shape[:-1] + (k,), np.float32))
+  for lead, k, n in (((300, 3), 40, 48), ((500,), 116, 100)):
+    x = jnp.asarray(rng.standard_normal(lead + (k,), np.float32))
     w = jnp.asarray(rng.standard_normal((k, n), np.float32))
     loss = lambda f: (lambda x, w: jnp.sum(jnp.tanh(f(x, w))))
     ours = jax.jit(jax.value_and_grad(loss(dense), (0, 1)))(x, w)
