@@ -25,7 +25,11 @@ same kind of batches): GVP-GNN 5.7 graphs/s train, 15 eval; EGNN (hidden 32) 35-
 150 eval; EGNN 1280 0.16 train. `--torch` also times lean PyTorch ports of GVP-GNN and EGNN
 (below; index_add_ message passing, no padding) on the same graphs, pass for pass
 interleaved with the JAX passes, since this machine's load from other jobs moves timings by
-2x. Timings are wall-clock, best of `--repeats` passes.
+2x. The PyTorch Molformer pads each batch to its largest graph (the paper's dense
+attention), which a packed batch of mixed sizes makes costly, so on packed rows it is also
+timed on the same graphs regrouped in size order, `--batch-graphs` a batch
+(`size_ordered`): its best batching of those graphs. Timings are wall-clock, best of
+`--repeats` passes.
 """
 from __future__ import annotations
 
@@ -50,6 +54,10 @@ REFERENCE = {  # graphs/s of the PyTorch implementations (train, eval)
     "molformer_dense": (None, None),
 }
 NETWORKS = ("gvp", "egnn", "molformer", "egnn_1280", "molformer_1280", "molformer_dense")
+# Networks whose PyTorch reference pads each batch to its largest graph (the paper's dense
+# attention): on packed rows it is also timed on the same graphs regrouped in size order
+# (`size_ordered`), the batching that suits it best.
+PADDED_REFERENCES = ("molformer", "molformer_1280", "molformer_dense")
 
 
 def load_db55(data_dir: pathlib.Path, limit: int | None = None, smallest: bool = False):
@@ -229,6 +237,16 @@ class JaxRunner:
     return self.forward._cache_size(), self.train_step._cache_size()
 
 
+def size_ordered(graphs, index_lists, batch_graphs: int) -> list[list]:
+  """The graphs of `index_lists` (the timed batches' indices into `graphs`) regrouped in
+  size order, `batch_graphs` a batch: how a batch padded to its largest graph (the PyTorch
+  Molformer's dense attention) wastes least."""
+  order = sorted((int(i) for index in index_lists for i in index),
+                 key=lambda i: (int(graphs[i].n_node[0]), i))
+  return [[graphs[i] for i in order[k:k + batch_graphs]]
+          for k in range(0, len(order), batch_graphs)]
+
+
 def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeats: int,
                   with_torch: bool = False, max_buckets: int = 4, seed: int = 0,
                   packed: bool = False, train_options: str = "trainer",
@@ -278,17 +296,19 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
                                torch_precision)
     if reference.model is None:
       reference = None
+  references = [reference] if reference else []
+  if reference and packed and name in PADDED_REFERENCES:
+    references.append(TorchReference(
+        name, size_ordered(graphs, [index for _, index in planned], batch_graphs),
+        config.fusion.lm_dim if config.fusion.mode != "none" else 0, torch_precision))
   times = [{"eval": [], "train": []} for _ in runners]
-  torch_times = {"eval": [], "train": []}
+  torch_times = [{"eval": [], "train": []} for _ in references]
   for _ in range(repeats):
-    for runner, t in zip(runners, times):
-      t["eval"].append(runner.time_eval())
-    if reference:
-      torch_times["eval"].append(reference.time_eval())
-    for runner, t in zip(runners, times):
-      t["train"].append(runner.time_train())
-    if reference:
-      torch_times["train"].append(reference.time_train())
+    for mode in ("eval", "train"):
+      for runner, t in zip(runners, times):
+        t[mode].append(runner.time_eval() if mode == "eval" else runner.time_train())
+      for ref, t in zip(references, torch_times):
+        t[mode].append(ref.time_eval() if mode == "eval" else ref.time_train())
   rows = []
   for variant, runner, t, (compile_eval, compile_train) in zip(variants, runners, times,
                                                                compile_s):
@@ -308,8 +328,12 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
     }
     if reference:
       row.update(torch_params=reference.params, torch_precision=torch_precision,
-                 torch_eval_graphs_s=real_graphs / min(torch_times["eval"]),
-                 torch_train_graphs_s=real_graphs / min(torch_times["train"]))
+                 torch_eval_graphs_s=real_graphs / min(torch_times[0]["eval"]),
+                 torch_train_graphs_s=real_graphs / min(torch_times[0]["train"]))
+    if len(references) > 1:
+      row.update(torch_sorted_batch=batch_graphs,
+                 torch_sorted_eval_graphs_s=real_graphs / min(torch_times[1]["eval"]),
+                 torch_sorted_train_graphs_s=real_graphs / min(torch_times[1]["train"]))
     rows.append(row)
   return rows
 
@@ -627,6 +651,12 @@ def table(rows: list[dict]) -> str:
       here = (f"{fmt_rate(r['torch_eval_graphs_s'])} / {fmt_rate(r['torch_train_graphs_s'])} ("
               f"{ratio(r['eval_graphs_s'], r['torch_eval_graphs_s'])} / "
               f"{ratio(r['train_graphs_s'], r['torch_train_graphs_s'])})")
+      if "torch_sorted_eval_graphs_s" in r:
+        here += (f"; the same graphs in size order, {r['torch_sorted_batch']} a batch: "
+                 f"{fmt_rate(r['torch_sorted_eval_graphs_s'])} / "
+                 f"{fmt_rate(r['torch_sorted_train_graphs_s'])} ("
+                 f"{ratio(r['eval_graphs_s'], r['torch_sorted_eval_graphs_s'])} / "
+                 f"{ratio(r['train_graphs_s'], r['torch_sorted_train_graphs_s'])})")
       if r.get("torch_precision", "f32") != "f32":
         here += f", PyTorch {r['torch_precision']} autocast"
     else:

@@ -49,3 +49,31 @@ def test_variants_are_timed_on_the_same_batches(shared_data):
   assert len(table) == 2 + len(rows)
   assert table[2].startswith("| egnn | paper config | fixed |")
   assert table[3].startswith("| egnn | egnn.edge_chunk=64 | fixed |")
+
+
+def test_size_ordered_regroups_the_same_graphs_by_size():
+  import jraph
+  import numpy as np
+  sizes = [5, 1, 9, 3, 7, 2, 8]
+  graphs = [jraph.GraphsTuple(nodes=None, edges=None, senders=None, receivers=None,
+                              globals=None, n_node=np.array([n]), n_edge=np.array([0]))
+            for n in sizes]
+  groups = bench_nets.size_ordered(graphs, [[0, 2, 4], [6, 1], [3]], 2)
+  got = [[int(g.n_node[0]) for g in group] for group in groups]
+  assert got == [[1, 3], [5, 7], [8, 9]]                # graph 5 (size 2) was not timed
+
+
+def test_packed_padded_reference_rows_carry_the_size_ordered_pass(shared_data):
+  if not (shared_data / "db5.5" / "structures").is_dir():
+    pytest.skip(f"{shared_data}/db5.5/structures absent")
+  pytest.importorskip("torch")
+  graphs = bench_nets.load_db55(shared_data / "db5.5", limit=6, smallest=True)
+  row, = bench_nets.bench_network("molformer", graphs, 3, 2, 1, with_torch=True,
+                                  max_buckets=1, packed=True)
+  assert row["torch_sorted_batch"] == 3
+  assert row["torch_sorted_eval_graphs_s"] > 0 and row["torch_sorted_train_graphs_s"] > 0
+  cell = bench_nets.table([row]).splitlines()[2]
+  assert "the same graphs in size order, 3 a batch:" in cell
+  fixed, = bench_nets.bench_network("molformer", graphs, 3, 2, 1, with_torch=True,
+                                    max_buckets=1)
+  assert "torch_sorted_eval_graphs_s" not in fixed and "torch_eval_graphs_s" in fixed
