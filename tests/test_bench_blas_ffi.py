@@ -42,6 +42,9 @@ def test_products_match_xla_in_every_layout(registered):
   cases = [(bench_blas_ffi.matmul(a, b), a @ b),
            (bench_blas_ffi.matmul(a, g, trans_a=True), a.T @ g),
            (bench_blas_ffi.matmul(g, b, trans_b=True), g @ b.T)]
+  empty = jnp.zeros((4, 0), jnp.float32)
+  cases.append((bench_blas_ffi.matmul(empty, jnp.zeros((0, 3), jnp.float32)),
+                jnp.zeros((4, 3), jnp.float32)))                  # K = 0: an empty sum
   for ours, ref in cases:
     assert ours.shape == ref.shape
     np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), rtol=1e-5, atol=1e-5)

@@ -47,6 +47,11 @@ ffi::Error Matmul(ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b,
   if (k != kb) {
     return ffi::Error::InvalidArgument("jaxgeo_sgemm: contracting sizes differ");
   }
+  if (m == 0 || n == 0) return ffi::Error::Success();
+  if (k == 0) {  // an empty sum (BLAS refuses leading dimensions of 0)
+    for (int64_t i = 0; i < m * n; ++i) c->typed_data()[i] = 0.0f;
+    return ffi::Error::Success();
+  }
   if (g_sgemm64 != nullptr) {
     Call(g_sgemm64, trans_a, trans_b, m, n, k, a.typed_data(), ad[1], b.typed_data(), bd[1],
          c->typed_data());
