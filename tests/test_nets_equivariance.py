@@ -84,6 +84,24 @@ def test_gvp_on_edges_equals_concatenated_messages():
   assert_close(v1, v2, 1e-5, "vectors")
 
 
+def test_gvp_is_the_textbook_function_of_its_parameters():
+  """A GVP (vector gating on the pre-activation scalars) computes s' = relu([s, |v wh|] ws +
+  bs), v' = (v wh wv) * sigmoid(([s, |v wh|] ws + bs) wsv + bsv) from its parameters."""
+  rng = np.random.default_rng(3)
+  s = rng.normal(size=(12, 7)).astype(np.float32)
+  v = rng.normal(size=(12, 3, 4)).astype(np.float32)
+  fn = hk.without_apply_rng(hk.transform(lambda s, v: gvp.GVP((6, 5), name="g")(s, v)))
+  params = fn.init(rng_key(0), s, v)
+  out_s, out_v = fn.apply(params, s, v)
+  p = {k: np.asarray(x, np.float64) for k, x in params["g"].items()}
+  vh = np.einsum("nxc,cd->nxd", v, p["wh"])
+  pre = np.concatenate([s, np.sqrt(np.maximum((vh ** 2).sum(1), 1e-8))], -1) @ p["ws"] + p["bs"]
+  gate = 1.0 / (1.0 + np.exp(-(pre @ p["wsv"] + p["bsv"])))
+  assert_close(out_s, np.maximum(pre, 0.0), 1e-5, "scalars")
+  assert_close(out_v, np.einsum("nxc,cd->nxd", vh, p["wv"]) * gate[:, None, :], 1e-5,
+               "vectors")
+
+
 @pytest.mark.parametrize("vector_gate", [True, False])
 def test_gvp_mean_over_edges_equals_mean_of_messages(vector_gate):
   """The last message GVP averaged per node before its scalar matmul is the same function
