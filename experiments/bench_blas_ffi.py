@@ -33,7 +33,6 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SOURCE = REPO / "experiments" / "blas_ffi" / "sgemm.cc"
@@ -158,19 +157,17 @@ def products(repeats: int = 200) -> str:
   import jax
   import jax.numpy as jnp
   import numpy as np
+  from bench_matmul import best_seconds
   from jaxgeo import xla_options
   options = xla_options.train_step("cpu")
 
   def rate(fn, args, calls, flop):
-    jax.block_until_ready(fn(*args))
-    best = float("inf")
-    for _ in range(3):
-      start = time.perf_counter()
+    """GFLOP/s of `fn(*args)`, from the best of 3 runs of `calls` calls."""
+    def run():
       for _ in range(calls):
         out = fn(*args)
       jax.block_until_ready(out)
-      best = min(best, (time.perf_counter() - start) / calls)
-    return flop / best / 1e9
+    return flop * calls / best_seconds(run, 3) / 1e9
 
   lines = ["| [M, K] x [K, N] | product | XLA defaults | XLA, train-step options | MKL "
            "(custom call) |", "|---|---|---:|---:|---:|"]
@@ -213,10 +210,10 @@ def main(argv=None) -> int:
   args, rest = parser.parse_known_args(argv)
   register(build(args.cache_dir), find_blas(args.blas_library), args.blas_symbol,
            args.blas_ilp64)
+  sys.path.insert(0, str(REPO / "experiments"))
   if args.products:
     print(products())
     return 0
-  sys.path.insert(0, str(REPO / "experiments"))
   import bench_nets
   from jaxgeo.nets import precision
   if args.matmuls == "blas":
