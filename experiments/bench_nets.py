@@ -91,13 +91,14 @@ def network_config(name: str):
 
 
 def with_lm(batch, lm_dim: int, rng: np.random.Generator):
+  """Random language-model features for a batch ([N, ...] or stacked [D, N, ...])."""
   nodes = dict(batch.nodes)
-  nodes["lm"] = rng.normal(size=(batch.nodes["x"].shape[0], lm_dim)).astype(np.float32)
+  nodes["lm"] = rng.normal(size=batch.nodes["x"].shape[:-1] + (lm_dim,)).astype(np.float32)
   return batch._replace(nodes=nodes)
 
 
 def with_labels(batch, rng: np.random.Generator):
-  globals_ = {"label": rng.normal(size=(batch.n_node.shape[0], 1)).astype(np.float32)}
+  globals_ = {"label": rng.normal(size=batch.n_node.shape + (1,)).astype(np.float32)}
   return batch._replace(globals=globals_)
 
 
@@ -162,28 +163,60 @@ def with_variant(config, variant: str) -> Variant:
 
 class JaxRunner:
   """One network variant's jitted evaluation and training steps, its parameters and optimiser
-  state; times passes over a list of batches (compiled by `compile`)."""
+  state; times passes over a list of batches (compiled by `compile`).
+
+  With a `mesh` (data parallelism over its `data` axis, as `jaxgeo train` on several devices):
+  batches are stacked global batches [D, ...] (`parallel.global_batches`, one slot a device),
+  parameters and optimiser state replicated; the loss is the mean over the real graphs of all
+  slots, its gradient all-reduced where the parameters enter (`train.make_parallel_steps`)."""
 
   def __init__(self, config, padded: bool, batches, seed: int,
-               train_options: dict | None, precision: str = "f32"):
+               train_options: dict | None, precision: str = "f32", mesh=None,
+               eval_options: dict | None = None):
     import jax
     import jax.numpy as jnp
     import optax
-    from jaxgeo import nets, train
+    from jaxgeo import batching, nets, parallel, train
 
     model = nets.make_model(config)
-    params = model.init(jax.random.PRNGKey(seed), batches[0])
+    slot = (lambda b: b) if mesh is None else (
+        lambda b: jax.tree_util.tree_map(lambda x: x[0], b))    # a device's one slot
+    params = model.init(jax.random.PRNGKey(seed), parallel.slot(batches[0], 0)
+                        if mesh is not None else batches[0])
     self.params = nets.param_count(params)
     optimizer = optax.adam(1e-3)
     compute_model = nets.make_model(config, jnp.bfloat16) if precision == "bf16" else None
     apply = train.mixed_apply(model, compute_model, padded=padded)
-    self.forward = jax.jit(lambda p, b: apply(p, None, b, False)["graph"])
 
-    def loss_fn(p, key, b):
+    def forward_slot(p, b):
+      return apply(p, None, slot(b), False)["graph"]
+
+    forward = forward_slot
+
+    def loss_terms(p, key, b):
       pred = apply(p, key, b, True)["graph"]
-      mask = jnp.arange(pred.shape[0]) < pred.shape[0] - 1
+      mask = batching.masks(b)[2]                  # the real graphs
       err = jnp.where(mask[:, None], pred - b.globals["label"], 0.0)
-      return jnp.sum(err ** 2) / jnp.maximum(jnp.sum(mask), 1)
+      return jnp.sum(err ** 2), jnp.sum(mask)
+
+    if mesh is None:
+      def loss_fn(p, key, b):
+        total, count = loss_terms(p, key, b)
+        return total / jnp.maximum(count, 1)
+    else:
+      from jax.sharding import PartitionSpec as P
+      spec = P(parallel.DATA_AXIS)
+
+      def per_device(p, key, b):
+        p = jax.lax.pcast(p, parallel.DATA_AXIS, to="varying")
+        key = jax.random.fold_in(key, jax.lax.axis_index(parallel.DATA_AXIS))
+        total, count = jax.lax.psum(loss_terms(p, key, slot(b)), parallel.DATA_AXIS)
+        return total / jnp.maximum(count, 1)
+
+      loss_fn = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(), spec), out_specs=P())
+      forward = jax.shard_map(lambda p, b: forward_slot(p, b)[None], mesh=mesh,
+                              in_specs=(P(), spec), out_specs=spec)
+    self.forward = jax.jit(forward, compiler_options=eval_options)
 
     @functools.partial(jax.jit, donate_argnums=(0, 1), compiler_options=train_options)
     def train_step(p, state, key, b):
@@ -192,7 +225,8 @@ class JaxRunner:
       return optax.apply_updates(p, updates), state, loss
 
     self.train_step = train_step
-    self.state = {"p": params, "o": optimizer.init(params), "k": jax.random.PRNGKey(seed + 1)}
+    state = {"p": params, "o": optimizer.init(params), "k": jax.random.PRNGKey(seed + 1)}
+    self.state = state if mesh is None else parallel.replicate(state, mesh)
     self.batches = batches
 
   def evaluate(self, b):
@@ -217,7 +251,7 @@ class JaxRunner:
     import jax
     shapes = {}
     for b in self.batches:  # one batch per bucket shape
-      shapes.setdefault(int(b.nodes["x"].shape[0]), b)
+      shapes.setdefault(b.nodes["x"].shape, b)
     t0 = time.perf_counter()
     for b in shapes.values():
       jax.block_until_ready(self.evaluate(b))
@@ -250,8 +284,8 @@ def size_ordered(graphs, index_lists, batch_graphs: int) -> list[list]:
 def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeats: int,
                   with_torch: bool = False, max_buckets: int = 4, seed: int = 0,
                   packed: bool = False, train_options: str = "trainer",
-                  variants: tuple[str, ...] = ("",), torch_precision: str = "f32"
-                  ) -> list[dict]:
+                  variants: tuple[str, ...] = ("",), torch_precision: str = "f32",
+                  devices: int = 1) -> list[dict]:
   """Times one network, a row for each of its `variants` (`with_variant`: config settings,
   or padded=False), all on the same batches and pass for pass interleaved; with
   `with_torch`, also the PyTorch reference on the same graphs (unpadded), interleaved with
@@ -260,33 +294,50 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
   `batch_graphs` graphs. `train_options`: XLA compiler options of the training step,
   "trainer" (those `jaxgeo train` uses at each variant's precision,
   `jaxgeo.xla_options.train_step`) or "default" (XLA's), unless a variant sets its own.
-  `torch_precision`: "f32", or "bf16" (the PyTorch reference under autocast)."""
+  `torch_precision`: "f32", or "bf16" (the PyTorch reference under autocast).
+  `devices`: data parallelism over this many JAX devices (as `jaxgeo train`: each global
+  batch of `batch_graphs` graphs, or packed budgets of `batch_graphs / devices` graphs a
+  device, cut into one slot a device, `parallel.global_batches`); the PyTorch reference runs
+  each global batch's graphs as one batch."""
   import jax
-  from jaxgeo import batching, xla_options
+  from jaxgeo import batching, parallel, xla_options
 
   config = network_config(name)
   rng = np.random.default_rng(seed)
-  packing = batching.packing_for(graphs, batch_graphs) if packed else None
-  buckets = batching.choose_buckets(graphs, batch_graphs=batch_graphs, max_buckets=max_buckets,
+  per_device = parallel.per_device_graphs(batch_graphs, devices)
+  packing = batching.packing_for(graphs, per_device) if packed else None
+  buckets = batching.choose_buckets(graphs, batch_graphs=per_device, max_buckets=max_buckets,
                                     packing=packing)
-  efficiency = batching.padding_efficiency(graphs, buckets, batch_graphs, packing=packing)
-  planned = list(batching.batches(graphs, buckets, batch_graphs, rng=rng, return_indices=True,
-                                  packing=packing))
+  efficiency = batching.padding_efficiency(graphs, buckets, per_device, packing=packing)
+  mesh = None
+  if devices == 1:
+    planned = list(batching.batches(graphs, buckets, batch_graphs, rng=rng,
+                                    return_indices=True, packing=packing))
+  else:
+    mesh = parallel.make_mesh(parallel.select_devices(devices))
+    planned = [(stacked, np.concatenate(parts)) for stacked, parts, _ in
+               parallel.global_batches(graphs, buckets, batch_graphs, devices, rng, packing)]
   planned = [planned[i] for i in rng.permutation(len(planned))[:num_batches]]
   chosen = [with_labels(b, rng) for b, _ in planned]
   if config.fusion.mode != "none":
     chosen = [with_lm(b, config.fusion.lm_dim, rng) for b in chosen]
   # Real graphs and nodes of the timed batches (a packed batch holds a varying number).
-  real_graphs = sum(batching.num_real_graphs(b) for b in chosen)
-  real_nodes = [int(batching.masks(b)[0].sum()) for b in chosen]
-  chosen = [jax.device_put(b) for b in chosen]
+  slots = (lambda b: [b]) if mesh is None else (
+      lambda b: [parallel.slot(b, d) for d in range(devices)])
+  real_graphs = sum(batching.num_real_graphs(s) for b in chosen for s in slots(b))
+  real_nodes = [sum(int(batching.masks(s)[0].sum()) for s in slots(b)) for b in chosen]
+  padded_nodes = [int(np.prod(b.nodes["x"].shape[:-1])) for b in chosen]
+  chosen = [jax.device_put(b) if mesh is None else parallel.shard_stacked(b, mesh)
+            for b in chosen]
 
   runners, compile_s = [], []
   for variant in variants:
     v = with_variant(config, variant)
-    options = (xla_options.train_step(jax.default_backend(), precision=v.precision)
+    options = (xla_options.train_step(jax.default_backend(), precision=v.precision,
+                                      devices=devices)
                if (v.train_options or train_options) == "trainer" else None)
-    runners.append(JaxRunner(v.config, v.padded, chosen, seed, options, v.precision))
+    runners.append(JaxRunner(v.config, v.padded, chosen, seed, options, v.precision, mesh,
+                             xla_options.eval_step(jax.default_backend(), devices)))
     compile_s.append(runners[-1].compile())   # compile outside the timed region
 
   reference = None
@@ -318,7 +369,7 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
         "padding_nodes": efficiency["nodes"], "padding_edges": efficiency["edges"],
         "params": runner.params, "batches": len(chosen), "graphs": real_graphs,
         "nodes_per_batch": float(np.mean(real_nodes)),
-        "padded_nodes_per_batch": float(np.mean([b.nodes["x"].shape[0] for b in chosen])),
+        "padded_nodes_per_batch": float(np.mean(padded_nodes)), "devices": devices,
         "eval_graphs_s": real_graphs / min(t["eval"]),
         "train_graphs_s": real_graphs / min(t["train"]),
         "eval_s": t["eval"], "train_s": t["train"],
@@ -704,6 +755,11 @@ def main(argv=None) -> int:
                            "or run settings: 'padded=False' (no padding skips), "
                            "'precision=bf16' (mixed precision), 'train_options=default' (XLA's "
                            "defaults for that variant's training step); '' is the paper config")
+  parser.add_argument("--devices", type=int, default=1,
+                      help="data parallelism over this many JAX devices: on CPU the host is "
+                           "split into as many (`parallel.split_cpu`, as `jaxgeo train` with "
+                           "train.cpu_devices); each global batch of --batch-graphs graphs is "
+                           "cut into one slot a device")
   parser.add_argument("--repeats-1280", type=int, default=1,
                       help="passes of the 1280-wide networks (best of)")
   parser.add_argument("--out", type=pathlib.Path, default=None,
@@ -711,7 +767,9 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
 
   import jax
-  from jaxgeo import xla_options
+  from jaxgeo import parallel, xla_options
+  if args.devices > 1:
+    parallel.split_cpu(args.devices)     # before JAX starts (a no-op on GPU / TPU devices)
   train_options = (xla_options.train_step(jax.default_backend())
                    if args.train_options == "trainer" else None)    # float32's, for the header
   graphs = load_db55(args.data)
@@ -724,8 +782,8 @@ def main(argv=None) -> int:
             f"{args.batch_graphs} graphs in at most {args.buckets} buckets; packed: batches "
             f"of at most {packing.nodes} nodes / {packing.edges} edges ({args.batch_graphs} "
             f"graphs on average) in at most {args.packed_buckets} buckets; JAX "
-            f"{jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} CPUs "
-            f"visible); training-step XLA options: {train_options or 'XLA defaults'} (in "
+            f"{jax.__version__} on {args.devices} {jax.devices()[0].platform} device(s) "
+            f"({os.cpu_count()} CPUs visible); training-step XLA options: {train_options or 'XLA defaults'} (in "
             f"float32; bfloat16 variants: {args.train_options} options at their precision); "
             f"graphs/s count real graphs, compile time excluded; the PyTorch ports "
             f"run the same graphs without padding")
@@ -740,7 +798,8 @@ def main(argv=None) -> int:
                                args.packed_buckets if packed else args.buckets, packed=packed,
                                train_options=args.train_options,
                                variants=tuple(args.variants),
-                               torch_precision=args.torch_precision):
+                               torch_precision=args.torch_precision,
+                               devices=args.devices):
         print(row, flush=True)
         rows.append(row)
   text = header + "\n\n" + table(rows) + "\n"

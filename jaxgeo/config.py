@@ -21,7 +21,10 @@ Sections of an experiment config (see `base_config()` for every key and its defa
             ("f32", or "bf16": bfloat16 compute with float32 parameters, optimiser state,
             aggregations and matmul accumulation, `nets.precision`), cpu_dot_fusion (on CPU,
             compile a float32 train step with YNNPACK fusions of each matmul and its
-            elementwise consumers, `jaxgeo.xla_options`)
+            elementwise consumers, `jaxgeo.xla_options`), cpu_devices (on a host without
+            GPU / TPU, the JAX devices `jaxgeo train` splits the CPU into for data
+            parallelism over its cores, `parallel.split_cpu`; 0: one per core, at most a
+            divisor of batch_graphs; 1: one device whose kernels XLA threads over the cores)
   lm        store (""= $JAXGEO_STORE or embeddings/), model (store model name), layer
 
 `experiment(task, network, fusion)` builds a config with the paper's model and schedule;
@@ -60,6 +63,7 @@ DEFAULT_STORE = "embeddings"
 # schedule's length and settings of speed only (the networks' edge chunks change the order
 # of additions, not what is computed; their layer unrolling only how it is compiled).
 RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.prefetch", "train.devices",
+                     "train.cpu_devices",
                      "model.gvp.edge_chunk", "model.egnn.edge_chunk") + tuple(
                          f"model.{net}.{key}" for net in ("gvp", "egnn", "molformer")
                          for key in ("unroll", "eval_unroll"))
@@ -73,6 +77,7 @@ LEGACY_DEFAULTS = {
                            "buckets": 2},
     ("train", "precision"): "f32",
     ("train", "cpu_dot_fusion"): False,
+    ("train", "cpu_devices"): 1,
 }
 
 
@@ -110,6 +115,9 @@ def base_config() -> ml_collections.ConfigDict:
                       "buckets": 2},
           "precision": "f32",  # or "bf16" (mixed precision)
           "cpu_dot_fusion": True,  # xla_options.train_step: CPU train steps only
+          # JAX devices the host CPU is split into (`jaxgeo train`, without GPU / TPU): data
+          # parallelism over its cores; 0: one per core (a divisor of batch_graphs).
+          "cpu_devices": 0,
       },
       "lm": {"store": "", "model": "esm2_t33_650M", "layer": 33},
   })
@@ -454,6 +462,8 @@ def validate(config: ml_collections.ConfigDict, task=None) -> ml_collections.Con
     raise ConfigError(f"train.batching={t.batching!r}: expected one of {BATCHING}")
   if t.get("precision", "f32") not in PRECISIONS:
     raise ConfigError(f"train.precision={t.precision!r}: expected one of {PRECISIONS}")
+  if int(t.get("cpu_devices", 1)) < 0:
+    raise ConfigError(f"train.cpu_devices={t.cpu_devices}: must be >= 0 (0: one per CPU core)")
   if "packing" in t:
     for key in ("nodes", "edges", "max_graphs"):
       if int(t.packing[key]) < 0:

@@ -176,6 +176,52 @@ def process_share(keys: Sequence[str], index: int | None = None, count: int | No
 
 # --- devices and meshes ------------------------------------------------------------------------
 
+def cpu_cores() -> int:
+  """CPU cores this process may run on."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:   # not Linux
+    return os.cpu_count() or 1
+
+
+def cpu_device_count(requested: int, batch_graphs: int, cores: int | None = None) -> int:
+  """How many JAX devices to split the host CPU into for a run (`train.cpu_devices`):
+  `requested` when at least 1, else (0: auto) the largest divisor of `batch_graphs` that is
+  at most the CPU cores (`cpu_cores()`), so that every device takes an equal share of each
+  global batch."""
+  requested = int(requested)
+  if requested < 0:
+    raise ConfigError(f"train.cpu_devices={requested}: must be >= 0 (0: one per CPU core)")
+  if requested:
+    return requested
+  cores = cpu_cores() if cores is None else int(cores)
+  return max(d for d in range(1, max(min(cores, int(batch_graphs)), 1) + 1)
+             if int(batch_graphs) % d == 0)
+
+
+def split_cpu(count: int) -> int:
+  """Makes JAX's CPU platform `count` devices (`jax_num_cpu_devices`), for data parallelism
+  over the host's cores: each device runs one slot of every global batch. Only possible before
+  JAX starts its backends; after that (a notebook or test that already ran JAX), or when
+  XLA_FLAGS sets --xla_force_host_platform_device_count, the CPU devices stay as they are
+  (logged when their count differs). GPU and TPU devices are not affected.
+  -> the number of CPU devices in effect."""
+  import jax
+  from jax._src import xla_bridge
+  count = int(count)
+  if count < 1:
+    raise ConfigError(f"split_cpu: {count} CPU devices: must be >= 1")
+  forced = "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
+  if not forced and not xla_bridge.backends_are_initialized():
+    jax.config.update("jax_num_cpu_devices", count)
+    return count
+  current = len(jax.devices("cpu"))
+  if current != count:
+    logger.warning("%d CPU device(s) requested; JAX already runs with %d (%s)", count, current,
+                   "XLA_FLAGS sets the count" if forced else "it started before")
+  return current
+
+
 def select_devices(requested: int = 0) -> list:
   """The devices of a run: all of them (`requested` 0), or the first `requested`.
   A multi-process run uses every device of every process."""

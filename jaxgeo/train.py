@@ -86,11 +86,16 @@ LM_FILE = "lm.json"
 # --- environment ------------------------------------------------------------------------------
 
 def setup_jax(cache_dir: str | None = None, default_cache: str | os.PathLike | None = None,
-              compile_cache_enabled: bool = True) -> str | None:
-  """Joins a multi-host run when one is configured (`parallel.initialize`, before any device
-  is touched) and turns on the persistent compilation cache (`jaxgeo.compile_cache`) at
-  `cache_dir`, else $JAXGEO_JAX_CACHE, else `default_cache` (`jaxgeo train`: the runs root's
-  .jax_cache); `compile_cache_enabled=False` turns it off. -> the folder used, or None."""
+              compile_cache_enabled: bool = True, cpu_devices: int | None = None
+              ) -> str | None:
+  """Splits the host CPU into `cpu_devices` JAX devices when given (`parallel.split_cpu`;
+  `cpu_device_count(config)` for a run), joins a multi-host run when one is configured
+  (`parallel.initialize`), both before any device is touched, and turns on the persistent
+  compilation cache (`jaxgeo.compile_cache`) at `cache_dir`, else $JAXGEO_JAX_CACHE, else
+  `default_cache` (`jaxgeo train`: the runs root's .jax_cache); `compile_cache_enabled=False`
+  turns it off. -> the folder used, or None."""
+  if cpu_devices is not None:
+    parallel.split_cpu(cpu_devices)
   parallel.initialize()   # a no-op unless a multi-host launch is configured
   return compile_cache.setup(cache_dir, default=default_cache, enabled=compile_cache_enabled)
 
@@ -253,9 +258,11 @@ def label_count(task: tasks_lib.Task, batch: jraph.GraphsTuple):
 def make_parallel_steps(model, task: tasks_lib.Task, stats: dict,
                         adam: optax.GradientTransformation,
                         plateau: optax.GradientTransformationExtraArgs, mesh,
-                        compute_model=None, compiler_options: dict | None = None):
+                        compute_model=None, compiler_options: dict | None = None,
+                        eval_options: dict | None = None):
   """Data-parallel (train_step, eval_step, plateau_step) over `mesh`, jitted with shardings
-  (`compute_model`, `compiler_options`: as in `make_steps`).
+  (`compute_model`, `compiler_options`: as in `make_steps`; `eval_options`: XLA options of
+  the eval step, `xla_options.eval_step`).
 
   Batches are stacked global batches [D, ...] (D slots, sharded over the `data` axis; a device
   may hold several slots); params and optimizer state are replicated.
@@ -288,6 +295,12 @@ def make_parallel_steps(model, task: tasks_lib.Task, stats: dict,
 
   def global_loss(params, batch, rng):
     def per_device(params, batch, rng):
+      # Typed as varying over the data axis from the start: their gradient is then reduced
+      # once, where they enter, by the transpose of this cast (an all-reduce). Left implicit,
+      # JAX casts a parameter where it first meets batch data, which may be inside a network's
+      # per-device cond (a skipped padding chunk): its all-reduce would then run on some
+      # devices only and never complete.
+      params = jax.lax.pcast(params, parallel.DATA_AXIS, to="varying")
       def one(b, index):
         outputs = apply(params, jax.random.fold_in(rng, index), b, True)
         return task.loss(outputs, b, stats), label_count(task, b)
@@ -315,8 +328,16 @@ def make_parallel_steps(model, task: tasks_lib.Task, stats: dict,
   return (jax.jit(train_step, donate_argnums=(0, 1),
                   in_shardings=(repl, repl, data, repl, repl, repl),
                   out_shardings=(repl, repl, repl), compiler_options=compiler_options),
-          jax.jit(eval_step, in_shardings=(repl, data), out_shardings=repl),
+          jax.jit(eval_step, in_shardings=(repl, data), out_shardings=repl,
+                  compiler_options=eval_options),
           jax.jit(_plateau_step(plateau), out_shardings=repl))
+
+
+def cpu_device_count(config: ml_collections.ConfigDict) -> int:
+  """The CPU devices `jaxgeo train` splits the host into for `config` (train.cpu_devices;
+  0: one per core, at most a divisor of train.batch_graphs; `parallel.cpu_device_count`)."""
+  return parallel.cpu_device_count(int(config.train.get("cpu_devices", 1)),
+                                   int(config.train.batch_graphs))
 
 
 def run_devices(config: ml_collections.ConfigDict) -> int:
@@ -349,12 +370,13 @@ def prepare(config: ml_collections.ConfigDict, store=None) -> Setup:
                    if t.get("precision", "f32") == "bf16" else None)
   adam, plateau, optimizer = make_optimizer(config)
   options = xla_options.train_step(devices[0].platform, bool(t.get("cpu_dot_fusion", True)),
-                                   t.get("precision", "f32"))
+                                   t.get("precision", "f32"), len(devices))
   mesh = None
   if len(devices) > 1:
     mesh = parallel.make_mesh(devices)
     steps = make_parallel_steps(model, task, stats, adam, plateau, mesh, compute_model,
-                                options)
+                                options, xla_options.eval_step(devices[0].platform,
+                                                               len(devices)))
   else:
     steps = make_steps(model, task, stats, adam, plateau, compute_model, options)
   train_step, eval_step, plateau_step = steps

@@ -30,14 +30,23 @@ tests/test_xla_options.py compiles with it, so a jaxlib that drops it fails ther
 from __future__ import annotations
 
 CPU_DOT_FUSION = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
+# A step of a data-parallel run on CPU devices (`parallel.split_cpu`: one per core) runs each
+# kernel on its own device's thread instead of splitting it over the host's cores.
+CPU_DATA_PARALLEL = {"xla_cpu_multi_thread_eigen": False}
 
 
-def train_step(platform: str, dot_fusion: bool = True, precision: str = "f32"
-               ) -> dict[str, str]:
+def train_step(platform: str, dot_fusion: bool = True, precision: str = "f32",
+               devices: int = 1) -> dict:
   """Compiler options for a training step on `platform` ("cpu", "gpu", "tpu", ...) at
-  `precision` (`train.precision`: "f32" or "bf16").
+  `precision` (`train.precision`: "f32" or "bf16") over `devices` devices.
 
-  -> the CPU dot-fusion options on CPU in float32 when `dot_fusion`, else {} (XLA's
-  defaults)."""
+  -> the CPU dot-fusion options on CPU in float32 when `dot_fusion`, plus
+  `CPU_DATA_PARALLEL` on several CPU devices; else {} (XLA's defaults)."""
   fused = dot_fusion and platform == "cpu" and precision == "f32"
-  return dict(CPU_DOT_FUSION) if fused else {}
+  return {**(CPU_DOT_FUSION if fused else {}), **eval_step(platform, devices)}
+
+
+def eval_step(platform: str, devices: int = 1) -> dict:
+  """Compiler options for an evaluation step on `platform` over `devices` devices:
+  `CPU_DATA_PARALLEL` on several CPU devices, else {} (XLA's defaults)."""
+  return dict(CPU_DATA_PARALLEL) if platform == "cpu" and devices > 1 else {}

@@ -77,3 +77,63 @@ def test_packed_padded_reference_rows_carry_the_size_ordered_pass(shared_data):
   fixed, = bench_nets.bench_network("molformer", graphs, 3, 2, 1, with_torch=True,
                                     max_buckets=1)
   assert "torch_sorted_eval_graphs_s" not in fixed and "torch_eval_graphs_s" in fixed
+
+
+DATA_PARALLEL = r"""
+import json, pathlib, sys
+sys.path.insert(0, sys.argv[2])
+import numpy as np, jax, jax.numpy as jnp
+from jaxgeo import batching, parallel
+parallel.split_cpu(2)
+import bench_nets
+graphs = bench_nets.load_db55(pathlib.Path(sys.argv[1]), limit=6, smallest=True)
+out = {"rows": bench_nets.bench_network("egnn", graphs, 4, 2, 1, max_buckets=1, devices=2)}
+# The data-parallel runner computes what one device computes slot by slot (no dropout).
+config = bench_nets.with_variant(bench_nets.network_config("egnn"), "head_dropout=0.0").config
+buckets = batching.choose_buckets(graphs, batch_graphs=2, max_buckets=1)
+stacked, parts, _ = next(parallel.global_batches(graphs, buckets, 4, 2,
+                                                 np.random.default_rng(0)))
+stacked = bench_nets.with_labels(stacked, np.random.default_rng(1))
+slots = [parallel.slot(stacked, d) for d in range(2)]
+mesh = parallel.make_mesh(jax.devices())
+two = bench_nets.JaxRunner(config, True, [parallel.shard_stacked(stacked, mesh)], 0, None,
+                           mesh=mesh)
+one = bench_nets.JaxRunner(config, True, slots, 0, None)
+out["forward_diff"] = float(max(np.max(np.abs(np.asarray(two.evaluate(two.batches[0]))[d] -
+                                              np.asarray(one.evaluate(slots[d]))))
+                                for d in range(2)))
+counts = [batching.num_real_graphs(s) for s in slots]
+per_slot = []
+for s in slots:           # a fresh one-device runner for each slot: the same parameters
+  r = bench_nets.JaxRunner(config, True, [s], 0, None)
+  per_slot.append(float(r.train(s)))
+out["loss"] = [float(two.train(two.batches[0])),
+               sum(l * c for l, c in zip(per_slot, counts)) / sum(counts)]
+out["replicated"] = all(x.sharding.is_fully_replicated and len(x.devices()) == 2
+                        for x in jax.tree_util.tree_leaves(two.state["p"]))
+print("RESULT " + json.dumps(out, default=str))
+"""
+
+
+def test_data_parallel_rows_compute_what_one_device_computes_slot_by_slot(shared_data):
+  import json
+  import os
+  import subprocess
+  from conftest import jax_cache_dir
+  if not (shared_data / "db5.5" / "structures").is_dir():
+    pytest.skip(f"{shared_data}/db5.5/structures absent")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO),
+             JAXGEO_JAX_CACHE=jax_cache_dir())
+  env.pop("XLA_FLAGS", None)
+  proc = subprocess.run([sys.executable, "-c", DATA_PARALLEL, str(shared_data / "db5.5"),
+                         str(REPO / "experiments")], capture_output=True, text=True,
+                        timeout=600, cwd=REPO, env=env)
+  line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+  assert proc.returncode == 0 and line, proc.stdout[-2000:] + proc.stderr[-3000:]
+  out = json.loads(line[0][len("RESULT "):])
+  row, = out["rows"]
+  assert row["devices"] == 2 and row["graphs"] > 0 and row["batches"] == 2
+  assert row["compiles_eval"] == row["compiles_train"] == 1
+  assert out["forward_diff"] < 1e-5
+  assert out["loss"][0] == pytest.approx(out["loss"][1], rel=1e-5)
+  assert out["replicated"]              # parameters on both devices

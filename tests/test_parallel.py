@@ -72,6 +72,31 @@ out["eval"] = {"count": [e4["count"], e1["count"]], "loss": [e4["loss"], e1["los
                "metrics": [e4["metrics"], e1["metrics"]],
                "real_nodes": int(sum(int(g.n_node[0]) for g in s1.splits.val))}
 
+# 1b. The same for each network with its loops exercised (GVP-GNN's and EGNN's edge chunks with
+# the padding-chunk skip, Molformer's blocked attention with its custom backward pass): the
+# constants they start a scan or a cond from must type-check inside shard_map.
+NETS = {"gvp": ["model.gvp.node_dims=(16, 4)", "model.gvp.num_layers=2",
+                "model.gvp.edge_chunk=64", "model.gvp.dropout=0.0"],
+        "egnn": ["model.egnn.edge_chunk=64"],
+        "molformer": ["model.molformer.query_block=16", "model.molformer.key_block=16",
+                      "model.molformer.dropout=0.0"]}
+out["nets"] = {}
+for net, extra in NETS.items():
+  def ncfg(devices):
+    c = config_lib.apply_overrides(cfg(devices), [f"model.network={net}"] + extra)
+    return c
+  n4, n1 = train.prepare(ncfg(4)), train.prepare(ncfg(1))
+  h = parallel.to_host(train.init_state(n1))
+  q4, q1 = parallel.replicate(h, n4.mesh), jax.tree_util.tree_map(jnp.asarray, h)
+  stacked, parts, _ = next(parallel.global_batches(n4.splits.train, n4.buckets, 4, 4,
+                                                   np.random.default_rng(1)))
+  a4 = n4.train_step(q4["params"], q4["opt_state"], parallel.shard_stacked(stacked, n4.mesh),
+                     key, jnp.int32(0), jnp.int32(0))
+  merged = batching.pad([n4.splits.train[i] for i in np.concatenate(parts)],
+                        batching.Bucket(512, 8192, 5))
+  a1 = n1.train_step(q1["params"], q1["opt_state"], merged, key, jnp.int32(0), jnp.int32(0))
+  out["nets"][net] = {"loss": [float(a4[2]), float(a1[2])], "param_diff": diff(a4[0], a1[0])}
+
 # 2. A run folder on 4 devices, refused on 3, resumed on 2.
 run = tmp / "run"
 train.train(cfg(4), run, progress=False, stop_after_epochs=1)
@@ -139,6 +164,15 @@ def test_four_devices_train_like_one_device_on_the_same_global_batches(four):
   np.testing.assert_allclose(four["l4"], four["l1"], rtol=2e-5)
   assert four["param_diff"] < 1e-5 and four["opt_diff"] < 1e-4
   assert four["p4_sharding_replicated"]
+
+
+def test_every_network_trains_on_four_devices_like_one_device(four):
+  # Fails (a shard_map type error in the subprocess) when a network starts a scan's carry or a
+  # cond's branch from a constant that is not typed as varying over the data axis.
+  assert set(four["nets"]) == {"gvp", "egnn", "molformer"}
+  for net, r in four["nets"].items():
+    np.testing.assert_allclose(r["loss"][0], r["loss"][1], rtol=2e-5, err_msg=net)
+    assert r["param_diff"] < 1e-5, (net, r["param_diff"])
 
 
 def test_evaluation_gathers_every_device_exactly_once(four):
@@ -300,6 +334,63 @@ def test_device_counts_that_do_not_fit_are_refused():
   assert parallel.per_device_graphs(32, 4) == 8
   with pytest.raises(ConfigError, match="device"):
     parallel.select_devices(10_000)
+
+
+def test_cpu_devices_auto_is_one_per_core_dividing_the_batch():
+  assert [parallel.cpu_device_count(0, b, cores=2) for b in (8, 32, 7, 1)] == [2, 2, 1, 1]
+  assert parallel.cpu_device_count(0, 32, cores=12) == 8      # 12 does not divide 32
+  assert parallel.cpu_device_count(0, 32, cores=1) == 1
+  assert parallel.cpu_device_count(3, 8, cores=2) == 3        # asked for: as asked
+  with pytest.raises(ConfigError, match="train.cpu_devices=-1"):
+    parallel.cpu_device_count(-1, 8)
+
+
+SPLIT_CPU = """
+import json, jax
+from jaxgeo import parallel
+first = parallel.split_cpu(3)
+devices = len(jax.devices())
+print("RESULT " + json.dumps([first, devices, parallel.split_cpu(2), len(jax.devices())]))
+"""
+
+
+@pytest.mark.parametrize("xla_flags, expected", [
+    ("", [3, 3, 3, 3]), ("--xla_force_host_platform_device_count=4", [4, 4, 4, 4])])
+def test_split_cpu_before_jax_starts_and_never_after(xla_flags, expected):
+  proc = subprocess.run([sys.executable, "-c", SPLIT_CPU], capture_output=True, text=True,
+                        timeout=120, cwd=REPO, env=_env(XLA_FLAGS=xla_flags))
+  line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+  assert proc.returncode == 0 and line, proc.stderr[-2000:]
+  assert json.loads(line[0][len("RESULT "):]) == expected
+  # Asking again once JAX runs (or against XLA_FLAGS) changes nothing and says so.
+  assert "CPU device(s) requested; JAX already runs with" in proc.stderr
+
+
+@pytest.mark.parametrize("overrides, legacy", [([], False), (["train.cpu_devices=3"], False),
+                                               ([], True)])
+def test_jaxgeo_train_splits_the_cpu_before_jax_starts(monkeypatch, tmp_path, overrides,
+                                                       legacy):
+  from jaxgeo import cli, config as config_lib, rows, train
+  from jaxgeo.errors import JaxgeoError
+  seen = []
+
+  def setup_jax(*args, **kwargs):
+    seen.append(kwargs.get("cpu_devices"))
+    raise JaxgeoError("stop here")
+
+  monkeypatch.setattr(train, "setup_jax", setup_jax)
+  config = rows.config("position_demo")
+  source = ["--config", "position_demo"] + [a for o in overrides for a in ("--set", o)]
+  if legacy:   # a run folder saved before train.cpu_devices existed resumes on one device
+    saved = config.to_dict()
+    del saved["train"]["cpu_devices"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    source = []
+  assert cli.main(["train", *source, "--run-dir", str(tmp_path), "--no-progress"]) == 2
+  expected = (1 if legacy else 3 if overrides else
+              parallel.cpu_device_count(0, int(config.train.batch_graphs)))
+  assert seen == [expected]
+  assert config_lib.base_config().train.cpu_devices == 0
 
 
 def test_padding_slots_and_dealing():

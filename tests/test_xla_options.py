@@ -42,6 +42,20 @@ def test_options_are_for_cpu_and_can_be_turned_off():
   assert xla_options.train_step("cpu", dot_fusion=False) == {}
   assert xla_options.train_step("gpu") == {} and xla_options.train_step("tpu") == {}
   assert xla_options.train_step("cpu", precision="bf16") == {}   # XLA's path to AMX
+  # Data parallelism over CPU devices: each device's kernels on its own thread.
+  assert xla_options.train_step("cpu", devices=2) == {**xla_options.CPU_DOT_FUSION,
+                                                      **xla_options.CPU_DATA_PARALLEL}
+  assert xla_options.eval_step("cpu", 2) == xla_options.CPU_DATA_PARALLEL
+  assert xla_options.eval_step("cpu") == {} and xla_options.eval_step("gpu", 8) == {}
+  assert xla_options.train_step("gpu", devices=8) == {}
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="an XLA CPU option")
+def test_data_parallel_cpu_options_compile():
+  # XLA names its options in this jaxlib: a jaxlib that drops one fails here first.
+  assert _ynn_fusions(_mlp_gradient_hlo(xla_options.train_step("cpu", devices=2)))
+  f = jax.jit(lambda x: x @ x, compiler_options=xla_options.eval_step("cpu", 2))
+  assert float(f(jnp.ones((4, 4)))[0, 0]) == 4.0
 
 
 @pytest.mark.parametrize("overrides, expected", [

@@ -87,7 +87,8 @@ def run_train(args: argparse.Namespace) -> int:
   from jaxgeo import compile_cache
   train.setup_jax(getattr(args, "compile_cache", None),
                   default_cache=compile_cache.default_dir(run_dir.parent),
-                  compile_cache_enabled=getattr(args, "compile_cache_enabled", True))
+                  compile_cache_enabled=getattr(args, "compile_cache_enabled", True),
+                  cpu_devices=train.cpu_device_count(config))
   if args.check_env or args.check_only:
     missing = check_environment(config, run_dir)
     if missing:

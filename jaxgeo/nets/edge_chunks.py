@@ -69,6 +69,7 @@ def sum_over_edges(terms: Terms, edge_arrays: tuple, senders: jax.Array, receive
     the pytree of `terms`' structure with [N, ...] sums, accumulated in at least float32.
   """
   num_nodes = jax.tree_util.tree_leaves(zeros)[0].shape[0]
+  zeros = ops.varying_like(zeros, receivers)   # a data-parallel scan's carry
   num_edges = senders.shape[0]
   chunks = num_chunks(num_edges, edge_chunk)
   node_sum = lambda t, r: ops.segment_sum(t, r, num_nodes, sorted_ids=True)

@@ -99,7 +99,7 @@ class GVP(hk.Module):
     v = None
     if self.vo:
       if vh is None:
-        v = jnp.zeros(lead + (3, self.vo), dtype)
+        v = ops.varying_like(jnp.zeros(lead + (3, self.vo), dtype), s)
       else:
         v = precision.dense(vh, _weight("wv", (vh.shape[-1], self.vo), dtype))
         if self.vector_gate:

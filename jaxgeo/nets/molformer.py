@@ -197,8 +197,9 @@ def _attention_forward(q, k, v, x, graph_index, skip_from, dist_params, seed, di
                       preferred_element_type=acc_t)
       return m_new, l_new, acc * correction[..., None] + pv
 
-    init = (jnp.full((heads, bq), 2 * _MASKED, acc_t), jnp.zeros((heads, bq), acc_t),
-            jnp.zeros((heads, bq, dk), acc_t))
+    init = ops.varying_like((jnp.full((heads, bq), 2 * _MASKED, acc_t),
+                             jnp.zeros((heads, bq), acc_t), jnp.zeros((heads, bq, dk), acc_t)),
+                            b.q)
     m, l, acc = jax.lax.fori_loop(key_lo[qi], key_hi[qi], key_step, init)
     l = jnp.maximum(l, 1e-30)
     out = acc / l[..., None]                                                  # [H, bq, dk]
@@ -290,14 +291,15 @@ def _attention_bwd(distance_scale, bq, bk, rate, residuals, d_out):
       dxk_acc = dxk_acc.at[kj].add(-jnp.sum(coef, axis=1))
       return dq, dxq, dk_acc, dv_acc, dxk_acc, g
 
-    init = (jnp.zeros((bq, heads, dk), acc_t), jnp.zeros((3, bq), acc_t), dk_acc, dv_acc,
-            dxk_acc, dparams)
+    init = (*ops.varying_like((jnp.zeros((bq, heads, dk), acc_t), jnp.zeros((3, bq), acc_t)),
+                              b.q), dk_acc, dv_acc, dxk_acc, dparams)
     dq, dxq, dk_acc, dv_acc, dxk_acc, dparams = jax.lax.fori_loop(
         key_lo[qi], key_hi[qi], key_step, init)
     return (dk_acc, dv_acc, dxk_acc, dparams), (dq, dxq)
 
-  init = (jnp.zeros((nk, bk, heads, dk), acc_t), jnp.zeros((nk, bk, heads, dk), acc_t),
-          jnp.zeros((nk, 3, bk), acc_t), zeros_params)
+  init = ops.varying_like((jnp.zeros((nk, bk, heads, dk), acc_t),
+                           jnp.zeros((nk, bk, heads, dk), acc_t), jnp.zeros((nk, 3, bk), acc_t),
+                           zeros_params), b.q)
   (dk_acc, dv_acc, dxk_acc, dparams), (dq, dxq) = jax.lax.scan(query_step, init,
                                                                jnp.arange(nq))
   dq = dq.reshape(nq * bq, heads, dk)[:n] * (1.0 / math.sqrt(dk))
@@ -347,6 +349,9 @@ def graph_attention(q: jax.Array, k: jax.Array, v: jax.Array, x: jax.Array,
     seed, rate = jnp.zeros((), jnp.uint32), 0.0
   skip_from = (jnp.asarray(jnp.iinfo(jnp.int32).max, jnp.int32) if skip_graphs_from is None
                else jnp.asarray(skip_graphs_from, jnp.int32))
+  # In a data-parallel step the parameters' gradient from `_attention_bwd` varies over the
+  # data axis, so the parameters must enter typed so (their reduction is shard_map's).
+  dist_params = ops.varying_like(dist_params, q)
   return _attention(q, k, v, x, graph_index.astype(jnp.int32), skip_from, dist_params, seed,
                     float(distance_scale), bq, bk, rate)
 

@@ -21,6 +21,23 @@ def acc_dtype(dtype) -> jnp.dtype:
   return jnp.promote_types(dtype, jnp.float32)
 
 
+def varying_like(x, ref: jax.Array):
+  """`x` (a pytree) typed as varying over the `jax.shard_map` mesh axes that `ref` varies
+  over; outside a shard_map (or when `ref` varies over none) `x` unchanged.
+
+  Inside the trainer's data-parallel steps (`train.make_parallel_steps`) every array computed
+  from the batch varies over the data axis, and a constant does not: a scan whose initial
+  carry is a constant (zeros) but whose body returns batch-dependent values, or a cond with one
+  constant branch, fails shard_map's type check. Networks build such constants with this
+  (`ref`: any batch-derived array) so that they type-check on any mesh."""
+  axes = jax.typeof(ref).manual_axis_type.varying
+
+  def one(leaf):
+    missing = tuple(sorted(axes - jax.typeof(leaf).manual_axis_type.varying))
+    return jax.lax.pcast(leaf, missing, to="varying") if missing else leaf
+  return x if not axes else jax.tree_util.tree_map(one, x)
+
+
 def num_nodes(graph: jraph.GraphsTuple) -> int:
   """Static node count N of a (padded) batch."""
   return int(graph.nodes["x"].shape[0])
