@@ -1,13 +1,15 @@
-"""Data-parallel training overhead at 1, 2 and 4 fake CPU devices.
+"""Data-parallel training at 1, 2 and 4 CPU devices (the host CPU split into devices).
 
     python experiments/bench_parallel.py [--steps 20] [--out experiments/results/bench_parallel.md]
 
 Each device count runs in its own subprocess with
 `XLA_FLAGS=--xla_force_host_platform_device_count=N` (JAX fixes the device count at start-up).
-The fake devices share the host's CPU cores, so the numbers measure the overhead of the
-data-parallel path (stacking, sharding, shard_map, the gradient all-reduce), not a speed-up:
-on real accelerators each device brings its own compute. The global batch is the same
-(train.batch_graphs=8) at every count; the step is timed after its compilation.
+The devices share the host's CPU cores: up to one device a core this is the data parallelism
+over the cores that `jaxgeo train` uses on CPU (`train.cpu_devices`; each device's kernels on
+its own thread), beyond it the overhead of the data-parallel path (stacking, sharding,
+shard_map, the gradient all-reduce). On real accelerators each device brings its own
+compute. The global batch is the same (train.batch_graphs=8) at every count; the step is
+timed after its compilation.
 """
 from __future__ import annotations
 
@@ -67,14 +69,15 @@ def main() -> None:
     print(rows[-1])
   base = rows[0]["graphs_per_second"]
   lines = [
-      "# Data-parallel overhead on fake CPU devices",
+      "# Data parallelism over CPU devices",
       "",
       f"`python experiments/bench_parallel.py` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} "
-      "CPU cores shared by every fake device; position_demo EGNN, hidden 32, global batch 8 "
+      "CPU cores shared by the devices; position_demo EGNN, hidden 32, global batch 8 "
       f"graphs, {args.steps} timed steps after one compiled pass).",
       "",
-      "These fake devices share the same cores: the table shows the cost of the data-parallel "
-      "path (stacking, sharding, shard_map, all-reduce), not a speed-up. Real accelerators "
+      "These devices share the host's cores: up to one device a core this is the data "
+      "parallelism over the cores of `jaxgeo train` on CPU, beyond it the cost of the "
+      "data-parallel path (stacking, sharding, shard_map, all-reduce). Real accelerators "
       "each bring their own compute; no GPU figure was measured here.",
       "",
       "| devices | graphs/s (global) | graphs/s per device | step (ms) | vs 1 device |",

@@ -335,9 +335,11 @@ def make_parallel_steps(model, task: tasks_lib.Task, stats: dict,
 
 def cpu_device_count(config: ml_collections.ConfigDict) -> int:
   """The CPU devices `jaxgeo train` splits the host into for `config` (train.cpu_devices;
-  0: one per core, at most a divisor of train.batch_graphs; `parallel.cpu_device_count`)."""
+  0: one per core, at most a divisor of train.batch_graphs, and one for networks of
+  `parallel.WIDE_MODEL_WIDTH` or wider; `parallel.cpu_device_count`)."""
+  width = nets.encoder_width(config_lib.model_config(config))
   return parallel.cpu_device_count(int(config.train.get("cpu_devices", 1)),
-                                   int(config.train.batch_graphs))
+                                   int(config.train.batch_graphs), width=width)
 
 
 def run_devices(config: ml_collections.ConfigDict) -> int:
@@ -807,7 +809,8 @@ def _train(config: ml_collections.ConfigDict | None, run_dir: pathlib.Path, *, s
   say(f"{config.name}: task {setup.task.name}, {setup.model_config.network} / fusion "
       f"{setup.model_config.fusion.mode}, {nets.param_count(state['params']):,} parameters, "
       f"splits {setup.splits.sizes()}, buckets "
-      f"{[(b.n_node, b.n_edge, b.n_graph) for b in setup.buckets]}")
+      f"{[(b.n_node, b.n_edge, b.n_graph) for b in setup.buckets]}, {setup.devices} "
+      f"{jax.devices()[0].platform} device(s)")
   key = jnp.asarray(state["key"])
   params, opt_state = state["params"], state["opt_state"]
   epoch_bar = tqdm(range(meta["epoch"], epochs), initial=meta["epoch"], total=epochs,

@@ -341,6 +341,10 @@ def test_cpu_devices_auto_is_one_per_core_dividing_the_batch():
   assert parallel.cpu_device_count(0, 32, cores=12) == 8      # 12 does not divide 32
   assert parallel.cpu_device_count(0, 32, cores=1) == 1
   assert parallel.cpu_device_count(3, 8, cores=2) == 3        # asked for: as asked
+  # A network of WIDE_MODEL_WIDTH or wider stays on one device unless asked otherwise.
+  assert parallel.cpu_device_count(0, 8, cores=2, width=100) == 2
+  assert parallel.cpu_device_count(0, 8, cores=2, width=1280) == 1
+  assert parallel.cpu_device_count(2, 8, cores=2, width=1280) == 2
   with pytest.raises(ConfigError, match="train.cpu_devices=-1"):
     parallel.cpu_device_count(-1, 8)
 
@@ -366,8 +370,10 @@ def test_split_cpu_before_jax_starts_and_never_after(xla_flags, expected):
   assert "CPU device(s) requested; JAX already runs with" in proc.stderr
 
 
-@pytest.mark.parametrize("overrides, legacy", [([], False), (["train.cpu_devices=3"], False),
-                                               ([], True)])
+@pytest.mark.parametrize("overrides, legacy", [
+    ([], False), (["train.cpu_devices=3"], False), ([], True),
+    (["model.fusion.mode=replace", "model.fusion.lm_dim=1280", "model.egnn.hidden=1280"],
+     False)])
 def test_jaxgeo_train_splits_the_cpu_before_jax_starts(monkeypatch, tmp_path, overrides,
                                                        legacy):
   from jaxgeo import cli, config as config_lib, rows, train
@@ -387,8 +393,8 @@ def test_jaxgeo_train_splits_the_cpu_before_jax_starts(monkeypatch, tmp_path, ov
     (tmp_path / "config.json").write_text(json.dumps(saved))
     source = []
   assert cli.main(["train", *source, "--run-dir", str(tmp_path), "--no-progress"]) == 2
-  expected = (1 if legacy else 3 if overrides else
-              parallel.cpu_device_count(0, int(config.train.batch_graphs)))
+  expected = (1 if legacy or "model.egnn.hidden=1280" in overrides else
+              3 if overrides else parallel.cpu_device_count(0, int(config.train.batch_graphs)))
   assert seen == [expected]
   assert config_lib.base_config().train.cpu_devices == 0
 
