@@ -2,6 +2,11 @@
 and a tiny IEGMN overfitting three training complexes through the real trainer."""
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -124,3 +129,56 @@ def test_tiny_iegmn_overfits_three_complexes_through_the_trainer(shared_data, tm
   assert result["test"]["complex_rmsd_mean"] < 2.5, result["test"]
   assert result["val"]["complex_rmsd_median"] == pytest.approx(
       min(r["val"]["complex_rmsd_median"] for r in log))
+
+
+TWO_DEVICES = r"""
+import json, sys
+from jaxgeo import parallel
+parallel.split_cpu(2)
+import numpy as np, jax, jax.numpy as jnp
+from jaxgeo import batching, rows, train
+from jaxgeo import config as config_lib
+overrides = json.loads(sys.argv[1])
+def cfg(devices):
+  c = config_lib.apply_overrides(rows.config("docking_iegmn_none"), overrides)
+  with c.train.unlocked():
+    c.train.devices = devices
+  return c
+s2, s1 = train.prepare(cfg(2)), train.prepare(cfg(1))
+host = parallel.to_host(train.init_state(s1))
+p2, p1 = parallel.replicate(host, s2.mesh), jax.tree_util.tree_map(jnp.asarray, host)
+key = jnp.asarray(host["key"])
+stacked, parts, _ = next(b for b in parallel.global_batches(
+    s2.splits.train, s2.buckets, 2, 2, np.random.default_rng(0)) if all(len(p) for p in b[1]))
+two = s2.train_step(p2["params"], p2["opt_state"], parallel.shard_stacked(stacked, s2.mesh),
+                    key, jnp.int32(0), jnp.int32(0))
+merged = batching.pad([s2.splits.train[i] for i in np.concatenate(parts)],
+                      batching.Bucket(2048, 65536, 3))
+one = s1.train_step(p1["params"], p1["opt_state"], merged, key, jnp.int32(0), jnp.int32(0))
+leaves = jax.tree_util.tree_leaves
+print("RESULT " + json.dumps({
+    "slots": [len(p) for p in parts], "loss": [float(two[2]), float(one[2])],
+    "param_diff": max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+                      for x, y in zip(leaves(two[0]), leaves(one[0])))}))
+"""
+
+
+def test_iegmn_trains_on_two_cpu_devices_like_one_device(shared_data, tmp_path):
+  """`jaxgeo train` splits the CPU into devices by default: a docking step on two devices
+  (the keypoint OT loss's Sinkhorn loop included) equals one device's on the same complexes.
+  Fails with a shard_map type error when a loop starts from an untyped constant."""
+  from conftest import jax_cache_dir
+  repo = pathlib.Path(__file__).resolve().parent.parent
+  overrides = [f"data.root={shared_data}", f"task.splits_dir={small_splits(tmp_path)}", *TINY,
+               "train.batch_graphs=2", "model.iegmn.dropout=0.0"]
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(repo),
+             JAXGEO_JAX_CACHE=jax_cache_dir())
+  env.pop("XLA_FLAGS", None)
+  proc = subprocess.run([sys.executable, "-c", TWO_DEVICES, json.dumps(overrides)],
+                        capture_output=True, text=True, timeout=600, cwd=repo, env=env)
+  line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+  assert proc.returncode == 0 and line, proc.stdout[-2000:] + proc.stderr[-3000:]
+  out = json.loads(line[0][len("RESULT "):])
+  assert out["slots"] == [1, 1]
+  assert out["loss"][0] == pytest.approx(out["loss"][1], rel=1e-5)
+  assert out["param_diff"] < 1e-5

@@ -257,6 +257,8 @@ class ModelConfig:
 
 def encoder_width(config: ModelConfig) -> int:
   """Width of the per-node features the encoder hands to the head."""
+  if config.network == "iegmn":
+    return config.iegmn.hidden
   if config.network == "gvp":
     return config.gvp.node_dims[0]
   if config.network == "egnn":

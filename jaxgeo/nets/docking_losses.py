@@ -120,7 +120,7 @@ def sinkhorn_plan(cost: jax.Array, valid: jax.Array, segments: jax.Array, n_seg:
 
   f0 = jnp.zeros(cost.shape[0], cost.dtype)
   g0 = jnp.zeros((n_seg, num_k), cost.dtype)
-  f, g = jax.lax.fori_loop(0, iterations, body, (f0, g0))
+  f, g = jax.lax.fori_loop(0, iterations, body, ops.varying_like((f0, g0), cost))
   plan = jnp.exp((f[:, None] + g[segments] - cost) / eps_rows)
   return jax.lax.stop_gradient(jnp.where(valid[:, None], plan, 0.0))
 
