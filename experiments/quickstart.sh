@@ -73,8 +73,12 @@ data=(--set "task.data_dir=$db5" --set "task.limit=$limit")
 # GVP-GNN (whose training step takes 10 s or more to compile a shape).
 if [ "$net" = egnn ]; then default_buckets=4; else default_buckets=2; fi
 buckets="${QUICKSTART_BUCKETS:-$default_buckets}"
+# One CPU device, as the grid's cells ran (`jaxgeo grid`), so that the printed test metrics
+# are those cells' seed-0 results (`jaxgeo train` alone splits the CPU into one device a core,
+# whose dropout keys differ per slot).
 train=(--set "train.epochs=$epochs" --set "train.batch_graphs=$batch"
-       --set "train.max_buckets=$buckets" --set "train.batching=fixed")
+       --set "train.max_buckets=$buckets" --set "train.batching=fixed"
+       --set "train.cpu_devices=1")
 start=$SECONDS
 
 echo "quickstart: featurizing $db5/structures (the paper's graphs: CA within 8 A)"
