@@ -26,7 +26,7 @@ TINY_ESM = dict(num_layers=2, hidden_size=32, num_heads=4, intermediate_size=64,
 FOUR_DEVICES = textwrap.dedent(r'''
 import json, sys, pathlib
 import numpy as np, jax, jax.numpy as jnp
-from jaxgeo import config as config_lib, rows, train, parallel, batching
+from jaxgeo import config as config_lib, rows, train, parallel, batching, testing
 from jaxgeo.errors import ConfigError
 from jaxgeo.lm import esm2, embed
 from jaxgeo.lm.store import EmbeddingStore
@@ -80,22 +80,11 @@ NETS = {"gvp": ["model.gvp.node_dims=(16, 4)", "model.gvp.num_layers=2",
         "egnn": ["model.egnn.edge_chunk=64"],
         "molformer": ["model.molformer.query_block=16", "model.molformer.key_block=16",
                       "model.molformer.dropout=0.0"]}
-out["nets"] = {}
-for net, extra in NETS.items():
-  def ncfg(devices):
-    c = config_lib.apply_overrides(cfg(devices), [f"model.network={net}"] + extra)
-    return c
-  n4, n1 = train.prepare(ncfg(4)), train.prepare(ncfg(1))
-  h = parallel.to_host(train.init_state(n1))
-  q4, q1 = parallel.replicate(h, n4.mesh), jax.tree_util.tree_map(jnp.asarray, h)
-  stacked, parts, _ = next(parallel.global_batches(n4.splits.train, n4.buckets, 4, 4,
-                                                   np.random.default_rng(1)))
-  a4 = n4.train_step(q4["params"], q4["opt_state"], parallel.shard_stacked(stacked, n4.mesh),
-                     key, jnp.int32(0), jnp.int32(0))
-  merged = batching.pad([n4.splits.train[i] for i in np.concatenate(parts)],
-                        batching.Bucket(512, 8192, 5))
-  a1 = n1.train_step(q1["params"], q1["opt_state"], merged, key, jnp.int32(0), jnp.int32(0))
-  out["nets"][net] = {"loss": [float(a4[2]), float(a1[2])], "param_diff": diff(a4[0], a1[0])}
+out["nets"] = {
+    net: testing.parallel_step_vs_one_device(
+        lambda d, extra=extra, net=net: config_lib.apply_overrides(
+            cfg(d), [f"model.network={net}"] + extra), 4, batching.Bucket(512, 8192, 5), seed=1)
+    for net, extra in NETS.items()}
 
 # 2. A run folder on 4 devices, refused on 3, resumed on 2.
 run = tmp / "run"

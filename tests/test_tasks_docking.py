@@ -135,8 +135,7 @@ TWO_DEVICES = r"""
 import json, sys
 from jaxgeo import parallel
 parallel.split_cpu(2)
-import numpy as np, jax, jax.numpy as jnp
-from jaxgeo import batching, rows, train
+from jaxgeo import batching, rows, testing
 from jaxgeo import config as config_lib
 overrides = json.loads(sys.argv[1])
 def cfg(devices):
@@ -144,22 +143,8 @@ def cfg(devices):
   with c.train.unlocked():
     c.train.devices = devices
   return c
-s2, s1 = train.prepare(cfg(2)), train.prepare(cfg(1))
-host = parallel.to_host(train.init_state(s1))
-p2, p1 = parallel.replicate(host, s2.mesh), jax.tree_util.tree_map(jnp.asarray, host)
-key = jnp.asarray(host["key"])
-stacked, parts, _ = next(b for b in parallel.global_batches(
-    s2.splits.train, s2.buckets, 2, 2, np.random.default_rng(0)) if all(len(p) for p in b[1]))
-two = s2.train_step(p2["params"], p2["opt_state"], parallel.shard_stacked(stacked, s2.mesh),
-                    key, jnp.int32(0), jnp.int32(0))
-merged = batching.pad([s2.splits.train[i] for i in np.concatenate(parts)],
-                      batching.Bucket(2048, 65536, 3))
-one = s1.train_step(p1["params"], p1["opt_state"], merged, key, jnp.int32(0), jnp.int32(0))
-leaves = jax.tree_util.tree_leaves
-print("RESULT " + json.dumps({
-    "slots": [len(p) for p in parts], "loss": [float(two[2]), float(one[2])],
-    "param_diff": max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
-                      for x, y in zip(leaves(two[0]), leaves(one[0])))}))
+out = testing.parallel_step_vs_one_device(cfg, 2, batching.Bucket(2048, 65536, 3))
+print("RESULT " + json.dumps(out))
 """
 
 
