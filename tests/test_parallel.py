@@ -388,6 +388,45 @@ def test_jaxgeo_train_splits_the_cpu_before_jax_starts(monkeypatch, tmp_path, ov
   assert config_lib.base_config().train.cpu_devices == 0
 
 
+
+@pytest.mark.parametrize("saved, flag, expected", [
+    ("auto", None, "auto"), ("auto", 1, 1), ("legacy", None, 1), ("auto", 3, 3),
+    ("wide", None, 1), ("none", None, None)])
+def test_jaxgeo_eval_splits_the_cpu_as_the_run_did(monkeypatch, tmp_path, saved, flag,
+                                                   expected):
+  from jaxgeo import cli, config as config_lib, rows, train
+  from jaxgeo.errors import JaxgeoError
+  seen = []
+
+  def setup_jax(*args, **kwargs):
+    seen.append(kwargs.get("cpu_devices"))
+    raise JaxgeoError("stop here")
+
+  monkeypatch.setattr(train, "setup_jax", setup_jax)
+  config = rows.config("position_demo")
+  if saved == "wide":
+    config = config_lib.apply_overrides(config, [
+        "model.fusion.mode=replace", "model.fusion.lm_dim=1280", "model.egnn.hidden=1280"])
+  if saved != "none":
+    data = config.to_dict()
+    if saved == "legacy":   # saved before train.cpu_devices existed: trained on one device
+      del data["train"]["cpu_devices"]
+    (tmp_path / "config.json").write_text(json.dumps(data))
+  args = ["eval", str(tmp_path), "--no-progress"]
+  if flag is not None:
+    args += ["--cpu-devices", str(flag)]
+  assert cli.main(args) == 2
+  if expected == "auto":
+    expected = parallel.cpu_device_count(0, int(config.train.batch_graphs))
+  assert seen == [expected]
+
+
+def test_jaxgeo_eval_refuses_a_negative_cpu_device_count(tmp_path, capsys):
+  from jaxgeo import cli, rows
+  (tmp_path / "config.json").write_text(json.dumps(rows.config("position_demo").to_dict()))
+  assert cli.main(["eval", str(tmp_path), "--cpu-devices", "-1", "--no-progress"]) == 2
+  assert "train.cpu_devices=-1" in capsys.readouterr().err
+
 def test_padding_slots_and_dealing():
   import jraph
   from jaxgeo import batching

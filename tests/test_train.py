@@ -5,7 +5,10 @@ The end-to-end runs use a tiny EGNN on 24 generated proteins of 20-60 residues (
 seconds of compilation, then milliseconds per epoch).
 """
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +21,7 @@ from jaxgeo import rows, tasks, train
 from jaxgeo.checkpoint import Checkpointer
 from jaxgeo.errors import CheckpointError, ConfigError, DataError
 from jaxgeo.tasks import base, position
+from conftest import jax_cache_dir
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DEMO = "position_demo"   # a row of jaxgeo.rows
@@ -275,6 +279,25 @@ def test_eval_command_reproduces_the_test_metrics(cli_run, capsys):
   for key, value in full["test"].items():
     assert out["test"]["metrics"][key] == pytest.approx(value, rel=1e-6, abs=1e-6)
   assert "test" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_eval_command_on_two_cpu_devices_reproduces_the_test_metrics(cli_run):
+  # A fresh process, so that the CPU is split into 2 devices before JAX starts; the run
+  # trained on one (this process's), so its test metrics are one device's.
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO),
+             JAXGEO_JAX_CACHE=jax_cache_dir())
+  env.pop("XLA_FLAGS", None)
+  proc = subprocess.run([sys.executable, "-m", "jaxgeo", "eval", str(cli_run), "--split", "test",
+                         "--cpu-devices", "2", "--no-progress"], capture_output=True, text=True,
+                        timeout=300, cwd=REPO, env=env)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "2 cpu device(s)" in proc.stdout
+  out = json.loads((cli_run / "eval_best.json").read_text())
+  full = json.loads((cli_run / "test_metrics.json").read_text())
+  assert out["test"]["count"] == full["test_count"]
+  for key, value in full["test"].items():
+    assert out["test"]["metrics"][key] == pytest.approx(value, rel=1e-5, abs=1e-5)
 
 
 # --- the CLI's errors and the environment check ----------------------------------------------

@@ -19,18 +19,40 @@ def register(subparsers) -> None:
   e.add_argument("--split", dest="splits", action="append", default=None,
                  choices=("train", "val", "test"), help="split to evaluate (repeatable; "
                  "default: val and test)")
+  e.add_argument("--cpu-devices", type=int, default=None, metavar="N",
+                 help="on a host without GPU / TPU, split the CPU into N JAX devices and "
+                 "evaluate data-parallel over them (default: the run's train.cpu_devices, as "
+                 "`jaxgeo train` split it; 0: one per core; 1: one device)")
   e.add_argument("--no-progress", action="store_true", help="no progress bars")
   e.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def cpu_devices(args: argparse.Namespace) -> int | None:
+  """The CPU devices to split the host into: --cpu-devices, else the run's config as `jaxgeo
+  train` chose them (`train.cpu_device_count`); None when RUN_DIR has no config (the
+  evaluation then fails naming it)."""
+  from jaxgeo import config as config_lib
   from jaxgeo import train
-  train.setup_jax()
+  saved = pathlib.Path(args.run_dir) / train.CONFIG_FILE
+  if not saved.is_file():
+    return None
+  config = config_lib.from_json(saved)
+  if args.cpu_devices is not None:
+    config = config_lib.validate(config_lib.apply_overrides(
+        config, [f"train.cpu_devices={args.cpu_devices}"]))
+  return train.cpu_device_count(config)
+
+
+def run(args: argparse.Namespace) -> int:
+  import jax
+  from jaxgeo import train
+  train.setup_jax(cpu_devices=cpu_devices(args))
   out = train.evaluate_run(args.run_dir, which=args.checkpoint,
                            splits=tuple(args.splits or ("val", "test")),
                            progress=not args.no_progress,
                            echo=lambda line: print(line, file=sys.stderr))
-  print(f"{args.run_dir}: {args.checkpoint} checkpoint (epoch {out['epoch']})")
+  print(f"{args.run_dir}: {args.checkpoint} checkpoint (epoch {out['epoch']}), "
+        f"{jax.device_count()} {jax.devices()[0].platform} device(s)")
   for split in args.splits or ("val", "test"):
     res = out[split]
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(res["metrics"].items()))
