@@ -342,6 +342,22 @@ def cpu_device_count(config: ml_collections.ConfigDict) -> int:
                                    int(config.train.batch_graphs), width=width)
 
 
+def saved_cpu_device_count(run_dir: str | os.PathLike, requested: int | None = None
+                           ) -> int | None:
+  """The CPU devices a command reading a run folder (`jaxgeo eval`, `jaxgeo predict`) splits
+  the host into: `requested` (its --cpu-devices) else the run's train.cpu_devices, each as
+  `cpu_device_count` resolves it for the run's config; None when the folder has no config
+  (the command then fails naming it)."""
+  saved = pathlib.Path(run_dir) / CONFIG_FILE
+  if not saved.is_file():
+    return None
+  config = config_lib.from_json(saved)
+  if requested is not None:
+    config = config_lib.validate(config_lib.apply_overrides(
+        config, [f"train.cpu_devices={requested}"]))
+  return cpu_device_count(config)
+
+
 def run_devices(config: ml_collections.ConfigDict) -> int:
   """Devices a run of `config` uses (train.devices; 0 or absent: every visible device)."""
   return len(parallel.select_devices(int(config.train.get("devices", 0) or 0)))

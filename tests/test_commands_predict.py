@@ -9,13 +9,16 @@ test fills with fixed random rows (model "fake8").
 """
 import csv
 import gzip
+import os
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from conftest import write_csv_tables
+from conftest import jax_cache_dir, write_csv_tables
 from jaxgeo import cli, structure, train
 from jaxgeo import config as config_lib
 from jaxgeo.commands import predict
@@ -138,6 +141,31 @@ def test_residue_predictions_with_lm_equal_the_runs_evaluation(runs, tmp_path):
       assert b[60:66] == f"{score.get(key, 0.0):6.2f}"
       atoms += key in score
     assert atoms > 0
+
+
+@pytest.mark.parametrize("kind, column", [("graph", "score"), ("residue", "logit")])
+def test_predictions_on_two_cpu_devices_equal_one_devices(runs, tmp_path, kind, column):
+  # A fresh process, so that the CPU is split before JAX starts; 3 files in batches of 2:
+  # slots of 1 graph, the second batch's second slot all padding.
+  run_dir, setup, _ = runs[kind]
+  files = [str(f) for f in train_files(setup)][:3]
+  one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+  args = ["predict", "--model", str(run_dir), *files, "--batch-graphs", "2", "--no-progress"]
+  assert cli.main(args + ["--out", str(one)]) == 0
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO),
+             JAXGEO_JAX_CACHE=jax_cache_dir())
+  env.pop("XLA_FLAGS", None)
+  proc = subprocess.run([sys.executable, "-m", "jaxgeo", *args, "--out", str(two),
+                         "--cpu-devices", "2"], capture_output=True, text=True, timeout=300,
+                        cwd=REPO, env=env)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "(2 cpu device(s))" in proc.stdout
+  rows_one, rows_two = read_csv(one), read_csv(two)
+  strip = lambda rows: [{k: v for k, v in r.items() if k not in ("score", "logit")}
+                        for r in rows]
+  assert strip(rows_two) == strip(rows_one) and len(rows_one) >= 3
+  np.testing.assert_allclose([float(r[column]) for r in rows_two],
+                             [float(r[column]) for r in rows_one], rtol=1e-5, atol=1e-5)
 
 
 def test_missing_embeddings_name_the_embed_command(runs, tmp_path):

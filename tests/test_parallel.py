@@ -389,11 +389,12 @@ def test_jaxgeo_train_splits_the_cpu_before_jax_starts(monkeypatch, tmp_path, ov
 
 
 
+@pytest.mark.parametrize("command", ["eval", "predict"])
 @pytest.mark.parametrize("saved, flag, expected", [
     ("auto", None, "auto"), ("auto", 1, 1), ("legacy", None, 1), ("auto", 3, 3),
     ("wide", None, 1), ("none", None, None)])
-def test_jaxgeo_eval_splits_the_cpu_as_the_run_did(monkeypatch, tmp_path, saved, flag,
-                                                   expected):
+def test_commands_reading_a_run_split_the_cpu_as_the_run_did(monkeypatch, tmp_path, command,
+                                                             saved, flag, expected):
   from jaxgeo import cli, config as config_lib, rows, train
   from jaxgeo.errors import JaxgeoError
   seen = []
@@ -412,7 +413,9 @@ def test_jaxgeo_eval_splits_the_cpu_as_the_run_did(monkeypatch, tmp_path, saved,
     if saved == "legacy":   # saved before train.cpu_devices existed: trained on one device
       del data["train"]["cpu_devices"]
     (tmp_path / "config.json").write_text(json.dumps(data))
-  args = ["eval", str(tmp_path), "--no-progress"]
+  args = (["eval", str(tmp_path)] if command == "eval" else
+          ["predict", "--model", str(tmp_path), "x.pdb", "--out", str(tmp_path / "p.csv")])
+  args.append("--no-progress")
   if flag is not None:
     args += ["--cpu-devices", str(flag)]
   assert cli.main(args) == 2
@@ -426,6 +429,7 @@ def test_jaxgeo_eval_refuses_a_negative_cpu_device_count(tmp_path, capsys):
   (tmp_path / "config.json").write_text(json.dumps(rows.config("position_demo").to_dict()))
   assert cli.main(["eval", str(tmp_path), "--cpu-devices", "-1", "--no-progress"]) == 2
   assert "train.cpu_devices=-1" in capsys.readouterr().err
+
 
 def test_padding_slots_and_dealing():
   import jraph

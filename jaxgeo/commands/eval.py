@@ -27,26 +27,11 @@ def register(subparsers) -> None:
   e.set_defaults(func=run)
 
 
-def cpu_devices(args: argparse.Namespace) -> int | None:
-  """The CPU devices to split the host into: --cpu-devices, else the run's config as `jaxgeo
-  train` chose them (`train.cpu_device_count`); None when RUN_DIR has no config (the
-  evaluation then fails naming it)."""
-  from jaxgeo import config as config_lib
-  from jaxgeo import train
-  saved = pathlib.Path(args.run_dir) / train.CONFIG_FILE
-  if not saved.is_file():
-    return None
-  config = config_lib.from_json(saved)
-  if args.cpu_devices is not None:
-    config = config_lib.validate(config_lib.apply_overrides(
-        config, [f"train.cpu_devices={args.cpu_devices}"]))
-  return train.cpu_device_count(config)
-
-
 def run(args: argparse.Namespace) -> int:
   import jax
   from jaxgeo import train
-  train.setup_jax(cpu_devices=cpu_devices(args))
+  train.setup_jax(cpu_devices=train.saved_cpu_device_count(args.run_dir,
+                                                            args.cpu_devices))
   out = train.evaluate_run(args.run_dir, which=args.checkpoint,
                            splits=tuple(args.splits or ("val", "test")),
                            progress=not args.no_progress,

@@ -14,6 +14,9 @@ Sequences the store lacks are embedded first with the run's language model when 
 hand (`unirep*`, or the `jaxgeo convert-esm` folder recorded in the store or given with
 `--lm-source`); `--no-embed` turns that off and names the `jaxgeo embed` command instead.
 Structures that cannot be read are listed at the end; the others are still predicted.
+Graphs are batched as the run was (packed or fixed counts, `--batch-graphs` a batch on
+average); on a host without GPU / TPU the CPU is split into devices as the run's `jaxgeo
+train` split it (`--cpu-devices N` to choose) and batches are predicted data-parallel.
 
 Tasks whose examples are single structures: `interface`, `csv`, `csv_residue` (whole file,
 or `--chains`), `position` / `position_id` (each chain its own graph, as in training).
@@ -26,7 +29,6 @@ import csv
 import dataclasses
 import io as _io
 import json
-import math
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -224,30 +226,59 @@ def run_config(run_dir: pathlib.Path):
 
 def predict_graphs(run: Run, graphs: Sequence, batch_graphs: int = 8, progress: bool = True
                    ) -> list:
-  """Raw outputs of the run's head for each graph: [N, out_dim] (node) or [out_dim]."""
+  """Raw outputs of the run's head for each graph: [N, out_dim] (node) or [out_dim].
+
+  With several local devices (GPUs, or a CPU split into devices: `--cpu-devices`) in one
+  process, each batch of `batch_graphs` graphs is cut into one slot a device
+  (`parallel.global_batches`) over as many devices as divide `batch_graphs`."""
   import jax
   import numpy as np
   from tqdm.auto import tqdm
-  from jaxgeo import batching
+  from jaxgeo import batching, parallel, train, xla_options
   head = run.task.head
-  # Every batch below comes from `batching.batches` (padded): the networks may skip the
-  # padding graph's work (`nets.make_model`).
-  apply = jax.jit(lambda p, b: run.model.apply(p, None, b, is_training=False, padded=True)[head])
-  buckets = batching.choose_buckets(list(graphs), batch_graphs=batch_graphs,
-                                    max_buckets=int(run.config.train.max_buckets))
+  local = jax.local_devices() if jax.process_count() == 1 else jax.local_devices()[:1]
+  slots = max(d for d in range(1, len(local) + 1) if batch_graphs % d == 0)
+  # Every batch below is padded (`batching`): the networks may skip the padding graph's work
+  # (`nets.make_model`).
+  forward = lambda p, b: run.model.apply(p, None, b, is_training=False, padded=True)[head]
+  # Batched as the run was: packed to a node / edge budget of `batch_graphs` graphs a batch
+  # on average (budgets from these graphs), or fixed counts.
+  t, graphs = run.config.train, list(graphs)
+  packing = train.packing_of(run.config, graphs, batch_graphs // slots)
+  buckets = batching.choose_buckets(graphs, batch_graphs=batch_graphs // slots,
+                                    max_buckets=int(t.max_buckets if packing is None else
+                                                    t.packing.buckets), packing=packing)
+  if slots == 1:
+    apply, params = jax.jit(forward), run.params
+    plan = (([np.asarray(apply(params, batch))], [index], [batch]) for batch, index in
+            batching.batches(graphs, buckets, batch_graphs, return_indices=True,
+                             packing=packing))
+  else:
+    from jax.sharding import PartitionSpec as P
+    mesh = parallel.make_mesh(local[:slots])
+    spec = P(parallel.DATA_AXIS)
+    one_slot = lambda p, b: forward(p, jax.tree_util.tree_map(lambda x: x[0], b))[None]
+    apply = jax.jit(jax.shard_map(one_slot, mesh=mesh, in_specs=(P(), spec), out_specs=spec),
+                    compiler_options=xla_options.eval_step(local[0].platform, slots))
+    params = parallel.replicate(run.params, mesh)
+    plan = ((np.asarray(parallel.to_host(apply(params, parallel.shard_stacked(stacked, mesh)))),
+             index, padded) for stacked, index, padded in
+            parallel.global_batches(graphs, buckets, batch_graphs, slots, packing=packing))
   out: list = [None] * len(graphs)
-  plan = batching.batches(list(graphs), buckets, batch_graphs, return_indices=True)
-  for batch, index in tqdm(plan, desc="predict", unit="batch", disable=not progress,
-                           total=math.ceil(len(graphs) / batch_graphs), leave=False):
-    values = np.asarray(jax.device_get(apply(run.params, batch)), np.float32)
-    offset = 0
-    for k, i in enumerate(index):
-      if head == "node":
-        n = int(batch.n_node[k])
-        out[i] = values[offset:offset + n]
-        offset += n
-      else:
-        out[i] = values[k]
+  for values, indices, batches in tqdm(plan, desc="predict", unit="batch", disable=not progress,
+                                       leave=False):
+    for slot_values, index, batch in zip(values, indices, batches):
+      if batch is None:         # an all-padding slot
+        continue
+      slot_values = np.asarray(slot_values, np.float32)
+      offset = 0
+      for k, i in enumerate(index):
+        if head == "node":
+          n = int(batch.n_node[k])
+          out[i] = slot_values[offset:offset + n]
+          offset += n
+        else:
+          out[i] = slot_values[k]
   return out
 
 
@@ -406,7 +437,7 @@ def predict(run_dir, paths: Sequence[pathlib.Path], *, chains: str | None = None
 def run(args: argparse.Namespace) -> int:
   from jaxgeo import io, train
   from jaxgeo.errors import ConfigError
-  train.setup_jax()
+  train.setup_jax(cpu_devices=train.saved_cpu_device_count(args.model, args.cpu_devices))
   paths = input_files(args.structures, args.files)
   # The outputs are checked before anything is computed, so that no prediction is lost.
   io.output_file(args.out, f"--out {args.out}", ConfigError)
@@ -419,8 +450,10 @@ def run(args: argparse.Namespace) -> int:
   rows = [row for item, r in zip(items, raw) for row in rows_for(run_, item, r)]
   out = pathlib.Path(args.out)
   write_csv(out, rows)
+  import jax
   print(f"predict: {len(items)} graph(s) from {len(paths) - len(failed)} file(s), "
-        f"{len(rows)} row(s) ({run_.kind}) written to {out}")
+        f"{len(rows)} row(s) ({run_.kind}) written to {out} ({jax.local_device_count()} "
+        f"{jax.local_devices()[0].platform} device(s))")
   if args.pdb_out:
     skipped = write_bfactor_pdbs(pathlib.Path(args.pdb_out), run_, items, raw)
     for path, why in skipped:
@@ -459,5 +492,9 @@ def register(subparsers) -> None:
   g.add_argument("--no-embed", dest="embed", action="store_false",
                  help="never embed; a missing sequence is an error naming `jaxgeo embed`")
   p.add_argument("--batch-graphs", type=int, default=8)
+  p.add_argument("--cpu-devices", type=int, default=None, metavar="N",
+                 help="on a host without GPU / TPU, split the CPU into N JAX devices and "
+                 "predict data-parallel over them (default: the run's train.cpu_devices, as "
+                 "`jaxgeo train` split it; 0: one per core; 1: one device)")
   p.add_argument("--no-progress", action="store_true", help="no progress bars")
   p.set_defaults(func=run)
