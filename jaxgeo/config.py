@@ -64,7 +64,8 @@ DEFAULT_STORE = "embeddings"
 # of additions, not what is computed; their layer unrolling only how it is compiled).
 RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.prefetch", "train.devices",
                      "train.cpu_devices",
-                     "model.gvp.edge_chunk", "model.egnn.edge_chunk") + tuple(
+                     "model.gvp.edge_chunk", "model.gvp.eval_edge_chunk",
+                     "model.egnn.edge_chunk") + tuple(
                          f"model.{net}.{key}" for net in ("gvp", "egnn", "molformer")
                          for key in ("unroll", "eval_unroll"))
 

@@ -35,6 +35,14 @@ def tiny_config(network: str, head: str = "node", **changes) -> nets.ModelConfig
   return dataclasses.replace(config, **changes)
 
 
+def chunked(config: nets.ModelConfig, network: str, size: int, **changes) -> nets.ModelConfig:
+  """`config` with `network`'s message pass in chunks of `size` edges (GVP-GNN: in training
+  and evaluation passes alike)."""
+  sizes = {"edge_chunk": size, **({"eval_edge_chunk": size} if network == "gvp" else {})}
+  return dataclasses.replace(config, **{network: dataclasses.replace(
+      getattr(config, network), **sizes, **changes)})
+
+
 def make_graphs(seed: int = 0) -> list[jraph.GraphsTuple]:
   rng = np.random.default_rng(seed)
   return [synthetic.random_graph(rng, 12, lm_dim=LM_DIM, k=6),
@@ -264,14 +272,13 @@ def test_edge_chunks_are_transparent(graphs, network, changes):
   chunk = 37                                     # 5+ chunks, the last one short
   assert num_edges % chunk and num_edges > 4 * chunk
   config = tiny_config(network)
-  sub = dataclasses.replace(getattr(config, network), **changes)
-  whole, chunked = (nets.make_model(dataclasses.replace(config, **{
-      network: dataclasses.replace(sub, edge_chunk=size)})) for size in (0, chunk))
+  whole, in_chunks = (nets.make_model(chunked(config, network, size, **changes))
+                      for size in (0, chunk))
   params = jax.jit(whole.init)(rng_key(0), other)
-  assert (jax.tree_util.tree_map(jnp.shape, chunked.init(rng_key(0), other)) ==
+  assert (jax.tree_util.tree_map(jnp.shape, in_chunks.init(rng_key(0), other)) ==
           jax.tree_util.tree_map(jnp.shape, params))
   out_whole, out_chunked = (m.apply(params, None, other, is_training=False)
-                            for m in (whole, chunked))
+                            for m in (whole, in_chunks))
   assert out_whole.keys() == out_chunked.keys()
   for key in out_whole:
     assert_close(out_chunked[key], out_whole[key], 1e-5, key)
@@ -288,9 +295,10 @@ def test_remat_only_in_training_passes(graphs, network, edge_chunk):
   evaluation passes, which have no backward pass, do not."""
   other = synthetic.pad_batch(graphs, extra_nodes=21, extra_edges=37, extra_graphs=3)
   config = tiny_config(network)
-  changes = {"remat": True} if edge_chunk is None else {"remat": True, "edge_chunk": edge_chunk}
-  model = nets.make_model(dataclasses.replace(config, **{
-      network: dataclasses.replace(getattr(config, network), **changes)}))
+  model = nets.make_model(
+      dataclasses.replace(config, **{network: dataclasses.replace(
+          getattr(config, network), remat=True)}) if edge_chunk is None else
+      chunked(config, network, edge_chunk, remat=True))
   _, params = model_and_params(network)
 
   def remats(is_training):
@@ -329,6 +337,27 @@ def test_unrolled_layers_are_transparent(graphs, network):
     assert_close(b, a, 1e-5, "gradients")
 
 
+@pytest.mark.parametrize("train_chunk, eval_chunk", [(37, 0), (0, 37)])
+def test_gvp_chunks_training_and_evaluation_passes_by_their_own_sizes(graphs, train_chunk,
+                                                                       eval_chunk):
+  """GVP-GNN's training passes chunk the edges by `edge_chunk`, its evaluation passes by
+  `eval_edge_chunk` (a scan over chunks in each layer, or none)."""
+  other = synthetic.pad_batch(graphs, extra_nodes=21, extra_edges=37, extra_graphs=3)
+  config = tiny_config("gvp")
+  model = nets.make_model(dataclasses.replace(config, gvp=dataclasses.replace(
+      config.gvp, edge_chunk=train_chunk, eval_edge_chunk=eval_chunk)))
+  _, params = model_and_params("gvp")
+
+  def scans(is_training):
+    jaxpr = jax.make_jaxpr(lambda p: model.apply(p, rng_key(3), other, is_training))(params)
+    return sum(e.primitive.name == "scan" for e in jaxpr_equations(jaxpr.jaxpr))
+  whole = nets.make_model(chunked(config, "gvp", 0))
+  plain = sum(e.primitive.name == "scan" for e in jaxpr_equations(jax.make_jaxpr(
+      lambda p: whole.apply(p, rng_key(3), other, False))(params).jaxpr))
+  assert (scans(True) > plain) == bool(train_chunk)
+  assert (scans(False) > plain) == bool(eval_chunk)
+
+
 @pytest.mark.parametrize("network", ["gvp", "egnn", "molformer"])
 def test_padded_batches_skip_padding_work(graphs, network):
   """apply(..., padded=True): GVP-GNN and EGNN skip their edge chunks that hold padding edges
@@ -342,8 +371,7 @@ def test_padded_batches_skip_padding_work(graphs, network):
   assert other.senders.shape[0] - sum(int(g.n_edge[0]) for g in graphs) >= 2 * chunk
   config = tiny_config(network)
   if network in ("gvp", "egnn"):
-    config = dataclasses.replace(config, **{network: dataclasses.replace(
-        getattr(config, network), edge_chunk=chunk)})
+    config = chunked(config, network, chunk)
   model = nets.make_model(config)
   _, params = model_and_params(network)
   plain, skipping = (model.apply(params, None, other, is_training=False, padded=flag)["node"]

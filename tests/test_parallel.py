@@ -76,7 +76,8 @@ out["eval"] = {"count": [e4["count"], e1["count"]], "loss": [e4["loss"], e1["los
 # the padding-chunk skip, Molformer's blocked attention with its custom backward pass): the
 # constants they start a scan or a cond from must type-check inside shard_map.
 NETS = {"gvp": ["model.gvp.node_dims=(16, 4)", "model.gvp.num_layers=2",
-                "model.gvp.edge_chunk=64", "model.gvp.dropout=0.0"],
+                "model.gvp.edge_chunk=64", "model.gvp.eval_edge_chunk=64",
+                "model.gvp.dropout=0.0"],
         "egnn": ["model.egnn.edge_chunk=64"],
         "molformer": ["model.molformer.query_block=16", "model.molformer.key_block=16",
                       "model.molformer.dropout=0.0"]}

@@ -84,6 +84,9 @@ class GVPConfig:
     edge_chunk: on CPU, edges at most per chunk of the message pass (`gvp.GVPConv`: a scan
       over chunks keeps each chunk's per-edge work in the CPU caches); 0: all edges at once,
       as on GPU / TPU always. Only the order of additions changes.
+    eval_edge_chunk: the same for evaluation passes (`is_training=False`): smaller, as an
+      evaluation pass keeps no activations for a backward pass (on a CPU split into one
+      device a core, each device's chunk then stays in its core's own cache).
   """
   node_dims: tuple[int, int] = (100, 16)
   edge_dims: tuple[int, int] = (32, 1)
@@ -96,6 +99,7 @@ class GVPConfig:
   eval_unroll: int = 1
   remat: bool = True
   edge_chunk: int = 3072
+  eval_edge_chunk: int = 512
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,8 @@ edge, and the edge part, which is the same function with the same parameters (se
 `GVP.on_edges`) for about half the multiply-adds. The last message GVP has no activation,
 so its scalar matmul is applied to the per-node mean instead of each edge
 (`GVP.mean_over_edges`). On CPU the messages are computed over chunks of edges
-(`GVPConfig.edge_chunk`, `GVPConv`), so each chunk's per-edge work stays in the caches.
+(`GVPConfig.edge_chunk`, smaller in evaluation passes: `eval_edge_chunk`; `GVPConv`), so each
+chunk's per-edge work stays in the caches.
 """
 from __future__ import annotations
 
@@ -413,7 +414,8 @@ class GVPGNN(hk.Module):
     senders, receivers = graph.senders, graph.receivers
     degree = ops.in_degree(receivers, s.shape[0], ops.acc_dtype(dtype))
 
-    chunks = edge_chunks.plan(c.edge_chunk, senders.shape[0], graph.n_node, padded)
+    chunks = edge_chunks.plan(c.edge_chunk if is_training else c.eval_edge_chunk,
+                              senders.shape[0], graph.n_node, padded)
 
     def layer(s, v):
       return GVPConvLayer(c.node_dims, c.n_message, c.n_feedforward, c.dropout,
