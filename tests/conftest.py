@@ -30,6 +30,19 @@ def jax_cache_dir() -> str:
   return os.environ.get("JAXGEO_JAX_CACHE", str(REPO / ".jax_cache"))
 
 
+def cpu_subprocess_env(**extra) -> dict:
+  """The environment of a test's fresh Python process on CPU: this repository importable, the
+  suite's compilation cache, and none of the XLA flags or multi-host settings of the calling
+  environment (a subprocess that splits the CPU into devices must do so itself); then
+  `extra`."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO),
+             JAXGEO_JAX_CACHE=jax_cache_dir())
+  for key in ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+    env.pop(key, None)
+  env.update(extra)
+  return env
+
+
 def jaxpr_equations(jaxpr):
   """Every equation of `jaxpr`, those of its sub-jaxprs (loop bodies, branches) included."""
   for eqn in jaxpr.eqns:

@@ -117,17 +117,13 @@ print("RESULT " + json.dumps(out, default=str))
 
 def test_data_parallel_rows_compute_what_one_device_computes_slot_by_slot(shared_data):
   import json
-  import os
   import subprocess
-  from conftest import jax_cache_dir
+  from conftest import cpu_subprocess_env
   if not (shared_data / "db5.5" / "structures").is_dir():
     pytest.skip(f"{shared_data}/db5.5/structures absent")
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO),
-             JAXGEO_JAX_CACHE=jax_cache_dir())
-  env.pop("XLA_FLAGS", None)
   proc = subprocess.run([sys.executable, "-c", DATA_PARALLEL, str(shared_data / "db5.5"),
                          str(REPO / "experiments")], capture_output=True, text=True,
-                        timeout=600, cwd=REPO, env=env)
+                        timeout=600, cwd=REPO, env=cpu_subprocess_env())
   line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
   assert proc.returncode == 0 and line, proc.stdout[-2000:] + proc.stderr[-3000:]
   out = json.loads(line[0][len("RESULT "):])

@@ -9,7 +9,6 @@ test fills with fixed random rows (model "fake8").
 """
 import csv
 import gzip
-import os
 import pathlib
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import jax_cache_dir, write_csv_tables
+from conftest import cpu_subprocess_env, write_csv_tables
 from jaxgeo import cli, structure, train
 from jaxgeo import config as config_lib
 from jaxgeo.commands import predict
@@ -152,12 +151,9 @@ def test_predictions_on_two_cpu_devices_equal_one_devices(runs, tmp_path, kind, 
   one, two = tmp_path / "one.csv", tmp_path / "two.csv"
   args = ["predict", "--model", str(run_dir), *files, "--batch-graphs", "2", "--no-progress"]
   assert cli.main(args + ["--out", str(one)]) == 0
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO),
-             JAXGEO_JAX_CACHE=jax_cache_dir())
-  env.pop("XLA_FLAGS", None)
   proc = subprocess.run([sys.executable, "-m", "jaxgeo", *args, "--out", str(two),
                          "--cpu-devices", "2"], capture_output=True, text=True, timeout=300,
-                        cwd=REPO, env=env)
+                        cwd=REPO, env=cpu_subprocess_env())
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "(2 cpu device(s))" in proc.stdout
   rows_one, rows_two = read_csv(one), read_csv(two)

@@ -5,7 +5,6 @@ Checks that need several devices run once in a subprocess with 4 fake CPU device
 (`--xla_force_host_platform_device_count=4`) and report JSON; the tests assert on it.
 """
 import json
-import os
 import pathlib
 import socket
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 
 from jaxgeo import parallel
 from jaxgeo.errors import ConfigError
-from conftest import jax_cache_dir
+from conftest import cpu_subprocess_env
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TINY_ESM = dict(num_layers=2, hidden_size=32, num_heads=4, intermediate_size=64, name="tiny")
@@ -128,19 +127,13 @@ print("RESULT " + json.dumps(out))
 ''') % {"esm": repr(TINY_ESM)}
 
 
-def _env(**extra):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-  env["JAXGEO_JAX_CACHE"] = jax_cache_dir()       # $JAXGEO_JAX_CACHE or the suite's cache
-  env.update(extra)
-  return env
-
-
 @pytest.fixture(scope="module")
 def four(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("four")
   proc = subprocess.run(
       [sys.executable, "-c", FOUR_DEVICES, str(tmp)], capture_output=True, text=True,
-      timeout=600, cwd=REPO, env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"))
+      timeout=600, cwd=REPO,
+      env=cpu_subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"))
   lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
   assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
   return json.loads(lines[-1][len("RESULT "):])
@@ -277,7 +270,7 @@ def test_two_processes_embed_overlapping_inputs_into_one_store(tiny_esm, tmp_pat
   EmbeddingStore(store_dir)
   procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT, str(tiny_esm),
                              str(tmp_path / f), str(store_dir)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO, env=_env())
+                            stderr=subprocess.PIPE, text=True, cwd=REPO, env=cpu_subprocess_env())
            for f in ("a.fasta", "b.fasta")]
   outs = [p.communicate(timeout=300) for p in procs]
   for p, (o, err) in zip(procs, outs):
@@ -352,7 +345,7 @@ print("RESULT " + json.dumps([first, devices, parallel.split_cpu(2), len(jax.dev
     ("", [3, 3, 3, 3]), ("--xla_force_host_platform_device_count=4", [4, 4, 4, 4])])
 def test_split_cpu_before_jax_starts_and_never_after(xla_flags, expected):
   proc = subprocess.run([sys.executable, "-c", SPLIT_CPU], capture_output=True, text=True,
-                        timeout=120, cwd=REPO, env=_env(XLA_FLAGS=xla_flags))
+                        timeout=120, cwd=REPO, env=cpu_subprocess_env(XLA_FLAGS=xla_flags))
   line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
   assert proc.returncode == 0 and line, proc.stderr[-2000:]
   assert json.loads(line[0][len("RESULT "):]) == expected
@@ -360,13 +353,10 @@ def test_split_cpu_before_jax_starts_and_never_after(xla_flags, expected):
   assert "CPU device(s) requested; JAX already runs with" in proc.stderr
 
 
-@pytest.mark.parametrize("overrides, legacy", [
-    ([], False), (["train.cpu_devices=3"], False), ([], True),
-    (["model.fusion.mode=replace", "model.fusion.lm_dim=1280", "model.egnn.hidden=1280"],
-     False)])
-def test_jaxgeo_train_splits_the_cpu_before_jax_starts(monkeypatch, tmp_path, overrides,
-                                                       legacy):
-  from jaxgeo import cli, config as config_lib, rows, train
+def stop_at_setup_jax(monkeypatch) -> list:
+  """Makes `train.setup_jax` record the CPU devices it is asked for, then stop the command
+  (a JaxgeoError: exit status 2). -> the list it records into."""
+  from jaxgeo import train
   from jaxgeo.errors import JaxgeoError
   seen = []
 
@@ -375,6 +365,17 @@ def test_jaxgeo_train_splits_the_cpu_before_jax_starts(monkeypatch, tmp_path, ov
     raise JaxgeoError("stop here")
 
   monkeypatch.setattr(train, "setup_jax", setup_jax)
+  return seen
+
+
+@pytest.mark.parametrize("overrides, legacy", [
+    ([], False), (["train.cpu_devices=3"], False), ([], True),
+    (["model.fusion.mode=replace", "model.fusion.lm_dim=1280", "model.egnn.hidden=1280"],
+     False)])
+def test_jaxgeo_train_splits_the_cpu_before_jax_starts(monkeypatch, tmp_path, overrides,
+                                                       legacy):
+  from jaxgeo import cli, config as config_lib, rows
+  seen = stop_at_setup_jax(monkeypatch)
   config = rows.config("position_demo")
   source = ["--config", "position_demo"] + [a for o in overrides for a in ("--set", o)]
   if legacy:   # a run folder saved before train.cpu_devices existed resumes on one device
@@ -389,22 +390,14 @@ def test_jaxgeo_train_splits_the_cpu_before_jax_starts(monkeypatch, tmp_path, ov
   assert config_lib.base_config().train.cpu_devices == 0
 
 
-
 @pytest.mark.parametrize("command", ["eval", "predict"])
 @pytest.mark.parametrize("saved, flag, expected", [
     ("auto", None, "auto"), ("auto", 1, 1), ("legacy", None, 1), ("auto", 3, 3),
     ("wide", None, 1), ("none", None, None)])
 def test_commands_reading_a_run_split_the_cpu_as_the_run_did(monkeypatch, tmp_path, command,
                                                              saved, flag, expected):
-  from jaxgeo import cli, config as config_lib, rows, train
-  from jaxgeo.errors import JaxgeoError
-  seen = []
-
-  def setup_jax(*args, **kwargs):
-    seen.append(kwargs.get("cpu_devices"))
-    raise JaxgeoError("stop here")
-
-  monkeypatch.setattr(train, "setup_jax", setup_jax)
+  from jaxgeo import cli, config as config_lib, rows
+  seen = stop_at_setup_jax(monkeypatch)
   config = rows.config("position_demo")
   if saved == "wide":
     config = config_lib.apply_overrides(config, [

@@ -8,7 +8,6 @@ same global batches. The final parameters must agree to float32 rounding, and on
 writes the run folder's files (config, log, results; orbax writes the checkpoint collectively).
 """
 import json
-import os
 import pathlib
 import socket
 import subprocess
@@ -18,7 +17,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import jax_cache_dir
+from conftest import cpu_subprocess_env
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TIMEOUT_S = 240
@@ -72,15 +71,6 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _env(**extra):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-  env["JAXGEO_JAX_CACHE"] = jax_cache_dir()       # $JAXGEO_JAX_CACHE or the suite's cache
-  for k in ("XLA_FLAGS", "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
-    env.pop(k, None)
-  env.update(extra)
-  return env
-
-
 def _result(proc_out: str, err: str, code: int) -> dict:
   lines = [l for l in proc_out.splitlines() if l.startswith("RESULT ")]
   assert code == 0 and lines, proc_out[-3000:] + err[-3000:]
@@ -93,8 +83,8 @@ def test_two_processes_train_like_one_process_with_two_devices(tmp_path):
   procs = [subprocess.Popen(
       [sys.executable, "-c", WORKER, "multi", str(multi), "-"], stdout=subprocess.PIPE,
       stderr=subprocess.PIPE, text=True, cwd=REPO,
-      env=_env(JAX_COORDINATOR_ADDRESS=address, JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i),
-               JAXGEO_DISTRIBUTED_TIMEOUT="60"))
+      env=cpu_subprocess_env(JAX_COORDINATOR_ADDRESS=address, JAX_NUM_PROCESSES="2",
+                             JAX_PROCESS_ID=str(i), JAXGEO_DISTRIBUTED_TIMEOUT="60"))
       for i in range(2)]
   try:
     outs = [p.communicate(timeout=TIMEOUT_S) for p in procs]
@@ -116,7 +106,7 @@ def test_two_processes_train_like_one_process_with_two_devices(tmp_path):
   proc = subprocess.run(
       [sys.executable, "-c", WORKER, "reference", str(single), str(multi)], capture_output=True,
       text=True, timeout=TIMEOUT_S, cwd=REPO,
-      env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+      env=cpu_subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"))
   ref = _result(proc.stdout, proc.stderr, proc.returncode)
   assert (ref["processes"], ref["devices"]) == (1, 2)
   assert ref["param_leaves"] > 0 and ref["moved"] > 1e-6      # the steps changed the params

@@ -3,7 +3,6 @@ and a tiny IEGMN overfitting three training complexes through the real trainer."
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -152,15 +151,13 @@ def test_iegmn_trains_on_two_cpu_devices_like_one_device(shared_data, tmp_path):
   """`jaxgeo train` splits the CPU into devices by default: a docking step on two devices
   (the keypoint OT loss's Sinkhorn loop included) equals one device's on the same complexes.
   Fails with a shard_map type error when a loop starts from an untyped constant."""
-  from conftest import jax_cache_dir
+  from conftest import cpu_subprocess_env
   repo = pathlib.Path(__file__).resolve().parent.parent
   overrides = [f"data.root={shared_data}", f"task.splits_dir={small_splits(tmp_path)}", *TINY,
                "train.batch_graphs=2", "model.iegmn.dropout=0.0"]
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(repo),
-             JAXGEO_JAX_CACHE=jax_cache_dir())
-  env.pop("XLA_FLAGS", None)
   proc = subprocess.run([sys.executable, "-c", TWO_DEVICES, json.dumps(overrides)],
-                        capture_output=True, text=True, timeout=600, cwd=repo, env=env)
+                        capture_output=True, text=True, timeout=600, cwd=repo,
+                        env=cpu_subprocess_env())
   line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
   assert proc.returncode == 0 and line, proc.stdout[-2000:] + proc.stderr[-3000:]
   out = json.loads(line[0][len("RESULT "):])

@@ -5,7 +5,6 @@ The end-to-end runs use a tiny EGNN on 24 generated proteins of 20-60 residues (
 seconds of compilation, then milliseconds per epoch).
 """
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from jaxgeo import rows, tasks, train
 from jaxgeo.checkpoint import Checkpointer
 from jaxgeo.errors import CheckpointError, ConfigError, DataError
 from jaxgeo.tasks import base, position
-from conftest import jax_cache_dir
+from conftest import cpu_subprocess_env
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DEMO = "position_demo"   # a row of jaxgeo.rows
@@ -285,12 +284,9 @@ def test_eval_command_reproduces_the_test_metrics(cli_run, capsys):
 def test_eval_command_on_two_cpu_devices_reproduces_the_test_metrics(cli_run):
   # A fresh process, so that the CPU is split into 2 devices before JAX starts; the run
   # trained on one (this process's), so its test metrics are one device's.
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO),
-             JAXGEO_JAX_CACHE=jax_cache_dir())
-  env.pop("XLA_FLAGS", None)
   proc = subprocess.run([sys.executable, "-m", "jaxgeo", "eval", str(cli_run), "--split", "test",
                          "--cpu-devices", "2", "--no-progress"], capture_output=True, text=True,
-                        timeout=300, cwd=REPO, env=env)
+                        timeout=300, cwd=REPO, env=cpu_subprocess_env())
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "2 cpu device(s)" in proc.stdout
   out = json.loads((cli_run / "eval_best.json").read_text())

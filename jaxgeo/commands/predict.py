@@ -435,6 +435,7 @@ def predict(run_dir, paths: Sequence[pathlib.Path], *, chains: str | None = None
 
 
 def run(args: argparse.Namespace) -> int:
+  import jax
   from jaxgeo import io, train
   from jaxgeo.errors import ConfigError
   train.setup_jax(cpu_devices=train.saved_cpu_device_count(args.model, args.cpu_devices))
@@ -450,7 +451,6 @@ def run(args: argparse.Namespace) -> int:
   rows = [row for item, r in zip(items, raw) for row in rows_for(run_, item, r)]
   out = pathlib.Path(args.out)
   write_csv(out, rows)
-  import jax
   print(f"predict: {len(items)} graph(s) from {len(paths) - len(failed)} file(s), "
         f"{len(rows)} row(s) ({run_.kind}) written to {out} ({jax.local_device_count()} "
         f"{jax.local_devices()[0].platform} device(s))")
