@@ -180,9 +180,8 @@ class JaxRunner:
 
     model = nets.make_model(config)
     slot = (lambda b: b) if mesh is None else (
-        lambda b: jax.tree_util.tree_map(lambda x: x[0], b))    # a device's one slot
-    params = model.init(jax.random.PRNGKey(seed), parallel.slot(batches[0], 0)
-                        if mesh is not None else batches[0])
+        lambda b: parallel.slot(b, 0))                          # a device's one slot
+    params = model.init(jax.random.PRNGKey(seed), slot(batches[0]))
     self.params = nets.param_count(params)
     optimizer = optax.adam(1e-3)
     compute_model = nets.make_model(config, jnp.bfloat16) if precision == "bf16" else None

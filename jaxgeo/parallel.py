@@ -204,8 +204,13 @@ def cpu_device_count(requested: int, batch_graphs: int, cores: int | None = None
     return requested
   if int(width) >= WIDE_MODEL_WIDTH:
     return 1
-  cores = cpu_cores() if cores is None else int(cores)
-  return max(d for d in range(1, max(min(cores, int(batch_graphs)), 1) + 1)
+  return even_split(batch_graphs, cpu_cores() if cores is None else cores)
+
+
+def even_split(batch_graphs: int, devices: int) -> int:
+  """The most devices, at most `devices` (and at least 1), over which `batch_graphs` graphs
+  split evenly."""
+  return max(d for d in range(1, max(min(int(devices), int(batch_graphs)), 1) + 1)
              if int(batch_graphs) % d == 0)
 
 
@@ -409,6 +414,6 @@ def global_batches(graphs: Sequence[jraph.GraphsTuple], buckets: Sequence[batchi
 
 
 def slot(stacked, d: int):
-  """Slot `d` of a stacked tree (numpy)."""
+  """Slot `d` of a stacked tree [D, ...] (host arrays, or a device's block inside its step)."""
   import jax
-  return jax.tree_util.tree_map(lambda x: np.asarray(x)[d], stacked)
+  return jax.tree_util.tree_map(lambda x: x[d], stacked)

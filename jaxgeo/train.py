@@ -290,7 +290,7 @@ def make_parallel_steps(model, task: tasks_lib.Task, stats: dict,
     first = jax.lax.axis_index(parallel.DATA_AXIS) * k
     if k == 1:
       return jax.tree_util.tree_map(
-          lambda x: x[None], fn(jax.tree_util.tree_map(lambda x: x[0], batch), first))
+          lambda x: x[None], fn(parallel.slot(batch, 0), first))
     return jax.vmap(fn)(batch, first + jnp.arange(k))
 
   def global_loss(params, batch, rng):

@@ -323,6 +323,7 @@ def test_cpu_devices_auto_is_one_per_core_dividing_the_batch():
   assert [parallel.cpu_device_count(0, b, cores=2) for b in (8, 32, 7, 1)] == [2, 2, 1, 1]
   assert parallel.cpu_device_count(0, 32, cores=12) == 8      # 12 does not divide 32
   assert parallel.cpu_device_count(0, 32, cores=1) == 1
+  assert [parallel.even_split(b, 4) for b in (6, 8, 7, 2)] == [3, 4, 1, 2]
   assert parallel.cpu_device_count(3, 8, cores=2) == 3        # asked for: as asked
   # A network of WIDE_MODEL_WIDTH or wider stays on one device unless asked otherwise.
   assert parallel.cpu_device_count(0, 8, cores=2, width=100) == 2

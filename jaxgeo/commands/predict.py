@@ -237,7 +237,7 @@ def predict_graphs(run: Run, graphs: Sequence, batch_graphs: int = 8, progress: 
   from jaxgeo import batching, parallel, train, xla_options
   head = run.task.head
   local = jax.local_devices() if jax.process_count() == 1 else jax.local_devices()[:1]
-  slots = max(d for d in range(1, len(local) + 1) if batch_graphs % d == 0)
+  slots = parallel.even_split(batch_graphs, len(local))
   # Every batch below is padded (`batching`): the networks may skip the padding graph's work
   # (`nets.make_model`).
   forward = lambda p, b: run.model.apply(p, None, b, is_training=False, padded=True)[head]
@@ -257,7 +257,7 @@ def predict_graphs(run: Run, graphs: Sequence, batch_graphs: int = 8, progress: 
     from jax.sharding import PartitionSpec as P
     mesh = parallel.make_mesh(local[:slots])
     spec = P(parallel.DATA_AXIS)
-    one_slot = lambda p, b: forward(p, jax.tree_util.tree_map(lambda x: x[0], b))[None]
+    one_slot = lambda p, b: forward(p, parallel.slot(b, 0))[None]
     apply = jax.jit(jax.shard_map(one_slot, mesh=mesh, in_specs=(P(), spec), out_specs=spec),
                     compiler_options=xla_options.eval_step(local[0].platform, slots))
     params = parallel.replicate(run.params, mesh)
