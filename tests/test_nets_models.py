@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import pathlib
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +20,9 @@ import pytest
 from jaxgeo import nets
 from jaxgeo.nets import synthetic
 from conftest import jaxpr_equations
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "experiments"))
+import profile_nets  # noqa: E402  (matmul FLOPs of a jaxpr, loops in full)
 
 NETWORKS = ("gvp", "egnn", "molformer")
 LM_DIM = 4
@@ -439,8 +444,10 @@ def test_invalid_config_and_missing_lm(graphs):
 
 
 def test_egnn_without_coordinate_outputs(batch):
-  """Without "x" in the outputs (the papers' setting) the node outputs are the same, and
-  so are the parameters."""
+  """Without "x" in the outputs (the papers' setting) the node outputs and their gradients
+  are the same, and so are the parameters; the last layer's coordinate MLP, which nothing
+  reads then, is not computed: the program runs exactly its matmuls fewer (2 E (H^2 + H)
+  FLOPs, counted with the layer scan in full)."""
   model, params = model_and_params("egnn")
   config = tiny_config("egnn")
   skip = nets.make_model(dataclasses.replace(
@@ -449,6 +456,56 @@ def test_egnn_without_coordinate_outputs(batch):
   out = jax.jit(functools.partial(skip.apply, is_training=False))(params, None, batch)
   assert "x" not in out
   assert_close(full["node"], out["node"], 1e-6, "node outputs")
+  assert jax.tree_util.tree_structure(jax.eval_shape(skip.init, rng_key(0), batch)) == \
+      jax.tree_util.tree_structure(params)
+
+  def node_loss(m):
+    return lambda p: jnp.sum(m.apply(p, rng_key(1), batch, is_training=True)["node"][:-3] ** 2)
+  grads = [jax.jit(jax.grad(node_loss(m)))(params) for m in (model, skip)]
+  for a, b in zip(*map(jax.tree_util.tree_leaves, grads)):
+    assert_close(a, b, 1e-5, "gradients")
+
+  flops = [profile_nets.matmul_flops(jax.make_jaxpr(functools.partial(
+      m.apply, is_training=False))(params, None, batch)) for m in (model, skip)]
+  edges, hidden = batch.senders.shape[0], config.egnn.hidden
+  assert flops[0] - flops[1] == 2 * edges * (hidden * hidden + hidden)
+
+
+@pytest.mark.parametrize("count", (1, 3))
+def test_stack_layers_with_a_last_layer(count):
+  """`stacking.stack_layers(last_layer=...)` creates the parameters of `hk.layer_stack`
+  (names, shapes, initial values), runs `layer` on all layers but the last and `last_layer`,
+  reading the same parameters, on the last."""
+  import types
+  import haiku as hk
+  from jaxgeo.nets import stacking
+  config = types.SimpleNamespace(num_layers=count, unroll=2, eval_unroll=1, remat=True)
+
+  def layer(x, y):
+    return jnp.tanh(hk.Linear(4, name="lin")(x)) + y, y * 2.0
+
+  def last(x, y):
+    return hk.Linear(4, name="lin")(x) * 3.0, y
+
+  stacked = lambda **kw: hk.transform(
+      lambda x, y: stacking.stack_layers(config, layer, True, **kw)(x, y))
+  reference, split = stacked(), stacked(last_layer=last)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(5, 4)), jnp.float32)
+  y = jnp.ones((5, 4), jnp.float32)
+  params = reference.init(rng_key(0), x, y)
+  split_params = split.init(rng_key(0), x, y)
+  assert jax.tree_util.tree_structure(split_params) == jax.tree_util.tree_structure(params)
+  for a, b in zip(*map(jax.tree_util.tree_leaves, (params, split_params))):
+    np.testing.assert_array_equal(a, b)
+  (w,), (b,) = [[v[name] for v in params.values()] for name in ("w", "b")]
+  assert w.shape == (count, 4, 4)
+  ex, ey = np.asarray(x), np.asarray(y)
+  for i in range(count - 1):
+    ex, ey = np.tanh(ex @ w[i] + b[i]) + ey, ey * 2.0
+  ex = (ex @ w[-1] + b[-1]) * 3.0
+  got_x, got_y = split.apply(params, None, x, y)
+  np.testing.assert_allclose(got_x, ex, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(got_y, ey)
 
 
 def _training_grad_equations(config, batch):

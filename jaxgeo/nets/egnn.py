@@ -41,14 +41,18 @@ class EGCL(hk.Module):
   """One E(n)-equivariant graph convolutional layer (E_GCL)."""
 
   def __init__(self, config: EGNNConfig, edge_chunk: int = 0, remat: bool = False,
-               name: str | None = None):
+               update_coords: bool | None = None, name: str | None = None):
     """edge_chunk: edges per chunk of the message pass (0: all at once); `EGNN` passes
     `config.edge_chunk` on CPU. remat: recompute each chunk in the backward pass (with
-    chunks; `EGNN` passes `config.remat` in training passes)."""
+    chunks; `EGNN` passes `config.remat` in training passes). update_coords: None for
+    `config.update_coords`; False returns x unchanged without computing phi_x (its
+    parameters, if the config has them, are then not read: `EGNN`'s last layer when nothing
+    reads the coordinates)."""
     super().__init__(name=name)
     self.config = config
     self.edge_chunk = edge_chunk
     self.remat = remat
+    self.update_coords = config.update_coords if update_coords is None else update_coords
 
   def __call__(self, h: jax.Array, x: jax.Array, edge_attr: jax.Array, senders: jax.Array,
                receivers: jax.Array, degree: jax.Array, first_padding: jax.Array | None = None
@@ -77,7 +81,7 @@ class EGCL(hk.Module):
                                                    axis=1))                   # [N, 2H]
     edge_mlp_1 = precision.Linear(hidden, name="edge_mlp_1")
     attention = precision.Linear(1, name="attention") if c.attention else None
-    coord_mlp = CoordMLP(c, name="coord_mlp") if c.update_coords else None
+    coord_mlp = CoordMLP(c, name="coord_mlp") if self.update_coords else None
 
     def terms(edge_attr, senders, receivers):
       """Per edge: m_ij [E', H] and, with coordinate updates, (x_i - x_j) phi_x(m_ij) [E', 3]."""
@@ -151,11 +155,13 @@ class EGNN(hk.Module):
         of padding edges only are skipped. Real nodes' outputs are the same either way.
     Returns:
       (h [N, hidden] invariant features, x [N, 3] updated coordinates). With
-      `return_coords=False` nothing uses the last layer's coordinate update; it is computed
-      all the same, as every layer runs one scanned body: skipping it with a `lax.cond`
-      made the training step slower, not faster (its backward pass materialises zero
-      cotangents for the skipped branch's edge-sized operands; DB5.5 packed batches,
-      2 CPU cores: 62 -> 49-53 ms a step without it).
+      `return_coords=False` (the papers' networks) nothing reads the last layer's
+      coordinate update, so the last layer runs outside the layer scan without it
+      (`stacking.stack_layers(last_layer=...)`; same parameters) and x is the coordinates
+      after the layer before it. Inside the scan body it was computed all the same, and
+      skipping it there with a `lax.cond` made the training step slower, not faster (its
+      backward pass materialises zero cotangents for the skipped branch's edge-sized
+      operands).
     """
     c = self.config
     dtype = node_inputs.dtype
@@ -169,10 +175,12 @@ class EGNN(hk.Module):
     chunks = edge_chunks.plan(c.edge_chunk, senders.shape[0], graph.n_node, padded)
     remat = stacking.remat(c, is_training)
 
-    def layer(h, x):
-      return EGCL(c, chunks.edge_chunk, remat, name="gcl")(h, x, edge_attr, senders,
-                                                           receivers, degree,
-                                                           chunks.first_padding)
+    def layer(h, x, update_coords=None):
+      return EGCL(c, chunks.edge_chunk, remat, update_coords, name="gcl")(
+          h, x, edge_attr, senders, receivers, degree, chunks.first_padding)
 
-    return stacking.stack_layers(c, layer, is_training, remat_each_layer=not chunks.chunked)(
-        h, x)
+    last = None
+    if c.update_coords and not c.return_coords:
+      last = lambda h, x: layer(h, x, update_coords=False)
+    return stacking.stack_layers(c, layer, is_training, remat_each_layer=not chunks.chunked,
+                                 last_layer=last)(h, x)
