@@ -7,6 +7,7 @@ that repeated runs of the suite compile less.
 """
 import os
 import pathlib
+import sys
 
 import pytest
 
@@ -17,6 +18,9 @@ import pytest
 os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "float32")
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
+# The benchmark scripts of experiments/ are importable as modules in every test file (their
+# helpers are tested, and `profile_nets.matmul_flops` counts a program's matmul FLOPs).
+sys.path.insert(0, str(REPO / "experiments"))
 SHARED_DATA = pathlib.Path(os.environ.get("JAXGEO_SHARED_DATA", REPO.parent / "shared" / "data"))
 STRUCTURES = REPO / "examples" / "structures"
 

@@ -3,17 +3,13 @@ XLA (through numpy's own OpenBLAS, so no MKL is needed), and a missing library i
 error. Skipped without g++."""
 import glob
 import os
-import pathlib
 import shutil
-import sys
 
 import numpy as np
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "experiments"))
 
-import bench_blas_ffi  # noqa: E402
+import bench_blas_ffi  # experiments/ (tests/conftest.py)
 
 
 def _numpy_openblas():

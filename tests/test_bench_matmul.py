@@ -3,15 +3,11 @@ rates for float32 and bfloat16 (a bfloat16 matmul with a float32 result too), an
 ratio column."""
 import argparse
 import math
-import pathlib
-import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "experiments"))
 
-import bench_matmul  # noqa: E402
+import bench_matmul  # experiments/ (tests/conftest.py)
 
 
 def test_parse_shape():

@@ -5,10 +5,9 @@ import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "experiments"))
+import bench_nets  # experiments/ (tests/conftest.py)
 
-import bench_nets  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def test_with_variant_sets_dotted_fields_and_the_padded_flag():

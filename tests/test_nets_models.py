@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import pathlib
-import sys
+import types
 
+import haiku as hk
 import jax
 import jax.numpy as jnp
 import jraph
@@ -18,11 +18,10 @@ import numpy as np
 import pytest
 
 from jaxgeo import nets
-from jaxgeo.nets import synthetic
+from jaxgeo.nets import stacking, synthetic
 from conftest import jaxpr_equations
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "experiments"))
-import profile_nets  # noqa: E402  (matmul FLOPs of a jaxpr, loops in full)
+import profile_nets  # experiments/ (tests/conftest.py): matmul FLOPs of a jaxpr
 
 NETWORKS = ("gvp", "egnn", "molformer")
 LM_DIM = 4
@@ -476,9 +475,6 @@ def test_stack_layers_with_a_last_layer(count):
   """`stacking.stack_layers(last_layer=...)` creates the parameters of `hk.layer_stack`
   (names, shapes, initial values), runs `layer` on all layers but the last and `last_layer`,
   reading the same parameters, on the last."""
-  import types
-  import haiku as hk
-  from jaxgeo.nets import stacking
   config = types.SimpleNamespace(num_layers=count, unroll=2, eval_unroll=1, remat=True)
 
   def layer(x, y):

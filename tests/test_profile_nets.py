@@ -2,17 +2,13 @@
 length, a cond's costliest branch, rematerialised forwards), op kinds of both frameworks, the
 side-by-side table, and the PyTorch profile of a port on real graphs."""
 import math
-import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "experiments"))
 
-import profile_nets  # noqa: E402
+import profile_nets  # experiments/ (tests/conftest.py)
 
 
 def test_matmul_flops_counts_scans_in_full_and_the_costliest_branch():
