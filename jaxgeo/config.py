@@ -65,7 +65,7 @@ DEFAULT_STORE = "embeddings"
 RESUMABLE_CHANGES = ("train.epochs", "train.patience", "train.prefetch", "train.devices",
                      "train.cpu_devices",
                      "model.gvp.edge_chunk", "model.gvp.eval_edge_chunk",
-                     "model.egnn.edge_chunk") + tuple(
+                     "model.egnn.edge_chunk", "model.egnn.store_chunk_dots") + tuple(
                          f"model.{net}.{key}" for net in ("gvp", "egnn", "molformer")
                          for key in ("unroll", "eval_unroll"))
 

@@ -266,10 +266,12 @@ def test_remat_is_transparent(graphs):
 
 
 @pytest.mark.parametrize("network, changes", [("gvp", {}), ("gvp", {"remat": False}),
-                                             ("egnn", {}), ("egnn", {"remat": False})])
+                                             ("egnn", {}), ("egnn", {"remat": False}),
+                                             ("egnn", {"store_chunk_dots": True})])
 def test_edge_chunks_are_transparent(graphs, network, changes):
   """GVP-GNN's and EGNN's message passing over chunks of edges (the last one padded), with
-  or without recomputing each chunk, gives the outputs (EGNN: coordinates too) and gradients
+  or without recomputing each chunk (EGNN also with each chunk's matmul outputs stored:
+  `edge_chunks.stored_chunk_sums`), gives the outputs (EGNN: coordinates too) and gradients
   of all edges at once, with the same parameters."""
   other = synthetic.pad_batch(graphs, extra_nodes=21, extra_edges=37, extra_graphs=3)
   num_edges = int(other.senders.shape[0])

@@ -221,20 +221,23 @@ def test_train_end_to_end_improves_and_writes_the_run_folder(cli_run):
 
 @pytest.mark.slow
 def test_resumed_run_may_change_speed_settings_only(tmp_path):
-  """A run folder saved before `model.egnn.edge_chunk` and the `eval_unroll`s existed (or
-  with other edge chunks or unrolling) resumes under a config that sets them, taking the
-  given settings; a change to what is computed is refused."""
+  """A run folder saved before `model.egnn.edge_chunk`, `store_chunk_dots` and the
+  `eval_unroll`s existed (or with other edge chunks or unrolling) resumes under a config that
+  sets them, taking the given settings; a change to what is computed is refused."""
   saved = tiny_config()
   saved_dict = config_lib.to_dict(saved)
   del saved_dict["model"]["egnn"]["edge_chunk"]          # as saved by an earlier version
+  del saved_dict["model"]["egnn"]["store_chunk_dots"]
   for net in ("gvp", "egnn", "molformer"):
     del saved_dict["model"][net]["eval_unroll"]
   (tmp_path / train.CONFIG_FILE).write_text(json.dumps(saved_dict))
   given = tiny_config("model.egnn.edge_chunk=2048", "model.gvp.edge_chunk=1024",
                       "model.gvp.unroll=5", "model.egnn.eval_unroll=4",
-                      "model.molformer.unroll=2", "train.epochs=9")
+                      "model.molformer.unroll=2", "train.epochs=9",
+                      "model.egnn.store_chunk_dots=True")
   merged = train.resolve_run_config(given, tmp_path)
   assert merged.model.egnn.edge_chunk == 2048 and merged.model.gvp.edge_chunk == 1024
+  assert merged.model.egnn.store_chunk_dots is True
   assert (merged.model.gvp.unroll, merged.model.egnn.eval_unroll,
           merged.model.molformer.unroll) == (5, 4, 2)
   assert merged.train.epochs == 9

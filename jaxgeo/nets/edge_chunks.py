@@ -4,17 +4,20 @@ A message pass sums per-edge terms into their receivers. Over all edges at once,
 per-edge intermediate ([E, width]) streams through memory; over chunks of edges (a scan that
 adds each chunk's terms into the node sums) a chunk's intermediates stay in the CPU's caches,
 and with `remat` each chunk is recomputed in the backward pass instead of storing its
-activations. The same function either way: only the order of the additions in each node's
-sum changes. On a padded batch (`nets.make_model`'s `padded=True`) a chunk whose edges all
+activations, or with `store_dots` only each chunk's matmul outputs are kept for the backward
+pass (`stored_chunk_sums`). The same function either way: only the order of the additions in
+each node's sum changes. On a padded batch (`nets.make_model`'s `padded=True`) a chunk whose edges all
 point into the padding graph is skipped: its terms reach padding nodes only.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import haiku as hk
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxgeo.nets import ops
 
@@ -49,7 +52,7 @@ def plan(edge_chunk: int, num_edges: int, n_node: jax.Array, padded: bool) -> Pl
 
 def sum_over_edges(terms: Terms, edge_arrays: tuple, senders: jax.Array, receivers: jax.Array,
                    zeros: Any, edge_chunk: int = 0, remat: bool = False,
-                   first_padding: jax.Array | None = None) -> Any:
+                   first_padding: jax.Array | None = None, store_dots: bool = False) -> Any:
   """Sum of `terms` over each node's incoming edges, in chunks of at most `edge_chunk` edges.
 
   Args:
@@ -65,6 +68,8 @@ def sum_over_edges(terms: Terms, edge_arrays: tuple, senders: jax.Array, receive
     remat: recompute each chunk in the backward pass (with more than one chunk).
     first_padding: None, or the first padding node of a padded batch (int32 scalar,
       `ops.num_real_nodes`): chunks whose first receiver is at or beyond it are skipped.
+    store_dots: with more than one chunk, keep each chunk's matmul outputs for the backward
+      pass instead of recomputing the chunk (`stored_chunk_sums`; overrides `remat`).
   Returns:
     the pytree of `terms`' structure with [N, ...] sums, accumulated in at least float32.
   """
@@ -100,5 +105,153 @@ def sum_over_edges(terms: Terms, edge_arrays: tuple, senders: jax.Array, receive
 
   xs = tuple(split(x, 0) for x in edge_arrays) + (split(senders, 0),
                                                    split(receivers, num_nodes))
+  if store_dots and not hk.running_init():
+    return stored_chunk_sums(terms, xs[:-2], xs[-2], xs[-1], zeros, first_padding)
   total, _ = hk.scan(hk.remat(step) if remat else step, zeros, xs)
   return total
+
+
+def stored_chunk_sums(terms: Terms, arrays: tuple, senders: jax.Array, receivers: jax.Array,
+                      zeros: Any, first_padding: jax.Array | None = None) -> Any:
+  """`sum_over_edges` over chunks already split, differentiated by a custom VJP that keeps
+  each chunk's matmul outputs from the forward pass.
+
+  Reverse-mode differentiation of a scan over chunks either recomputes every chunk in the
+  backward pass (`remat`: the chunk's matmuls run twice forward) or stacks everything the
+  chunk's backward pass reads, and on XLA CPU (jaxlib 0.10) that stacking is slow: behind the
+  padding-skip `lax.cond` both branches' residuals are written (zeros for the skipped one) and
+  the stacked buffers are copied whole in each iteration (EGNN 1280: 3.8 of 12.6 s a step in
+  copies). Here the forward loop runs `jax.vjp` of each chunk's terms under
+  `jax.checkpoint(policy=dots_with_no_batch_dims_saveable)` and writes the pullback's
+  chunk-dependent residuals (the matmul outputs, the chunk's indices) into [chunks, ...]
+  buffers; the backward loop rebuilds each chunk's pullback from them (elementwise work is
+  recomputed, matmuls are not). Both loops run over the real chunks only: a padded batch's
+  chunks of padding edges only are neither computed nor stored.
+
+  Args:
+    terms: as in `sum_over_edges` (it may read Haiku parameters and close over arrays; it
+      is closure-converted here, so it must not create parameters: not at init).
+    arrays: [C, S, ...] edge arrays (or None) split into C chunks of S edges.
+    senders, receivers: [C, S] int32; receivers sorted, the padding edges of the last chunk
+      pointing at node N (dropped from the sums).
+    zeros: the sums before any edge ([N, ...] pytree, accumulation dtype).
+    first_padding: as in `sum_over_edges`.
+  Returns:
+    the pytree of `zeros`' structure with the sums.
+  """
+  num_nodes = jax.tree_util.tree_leaves(zeros)[0].shape[0]
+  limit = (jnp.asarray(num_nodes + 1, jnp.int32) if first_padding is None
+           else jnp.asarray(first_padding, jnp.int32))
+
+  def chunk_terms(arrays, senders, receivers):
+    return terms(*arrays, senders, jnp.minimum(receivers, num_nodes - 1))
+
+  first = (tuple(None if a is None else a[0] for a in arrays), senders[0], receivers[0])
+  pure, consts = jax.closure_convert(chunk_terms, *first)
+  return _chunk_sums(_Pullbacks(pure), tuple(consts), arrays, senders, receivers, zeros, limit)
+
+
+_SAVE_DOTS = jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+
+
+def _float0_like(x: jax.Array):
+  return np.zeros(x.shape, jax.dtypes.float0)
+
+
+class _Pullbacks:
+  """A chunk's pullback, split into leaves the backward loop has anyway (the hoisted
+  constants, the chunk's own edge arrays and indices) and the rest (the saved matmul
+  outputs: stored in [C, ...] buffers); the split and the pullback's structure are recorded
+  when the chunk's VJP is traced (the same in every trace)."""
+
+  def __init__(self, pure: Callable):
+    self.pure = pure
+    self.treedef = None
+    self.known = None   # per pullback leaf: its index among `_inputs`, or None (stored)
+
+  @staticmethod
+  def _inputs(consts: tuple, arrays: tuple, senders: jax.Array, receivers: jax.Array) -> list:
+    return jax.tree_util.tree_leaves((consts, arrays, senders, receivers))
+
+  def vjp(self, consts: tuple, arrays: tuple, senders: jax.Array, receivers: jax.Array):
+    """-> (terms [S, ...] pytree, the pullback's leaves to store)."""
+    def fn(consts, arrays):
+      return self.pure(arrays, senders, receivers, *consts)
+    out, pullback = jax.vjp(jax.checkpoint(fn, policy=_SAVE_DOTS), consts, arrays)
+    leaves, self.treedef = jax.tree_util.tree_flatten(pullback)
+    inputs = self._inputs(consts, arrays, senders, receivers)
+    self.known = tuple(next((k for k, x in enumerate(inputs) if leaf is x), None)
+                       for leaf in leaves)
+    return out, [leaf for leaf, k in zip(leaves, self.known) if k is None]
+
+  def rebuild(self, stored: list, consts: tuple, arrays: tuple, senders: jax.Array,
+              receivers: jax.Array) -> Callable:
+    """The pullback of the chunk whose inputs are given, from its stored leaves."""
+    inputs = self._inputs(consts, arrays, senders, receivers)
+    stored = iter(stored)
+    leaves = [next(stored) if k is None else inputs[k] for k in self.known]
+    return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _chunk_sums(pullbacks, consts, arrays, senders, receivers, zeros, limit):
+  return _chunk_sums_fwd(pullbacks, consts, arrays, senders, receivers, zeros, limit)[0]
+
+
+def _real_chunks(receivers: jax.Array, limit: jax.Array) -> jax.Array:
+  """Chunks whose first receiver is below `limit` (a prefix: receivers are sorted)."""
+  return jnp.sum(receivers[:, 0] < limit).astype(jnp.int32)
+
+
+def _take(arrays: tuple, i) -> tuple:
+  return tuple(None if a is None else a[i] for a in arrays)
+
+
+def _chunk_sums_fwd(pullbacks, consts, arrays, senders, receivers, zeros, limit):
+  num_nodes = jax.tree_util.tree_leaves(zeros)[0].shape[0]
+  chunks = senders.shape[0]
+  take = lambda i: _take(arrays, i)
+  shapes = jax.eval_shape(lambda: pullbacks.vjp(consts, take(0), senders[0], receivers[0])[1])
+  buffers = ops.varying_like([jnp.zeros((chunks,) + s.shape, s.dtype) for s in shapes],
+                             receivers)
+
+  def body(i, carry):
+    total, buffers = carry
+    out, stored = pullbacks.vjp(consts, take(i), senders[i], receivers[i])
+    buffers = [jax.lax.dynamic_update_index_in_dim(b, x, i, 0)
+               for b, x in zip(buffers, stored)]
+    total = jax.tree_util.tree_map(
+        lambda s, t: s + ops.segment_sum(t, receivers[i], num_nodes, sorted_ids=True),
+        total, out)
+    return total, buffers
+
+  count = _real_chunks(receivers, limit)
+  total, buffers = jax.lax.fori_loop(0, count, body, (zeros, buffers))
+  return total, (consts, arrays, senders, receivers, limit, count, buffers)
+
+
+def _chunk_sums_bwd(pullbacks, residuals, d_total):
+  consts, arrays, senders, receivers, limit, count, buffers = residuals
+  out_like = jax.eval_shape(
+      lambda: pullbacks.pure(_take(arrays, 0), senders[0], receivers[0], *consts))
+
+  def body(i, grads):
+    d_consts, d_arrays = grads
+    pullback = pullbacks.rebuild([b[i] for b in buffers], consts, _take(arrays, i),
+                                 senders[i], receivers[i])
+    d_out = jax.tree_util.tree_map(
+        lambda d, like: jnp.take(d, receivers[i], axis=0, mode="fill",
+                                 fill_value=0).astype(like.dtype), d_total, out_like)
+    g_consts, g_arrays = pullback(d_out)
+    d_consts = jax.tree_util.tree_map(jnp.add, d_consts, g_consts)
+    d_arrays = tuple(None if d is None else jax.lax.dynamic_update_index_in_dim(d, g, i, 0)
+                     for d, g in zip(d_arrays, g_arrays))
+    return d_consts, d_arrays
+
+  zeros = lambda tree: ops.varying_like(jax.tree_util.tree_map(jnp.zeros_like, tree), receivers)
+  d_consts, d_arrays = jax.lax.fori_loop(0, count, body, (zeros(consts), zeros(arrays)))
+  return (d_consts, d_arrays, _float0_like(senders), _float0_like(receivers), d_total,
+          _float0_like(limit))
+
+
+_chunk_sums.defvjp(_chunk_sums_fwd, _chunk_sums_bwd)

@@ -41,17 +41,21 @@ class EGCL(hk.Module):
   """One E(n)-equivariant graph convolutional layer (E_GCL)."""
 
   def __init__(self, config: EGNNConfig, edge_chunk: int = 0, remat: bool = False,
-               update_coords: bool | None = None, name: str | None = None):
+               update_coords: bool | None = None, store_dots: bool = False,
+               name: str | None = None):
     """edge_chunk: edges per chunk of the message pass (0: all at once); `EGNN` passes
     `config.edge_chunk` on CPU. remat: recompute each chunk in the backward pass (with
     chunks; `EGNN` passes `config.remat` in training passes). update_coords: None for
     `config.update_coords`; False returns x unchanged without computing phi_x (its
     parameters, if the config has them, are then not read: `EGNN`'s last layer when nothing
-    reads the coordinates)."""
+    reads the coordinates). store_dots: keep each chunk's matmul outputs for the backward
+    pass instead (`edge_chunks.sum_over_edges`; `EGNN` passes `config.store_chunk_dots` in
+    training passes)."""
     super().__init__(name=name)
     self.config = config
     self.edge_chunk = edge_chunk
     self.remat = remat
+    self.store_dots = store_dots
     self.update_coords = config.update_coords if update_coords is None else update_coords
 
   def __call__(self, h: jax.Array, x: jax.Array, edge_attr: jax.Array, senders: jax.Array,
@@ -108,7 +112,7 @@ class EGCL(hk.Module):
              jnp.zeros((n, 3), ops.acc_dtype(x.dtype)) if coord_mlp else None)
     agg, coord_sum = edge_chunks.sum_over_edges(
         terms, (edge_attr,), senders, receivers, zeros, self.edge_chunk, self.remat,
-        first_padding)
+        first_padding, self.store_dots)
     if coord_mlp is not None:
       x = x + ops.mean_from_sum(coord_sum, degree).astype(x.dtype)
     agg = agg.astype(dtype)                                                   # [N, H]
@@ -174,9 +178,10 @@ class EGNN(hk.Module):
     degree = ops.in_degree(receivers, h.shape[0], ops.acc_dtype(dtype))
     chunks = edge_chunks.plan(c.edge_chunk, senders.shape[0], graph.n_node, padded)
     remat = stacking.remat(c, is_training)
+    store = c.store_chunk_dots and is_training and chunks.chunked
 
     def layer(h, x, update_coords=None):
-      return EGCL(c, chunks.edge_chunk, remat, update_coords, name="gcl")(
+      return EGCL(c, chunks.edge_chunk, remat, update_coords, store, name="gcl")(
           h, x, edge_attr, senders, receivers, degree, chunks.first_padding)
 
     last = None
