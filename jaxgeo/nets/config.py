@@ -412,7 +412,8 @@ def paper_config(network: str, fusion: str = "none", head: str = "graph", out_di
       # The wide "replace" EGNN passes messages over edge chunks on CPU (cache blocking; the
       # 32-wide one is faster without them, and evaluates faster with its layers unrolled),
       # and its training passes keep each chunk's matmul outputs instead of recomputing them
-      # (matmul-bound: 1.15-1.2x faster, about 350 MB a layer for a packed DB5.5 batch).
+      # (matmul-bound: training 1.09-1.29x faster, about 350 MB a layer for a packed DB5.5
+      # batch; experiments/results/bench_nets_egnn_stored_dots_2026-12-06.md).
       wide = width > 32
       config = ModelConfig(network="egnn", fusion=fusion_config,
                            egnn=EGNNConfig(hidden=width, input_linear=input_linear,

@@ -118,10 +118,10 @@ def stored_chunk_sums(terms: Terms, arrays: tuple, senders: jax.Array, receivers
 
   Reverse-mode differentiation of a scan over chunks either recomputes every chunk in the
   backward pass (`remat`: the chunk's matmuls run twice forward) or stacks everything the
-  chunk's backward pass reads, and on XLA CPU (jaxlib 0.10) that stacking is slow: behind the
-  padding-skip `lax.cond` both branches' residuals are written (zeros for the skipped one) and
-  the stacked buffers are copied whole in each iteration (EGNN 1280: 3.8 of 12.6 s a step in
-  copies). Here the forward loop runs `jax.vjp` of each chunk's terms under
+  chunk's backward pass reads, and on XLA CPU (jaxlib 0.10) that stacking is slow (EGNN 1280:
+  3.8 of 12.6 s a step in the concatenate / dynamic-update-slice ops that write the stacked
+  residuals; behind the padding skip's `lax.cond` the skipped branch returns zeros for the
+  other's residuals, and skipping nothing computes the padding). Here the forward loop runs `jax.vjp` of each chunk's terms under
   `jax.checkpoint(policy=dots_with_no_batch_dims_saveable)` and writes the pullback's
   chunk-dependent residuals (the matmul outputs, the chunk's indices) into [chunks, ...]
   buffers; the backward loop rebuilds each chunk's pullback from them (elementwise work is

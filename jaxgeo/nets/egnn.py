@@ -16,7 +16,9 @@ Speed: the first layer of phi_e on [h_i, h_j, ...] is computed as h W_i and h W_
 then gathered per edge (same parameters, far fewer multiply-adds: a residue graph has ~10x
 more edges than nodes). On CPU a wide EGNN sums its messages over chunks of edges
 (`EGNNConfig.edge_chunk`, `edge_chunks.sum_over_edges`: each chunk's [chunk, hidden]
-activations stay in the caches, and padding-only chunks of a padded batch are skipped).
+activations stay in the caches, and padding-only chunks of a padded batch are skipped); with
+`EGNNConfig.store_chunk_dots` its training passes keep each chunk's matmul outputs for the
+backward pass instead of recomputing the chunk.
 """
 from __future__ import annotations
 
