@@ -72,19 +72,21 @@ out["eval"] = {"count": [e4["count"], e1["count"]], "loss": [e4["loss"], e1["los
                "real_nodes": int(sum(int(g.n_node[0]) for g in s1.splits.val))}
 
 # 1b. The same for each network with its loops exercised (GVP-GNN's and EGNN's edge chunks with
-# the padding-chunk skip, Molformer's blocked attention with its custom backward pass): the
-# constants they start a scan or a cond from must type-check inside shard_map.
+# the padding-chunk skip, EGNN's also with their products stored by a custom VJP, Molformer's
+# blocked attention with its custom backward pass): the constants they start a scan, a loop or
+# a cond from must type-check inside shard_map.
 NETS = {"gvp": ["model.gvp.node_dims=(16, 4)", "model.gvp.num_layers=2",
                 "model.gvp.edge_chunk=64", "model.gvp.eval_edge_chunk=64",
                 "model.gvp.dropout=0.0"],
         "egnn": ["model.egnn.edge_chunk=64"],
+        "egnn_stored": ["model.egnn.edge_chunk=64", "model.egnn.store_chunk_dots=True"],
         "molformer": ["model.molformer.query_block=16", "model.molformer.key_block=16",
                       "model.molformer.dropout=0.0"]}
 out["nets"] = {
-    net: testing.parallel_step_vs_one_device(
-        lambda d, extra=extra, net=net: config_lib.apply_overrides(
+    name: testing.parallel_step_vs_one_device(
+        lambda d, extra=extra, net=name.split("_")[0]: config_lib.apply_overrides(
             cfg(d), [f"model.network={net}"] + extra), 4, batching.Bucket(512, 8192, 5), seed=1)
-    for net, extra in NETS.items()}
+    for name, extra in NETS.items()}
 
 # 2. A run folder on 4 devices, refused on 3, resumed on 2.
 run = tmp / "run"
@@ -152,7 +154,7 @@ def test_four_devices_train_like_one_device_on_the_same_global_batches(four):
 def test_every_network_trains_on_four_devices_like_one_device(four):
   # Fails (a shard_map type error in the subprocess) when a network starts a scan's carry or a
   # cond's branch from a constant that is not typed as varying over the data axis.
-  assert set(four["nets"]) == {"gvp", "egnn", "molformer"}
+  assert set(four["nets"]) == {"gvp", "egnn", "egnn_stored", "molformer"}
   for net, r in four["nets"].items():
     np.testing.assert_allclose(r["loss"][0], r["loss"][1], rtol=2e-5, err_msg=net)
     assert r["param_diff"] < 1e-5, (net, r["param_diff"])
