@@ -6,8 +6,8 @@ adds each chunk's terms into the node sums) a chunk's intermediates stay in the 
 and with `remat` each chunk is recomputed in the backward pass instead of storing its
 activations, or with `store_dots` only each chunk's matmul outputs are kept for the backward
 pass (`stored_chunk_sums`). The same function either way: only the order of the additions in
-each node's sum changes. On a padded batch (`nets.make_model`'s `padded=True`) a chunk whose edges all
-point into the padding graph is skipped: its terms reach padding nodes only.
+each node's sum changes. On a padded batch (`nets.make_model`'s `padded=True`) a chunk whose
+edges all point into the padding graph is skipped: its terms reach padding nodes only.
 """
 from __future__ import annotations
 
@@ -121,12 +121,13 @@ def stored_chunk_sums(terms: Terms, arrays: tuple, senders: jax.Array, receivers
   chunk's backward pass reads, and on XLA CPU (jaxlib 0.10) that stacking is slow (EGNN 1280:
   3.8 of 12.6 s a step in the concatenate / dynamic-update-slice ops that write the stacked
   residuals; behind the padding skip's `lax.cond` the skipped branch returns zeros for the
-  other's residuals, and skipping nothing computes the padding). Here the forward loop runs `jax.vjp` of each chunk's terms under
-  `jax.checkpoint(policy=dots_with_no_batch_dims_saveable)` and writes the pullback's
-  chunk-dependent residuals (the matmul outputs, the chunk's indices) into [chunks, ...]
-  buffers; the backward loop rebuilds each chunk's pullback from them (elementwise work is
-  recomputed, matmuls are not). Both loops run over the real chunks only: a padded batch's
-  chunks of padding edges only are neither computed nor stored.
+  other's residuals, and skipping nothing computes the padding). Here the forward loop runs
+  `jax.vjp` of each chunk's terms under `jax.checkpoint(policy=dots_with_no_batch_dims_
+  saveable)` and writes the pullback's residuals that are not among its inputs (the matmul
+  outputs) into [chunks, ...] buffers; the backward loop rebuilds each chunk's pullback from
+  them and from the inputs it reads again (elementwise work is recomputed, matmuls are not).
+  Both loops run over the real chunks only: a padded batch's chunks of padding edges only are
+  neither computed nor stored.
 
   Args:
     terms: as in `sum_over_edges` (it may read Haiku parameters and close over arrays; it
