@@ -294,6 +294,28 @@ def test_edge_chunks_are_transparent(graphs, network, changes):
     assert_close(a, b, 1e-5, "gradients")
 
 
+def test_stored_chunk_products_under_mixed_precision(graphs):
+  """Under mixed precision (`train.mixed_apply`: bfloat16 compute, float32 parameters) EGNN's
+  stored chunk products (`store_chunk_dots`, padded batch: padding chunks skipped) give the
+  loss of the recomputed chunks and their gradients to bfloat16 rounding."""
+  from jaxgeo import train
+  other = synthetic.pad_batch(graphs, extra_nodes=21, extra_edges=37, extra_graphs=3)
+  n_real = sum(int(g.n_node[0]) for g in graphs)
+  _, params = model_and_params("egnn")
+  results = []
+  for store in (False, True):
+    config = chunked(tiny_config("egnn"), "egnn", 12, store_chunk_dots=store)
+    apply = train.mixed_apply(nets.make_model(config),
+                              nets.make_model(config, dtype=jnp.bfloat16))
+    loss = lambda p, apply=apply: jnp.sum(apply(p, rng_key(1), other, True)["node"][:n_real] ** 2)
+    results.append(jax.jit(jax.value_and_grad(loss))(params))
+  (loss_a, grads_a), (loss_b, grads_b) = results
+  assert_close(loss_b, loss_a, 1e-3, "loss")
+  for a, b in zip(*map(jax.tree_util.tree_leaves, (grads_a, grads_b))):
+    assert a.dtype == b.dtype == jnp.float32
+    np.testing.assert_allclose(b, a, rtol=0, atol=2e-2 * float(np.max(np.abs(a))) + 1e-6)
+
+
 @pytest.mark.parametrize("network, edge_chunk", [("gvp", 0), ("gvp", 37), ("egnn", 0),
                                                  ("egnn", 37), ("molformer", None)])
 def test_remat_only_in_training_passes(graphs, network, edge_chunk):
