@@ -99,8 +99,7 @@ def sum_over_edges(terms: Terms, edge_arrays: tuple, senders: jax.Array, receive
   def step(total, chunk):
     if first_padding is None or hk.running_init():
       return add_chunk(total, chunk), None
-    receivers = chunk[-1]                # sorted: the chunk's first edge decides
-    return hk.cond(receivers[0] < first_padding, lambda t: add_chunk(t, chunk),
+    return hk.cond(_is_real(chunk[-1], first_padding), lambda t: add_chunk(t, chunk),
                    lambda t: t, total), None
 
   xs = tuple(split(x, 0) for x in edge_arrays) + (split(senders, 0),
@@ -147,8 +146,7 @@ def stored_chunk_sums(terms: Terms, arrays: tuple, senders: jax.Array, receivers
   def chunk_terms(arrays, senders, receivers):
     return terms(*arrays, senders, jnp.minimum(receivers, num_nodes - 1))
 
-  first = (tuple(None if a is None else a[0] for a in arrays), senders[0], receivers[0])
-  pure, consts = jax.closure_convert(chunk_terms, *first)
+  pure, consts = jax.closure_convert(chunk_terms, _take(arrays, 0), senders[0], receivers[0])
   return _chunk_sums(_Pullbacks(pure), tuple(consts), arrays, senders, receivers, zeros, limit)
 
 
@@ -199,9 +197,15 @@ def _chunk_sums(pullbacks, consts, arrays, senders, receivers, zeros, limit):
   return _chunk_sums_fwd(pullbacks, consts, arrays, senders, receivers, zeros, limit)[0]
 
 
+def _is_real(receivers: jax.Array, first_padding: jax.Array) -> jax.Array:
+  """Whether chunks ([..., S] receivers, sorted) hold real edges: their first receiver
+  (sorted: the first edge decides) is below the first padding node."""
+  return receivers[..., 0] < first_padding
+
+
 def _real_chunks(receivers: jax.Array, limit: jax.Array) -> jax.Array:
-  """Chunks whose first receiver is below `limit` (a prefix: receivers are sorted)."""
-  return jnp.sum(receivers[:, 0] < limit).astype(jnp.int32)
+  """Chunks ([C, S] receivers) that hold real edges: a prefix, receivers being sorted."""
+  return jnp.sum(_is_real(receivers, limit)).astype(jnp.int32)
 
 
 def _take(arrays: tuple, i) -> tuple:
