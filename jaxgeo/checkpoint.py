@@ -131,14 +131,20 @@ class Checkpointer:
                             f"{getattr(e, 'filename', '') or ''})") from None
 
   def restore(self, template: Any, step: int | None = None) -> tuple[Any, dict, int]:
-    """-> (state shaped like `template`, meta, step). Raises CheckpointError when there is
-    no checkpoint or it does not match the template."""
+    """-> (state shaped like `template`, meta, step). `template`: arrays, or
+    jax.ShapeDtypeStruct leaves (`jax.eval_shape` of an init: nothing computed; restored onto
+    the first local device when they name no sharding). Raises CheckpointError when there
+    is no checkpoint or it does not match the template."""
     ocp = _ocp()
     import jax
     step = self.latest_step() if step is None else step
     if step is None:
       raise CheckpointError(f"{self.directory}: no checkpoint")
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
+    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = jax.tree_util.tree_map(
+        lambda x: (jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=local)
+                   if isinstance(x, jax.ShapeDtypeStruct) and x.sharding is None
+                   else ocp.utils.to_shape_dtype_struct(x)), template)
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))

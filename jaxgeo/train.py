@@ -434,14 +434,29 @@ def _jsonable_tree(value):
 
 def init_state(setup: Setup) -> dict:
   """Fresh {"params", "opt_state", "key"} from train.seed."""
+  return place_state(setup, _fresh_state(setup))
+
+
+def abstract_state(setup: Setup) -> dict:
+  """`init_state`'s tree with jax.ShapeDtypeStruct leaves, nothing computed: the template of
+  a checkpoint that is restored, not trained (`evaluate_run`); replicated over the mesh of a
+  data-parallel run, as `init_state` places it."""
+  shapes = jax.eval_shape(lambda: _fresh_state(setup))
+  if setup.mesh is None:
+    return shapes
+  sharding = parallel.replicated(setup.mesh)
+  return jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
+
+
+def _fresh_state(setup: Setup) -> dict:
   seed = int(setup.config.train.seed)
   init_key, train_key = jax.random.split(jax.random.key(seed))
   example = next(batching.batches(setup.splits.train[:1], setup.buckets, setup.device_graphs,
                                   packing=setup.packing))
   params = setup.model.init(init_key, example, is_training=True)
-  state = {"params": params, "opt_state": setup.optimizer.init(params),
-           "key": jax.random.key_data(train_key)}
-  return place_state(setup, state)
+  return {"params": params, "opt_state": setup.optimizer.init(params),
+          "key": jax.random.key_data(train_key)}
 
 
 def place_state(setup: Setup, state):
@@ -976,7 +991,7 @@ def evaluate_run(run_dir: str | os.PathLike, which: str = "best",
   checkpointer = Checkpointer(run_dir / "checkpoints" / which)
   if checkpointer.latest_step() is None:
     raise CheckpointError(f"{run_dir}/checkpoints/{which}: no checkpoint yet")
-  state, _, step = checkpointer.restore(init_state(setup))
+  state, _, step = checkpointer.restore(abstract_state(setup))
   state = _restored(setup, state)
   out: dict[str, Any] = {"checkpoint": which, "epoch": step}
   for split in splits:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from conftest import REPO, cpu_subprocess_env
 from jaxgeo import cli, geometry, structure, train
 from jaxgeo.commands import dock
 from jaxgeo.errors import DataError
@@ -143,6 +146,61 @@ def test_dock_folder_lists_failures_and_docks_the_rest(run_dir, pair_files, tmp_
   assert "CCCC_r_b.pdb" in printed
 
 
+@pytest.fixture(scope="module")
+def pairs_folder(shared_data, tmp_path_factory):
+  """The three small complexes as docking inputs: each ligand moved away (seeded), the
+  receptor as bound."""
+  folder = tmp_path_factory.mktemp("pairs")
+  structures = shared_data / "db5.5" / "structures"
+  for k, pdb_id in enumerate(SMALL):
+    rot, shift = geometry.random_rigid_motion(np.random.default_rng(10 + k), 20.0)
+    (folder / f"{pdb_id}_r_b.pdb").write_text(_text(structures / f"{pdb_id}_r_b.pdb.gz"))
+    (folder / f"{pdb_id}_l_b.pdb").write_text(
+        dock.move_pdb_text(_text(structures / f"{pdb_id}_l_b.pdb.gz"), rot, shift))
+  return folder
+
+
+def _docked_cas(folder, pdb_ids=SMALL) -> dict[str, np.ndarray]:
+  return {i: structure.load_protein(folder / f"{i}_l_b_IEGMN.pdb").ca for i in pdb_ids}
+
+
+def test_dock_folder_in_batches_moves_each_pair_as_alone(run_dir, pairs_folder, tmp_path):
+  """Pairs docked together (batches of 2 and of 3, padded, as the run's batches were) get the
+  rigid motion each gets docked alone."""
+  run, _ = run_dir
+  docker = dock.Docker(run)
+  for batch in (2, 3):
+    out = tmp_path / f"batch{batch}"
+    assert cli.main(["dock", "--model", str(run), "--pairs", str(pairs_folder), "--out",
+                     str(out), "--batch-graphs", str(batch), "--no-progress"]) == 0
+    docked = _docked_cas(out)
+    for pdb_id in SMALL:
+      rec, lig = pairs_folder / f"{pdb_id}_r_b.pdb", pairs_folder / f"{pdb_id}_l_b.pdb"
+      rotation, translation = docker.transform(rec, lig)
+      given = structure.load_protein(lig).ca
+      np.testing.assert_allclose(docked[pdb_id], given @ rotation.T + translation, atol=3e-3)
+
+
+def test_dock_folder_on_two_cpu_devices_equals_one(run_dir, pairs_folder, tmp_path):
+  """`--cpu-devices 2` (each batch of 2 pairs cut into one pair a device) writes the poses
+  one device writes, and says it used two devices."""
+  run, _ = run_dir
+  outs = {}
+  for devices in (1, 2):
+    outs[devices] = tmp_path / f"devices{devices}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxgeo", "dock", "--model", str(run), "--pairs",
+         str(pairs_folder), "--out", str(outs[devices]), "--batch-graphs", "2",
+         "--cpu-devices", str(devices), "--no-progress"],
+        capture_output=True, text=True, timeout=300, cwd=REPO, env=cpu_subprocess_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "docked 3 of 3 pairs" in proc.stdout
+    assert f"over {devices} cpu device(s)" in proc.stdout
+  one, two = _docked_cas(outs[1]), _docked_cas(outs[2])
+  for pdb_id in SMALL:
+    np.testing.assert_allclose(two[pdb_id], one[pdb_id], atol=3e-3)
+
+
 def test_dock_errors_are_one_line(run_dir, pair_files, tmp_path, capsys):
   run, _ = run_dir
   rec, lig = pair_files
@@ -152,6 +210,12 @@ def test_dock_errors_are_one_line(run_dir, pair_files, tmp_path, capsys):
   assert cli.main(["dock", "--model", str(run), "--receptor", str(tmp_path / "no.pdb"),
                    "--ligand", str(tmp_path / "no.pdb"), "--out", str(tmp_path / "o")]) == 2
   assert "no.pdb: no such file" in capsys.readouterr().err
+  assert cli.main(["dock", "--model", str(run), "--receptor", str(rec), "--ligand", str(lig),
+                   "--out", str(tmp_path / "o"), "--cpu-devices", "2"]) == 2
+  assert "--cpu-devices is for --pairs" in capsys.readouterr().err
+  assert cli.main(["dock", "--model", str(run), "--pairs", str(rec.parent), "--out",
+                   str(tmp_path / "o"), "--batch-graphs", "0"]) == 2
+  assert "--batch-graphs 0: must be at least 1" in capsys.readouterr().err
 
 
 def test_score_docking_on_a_small_folder(shared_data, tmp_path, capsys):

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -98,6 +99,7 @@ except ConfigError as e:
   out["three"] = str(e)
 res = train.train(cfg(2), run, progress=False)
 out["log"] = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
+out["run"] = str(run)
 out["finished"] = res is not None and res["epochs_run"] == 2
 
 # 3. ESM-2 with parameters sharded over a 4-device model axis == unsharded.
@@ -179,6 +181,31 @@ def test_run_folder_resumes_on_another_device_count_and_logs_per_device(four):
   # 3 devices cannot split a global batch of 4 graphs: one line saying so and what to do.
   assert four["three"] and "trained on 4 device(s)" in four["three"]
   assert "train.devices" in four["three"] and "\n" not in four["three"]
+
+
+def test_checkpoint_of_two_devices_restores_from_shapes_on_one(four):
+  """The run's last checkpoint, saved replicated over 2 devices, restored in this 1-device
+  process from a template of shapes only (`train.abstract_state`, what `jaxgeo eval`,
+  `predict` and `dock` restore into): the arrays a computed template gets, on this device."""
+  from jaxgeo import config as config_lib
+  from jaxgeo import train
+  from jaxgeo.checkpoint import Checkpointer
+  run = pathlib.Path(four["run"])
+  config = config_lib.apply_overrides(config_lib.from_json(run / "config.json"),
+                                      ["train.devices=1"])
+  setup = train.prepare(config)
+  restored = {}
+  for kind, template in (("shapes", train.abstract_state(setup)),
+                         ("arrays", train.init_state(setup))):
+    checkpointer = Checkpointer(run / "checkpoints" / "last")
+    restored[kind], _, restored[kind + "_step"] = checkpointer.restore(template)
+    checkpointer.close()
+  assert restored["shapes_step"] == restored["arrays_step"] == 2
+  leaves = jax.tree_util.tree_leaves
+  assert len(leaves(restored["shapes"])) == len(leaves(restored["arrays"]))
+  for a, b in zip(leaves(restored["shapes"]), leaves(restored["arrays"])):
+    assert a.sharding.device_set == {jax.local_devices()[0]}
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 # --- ESM-2 and embedding over devices ------------------------------------------------------------

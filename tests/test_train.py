@@ -178,6 +178,13 @@ def test_checkpoint_round_trip_keeps_optimizer_types(tmp_path):
   assert type(restored["opt_state"][1]) is type(state["opt_state"][1])
   np.testing.assert_array_equal(restored["params"]["layer"]["w"], params["layer"]["w"] + 1)
   assert jax.tree_util.tree_structure(restored) == jax.tree_util.tree_structure(state)
+  # A template of shapes only (jax.eval_shape: nothing computed) restores the same arrays.
+  abstract = jax.eval_shape(lambda: state)
+  again, _, _ = ckpt.restore(abstract)
+  assert jax.tree_util.tree_structure(again) == jax.tree_util.tree_structure(state)
+  for a, b in zip(jax.tree_util.tree_leaves(again), jax.tree_util.tree_leaves(restored)):
+    assert isinstance(a, jax.Array) and a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b)
 
 
 # --- end to end ----------------------------------------------------------------------------------

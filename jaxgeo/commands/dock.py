@@ -1,7 +1,7 @@
 """`jaxgeo dock`: dock a ligand onto a receptor with a trained IEGMN run.
 
     jaxgeo dock --model RUN_DIR --receptor R.pdb --ligand L.pdb --out OUT.pdb
-    jaxgeo dock --model RUN_DIR --pairs DIR --out OUT_DIR
+    jaxgeo dock --model RUN_DIR --pairs DIR --out OUT_DIR [--batch-graphs B] [--cpu-devices N]
 
 The run folder (`jaxgeo train` of a docking row) gives the config (`config.json`) and the
 best checkpoint (or `--checkpoint last`); fused runs read the partners' language-model rows
@@ -15,9 +15,15 @@ Folder mode docks every `ID_l_b.pdb[.gz]` with its `ID_r_b.pdb[.gz]` into
 `OUT_DIR/ID_l_b_IEGMN.pdb`, and copies the receptor (unchanged) to `OUT_DIR/ID_r_b_IEGMN.pdb`:
 the layout of a method folder of `jaxgeo score-docking`, which then scores the predicted
 complex as it is (the inputs' receptors need not be in the ground truth's frame; in
-`db5_docking/inputs_random_transformed` they are not), with a progress bar; a pair that fails (a missing partner, an unreadable file, missing
-language-model rows) is reported and the others still dock; failures are listed at the end
-and the exit status is then 1.
+`db5_docking/inputs_random_transformed` they are not). It reads every pair first, then runs
+the network over batches of `--batch-graphs` pairs (packed or fixed-count as the run's
+training batches were, so a few shapes compile, not one a pair size) and, on a host without
+GPU / TPU, splits the CPU into devices as the run's `jaxgeo train` did (`--cpu-devices N`),
+each batch cut into one slot a device; with progress bars. A pair's motion does not depend
+on the pairs batched with it. A pair that fails (a missing partner, an unreadable file,
+missing language-model rows) is reported and the others still dock; failures are listed at
+the end and the exit status is then 1. One pair (`--receptor`, `--ligand`) runs on one
+device whose kernels XLA threads over the cores.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ import time
 import numpy as np
 
 OUTPUT_SUFFIX = "IEGMN"
+BATCH_PAIRS = 8            # --pairs: pairs a batch (data-parallel slots are cut from it)
 _PAIR_FILE = re.compile(r"^(?P<id>.+)_(?P<side>[lr])_b\.pdb(\.gz)?$")
 
 
@@ -72,7 +79,8 @@ def move_pdb_text(text: str, rotation: np.ndarray, translation: np.ndarray,
 
 
 class Docker:
-  """A trained IEGMN run, loaded once: `dock(receptor, ligand, out)` per pair."""
+  """A trained IEGMN run, loaded once: `dock(receptor, ligand, out)` per pair, `dock_pairs`
+  for many (batched as the run's batches were, data-parallel over the local devices)."""
 
   def __init__(self, run_dir: str | os.PathLike, checkpoint: str = "best",
                store: str | None = None):
@@ -94,6 +102,7 @@ class Docker:
     if model_config.network != "iegmn":
       raise ConfigError(f"--model {run_dir}: a {model_config.network} run; docking needs an "
                         "IEGMN run (a docking_iegmn_* row)")
+    self.config = config
     self.task = config_lib.task_setup(config, with_lm=False)[0]
     self.options = self.task.options(config.task)
     # The language model the run trained with (its fingerprint, when lm.json recorded one).
@@ -104,19 +113,20 @@ class Docker:
     if not folder.is_dir():
       raise CheckpointError(f"{folder}: no checkpoint (has the run finished an epoch?)")
     example = iegmn.example_batch(model_config.iegmn)
-    params = self.model.init(jax.random.key(0), example)
-    template = {"params": params, "opt_state": train.make_optimizer(config)[2].init(params),
+    # Shapes only (nothing computed): the restore's template.
+    params = jax.eval_shape(lambda: self.model.init(jax.random.key(0), example))
+    template = {"params": params,
+                "opt_state": jax.eval_shape(train.make_optimizer(config)[2].init, params),
                 "key": jax.random.key_data(jax.random.key(0))}
     checkpointer = Checkpointer(folder)
     state, _, self.epoch = checkpointer.restore(template)
     checkpointer.close()
     self.params = jax.device_put(jax.tree_util.tree_map(np.asarray, state["params"]))
-    self._apply = jax.jit(lambda p, b: self.model.apply(p, None, b, is_training=False))
 
-  def transform(self, receptor_path: str | os.PathLike, ligand_path: str | os.PathLike
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(R [3, 3], t [3]) moving the ligand file's coordinates onto the receptor."""
-    from jaxgeo import batching, structure
+  def pair(self, receptor_path: str | os.PathLike, ligand_path: str | os.PathLike):
+    """The pair graph of a receptor file and a ligand file as given (with the run's
+    language-model rows for a fused run); DataError / StructureError naming the file."""
+    from jaxgeo import structure
     from jaxgeo.errors import DataError
     from jaxgeo.tasks.docking import docking_example
     receptor = structure.load_protein(receptor_path)
@@ -131,32 +141,97 @@ class Docker:
           raise DataError(f"{path}: no language-model rows ({e})") from None
       lm = (rows[0], rows[1])
     try:
-      g = docking_example(ligand, receptor, 0, 0, self.options, lm, perturb=False)
+      return docking_example(ligand, receptor, 0, 0, self.options, lm, perturb=False)
     except DataError as e:
       raise DataError(f"{ligand_path} + {receptor_path}: {e}") from None
-    n, e = int(g.n_node[0]), int(g.n_edge[0])
-    # Rounded shapes, so that pairs of similar sizes share one compilation.
-    bucket = batching.Bucket(n_node=-(-(n + 1) // 128) * 128,
-                             n_edge=max(-(-e // 1024) * 1024, 1024), n_graph=2)
-    out = self._apply(self.params, batching.pad([g], bucket))
-    return (np.asarray(out["rotation"][0], np.float64),
-            np.asarray(out["translation"][0], np.float64))
+
+  def transforms(self, graphs, batch_graphs: int = 1, progress: bool = False
+                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(R [3, 3], t [3]) of each pair graph (`pair`): moves its ligand file onto its
+    receptor. Batches of `batch_graphs` pairs, packed or fixed-count as the run's were, each
+    cut into one slot a local device (`predict.apply_batched`)."""
+    from jaxgeo.commands.predict import apply_batched
+
+    def forward(params, batch):
+      out = self.model.apply(params, None, batch, is_training=False, padded=True)
+      return _motion_rows(out["rotation"], out["translation"])
+
+    rows = apply_batched(forward, self.params, self.config, graphs, per_node=False,
+                         batch_graphs=batch_graphs, progress=progress, desc="dock")
+    return [(np.asarray(r[:9], np.float64).reshape(3, 3), np.asarray(r[9:], np.float64))
+            for r in rows]
+
+  def transform(self, receptor_path: str | os.PathLike, ligand_path: str | os.PathLike
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(R [3, 3], t [3]) moving the ligand file's coordinates onto the receptor."""
+    return self.transforms([self.pair(receptor_path, ligand_path)])[0]
 
   def dock(self, receptor_path: str | os.PathLike, ligand_path: str | os.PathLike,
            out_path: str | os.PathLike) -> DockResult:
     """Docks one pair and writes the moved ligand file (atomically; gzipped for `.gz`)."""
-    from jaxgeo import io
-    from jaxgeo.errors import StructureError
     tick = time.perf_counter()
     rotation, translation = self.transform(receptor_path, ligand_path)
-    text = io.read_bytes_maybe_gzip(ligand_path, StructureError).decode("utf-8", "replace")
-    moved = move_pdb_text(text, rotation, translation, str(ligand_path)).encode()
-    out_path = pathlib.Path(out_path)
-    if out_path.name.endswith(".gz"):
-      moved = gzip.compress(moved, mtime=0)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    io.atomic_write_bytes(out_path, moved)
-    return DockResult(rotation, translation, out_path, time.perf_counter() - tick)
+    out = write_moved(ligand_path, rotation, translation, out_path)
+    return DockResult(rotation, translation, out, time.perf_counter() - tick)
+
+  def dock_pairs(self, pairs: dict[str, tuple], out_dir: str | os.PathLike,
+                 batch_graphs: int = 8, progress: bool = True
+                 ) -> tuple[dict[str, DockResult], list[str]]:
+    """Docks every pair of `pairs` ({id: (receptor file, ligand file)}, `find_pairs`) into
+    `out_dir` (`ID_l_b_IEGMN.pdb`, and the receptor copied as `ID_r_b_IEGMN.pdb`): all pairs
+    read first, then the network over batches of `batch_graphs` pairs, then the files.
+    -> ({id: DockResult (seconds: the pair's share of the whole run)}, one message for each
+    pair that failed; the others still dock)."""
+    from tqdm.auto import tqdm
+
+    from jaxgeo import io
+    from jaxgeo.errors import JaxgeoError, StructureError
+    tick = time.perf_counter()
+    out_dir = pathlib.Path(out_dir)
+    graphs, failures = {}, []
+    for pdb_id, (rec, lig) in tqdm(pairs.items(), desc="read", unit="complex",
+                                   disable=not progress, leave=False):
+      try:
+        graphs[pdb_id] = self.pair(rec, lig)
+      except JaxgeoError as e:
+        failures.append(str(e))
+    motions = (dict(zip(graphs, self.transforms(list(graphs.values()), batch_graphs, progress)))
+               if graphs else {})
+    done = {}
+    for pdb_id, (rotation, translation) in motions.items():
+      rec, lig = pairs[pdb_id]
+      try:
+        out = write_moved(lig, rotation, translation,
+                          out_dir / f"{pdb_id}_l_b_{OUTPUT_SUFFIX}.pdb")
+        io.atomic_write_bytes(out_dir / f"{pdb_id}_r_b_{OUTPUT_SUFFIX}.pdb",
+                              io.read_bytes_maybe_gzip(rec, StructureError))
+        done[pdb_id] = DockResult(rotation, translation, out, 0.0)
+      except JaxgeoError as e:
+        failures.append(str(e))
+    share = (time.perf_counter() - tick) / max(len(done), 1)
+    return ({k: dataclasses.replace(r, seconds=share) for k, r in done.items()}, failures)
+
+
+def _motion_rows(rotation, translation):
+  """[G, 12] rows (R flattened, t) of the network's rotation [G, 3, 3] and translation [G, 3]."""
+  import jax.numpy as jnp
+  return jnp.concatenate([rotation.reshape(rotation.shape[0], 9), translation], axis=-1)
+
+
+def write_moved(ligand_path: str | os.PathLike, rotation: np.ndarray, translation: np.ndarray,
+                out_path: str | os.PathLike) -> pathlib.Path:
+  """Writes the ligand file with every atom moved by x -> R x + t (`move_pdb_text`),
+  atomically; gzipped when `out_path` ends in `.gz`."""
+  from jaxgeo import io
+  from jaxgeo.errors import StructureError
+  text = io.read_bytes_maybe_gzip(ligand_path, StructureError).decode("utf-8", "replace")
+  moved = move_pdb_text(text, rotation, translation, str(ligand_path)).encode()
+  out_path = pathlib.Path(out_path)
+  if out_path.name.endswith(".gz"):
+    moved = gzip.compress(moved, mtime=0)
+  out_path.parent.mkdir(parents=True, exist_ok=True)
+  io.atomic_write_bytes(out_path, moved)
+  return out_path
 
 
 def find_pairs(folder: str | os.PathLike) -> tuple[dict[str, tuple], list[str]]:
@@ -188,7 +263,8 @@ def register(subparsers) -> None:
       description="Predicts the rigid motion of the ligand onto the receptor with a trained "
       "IEGMN run (jaxgeo train of a docking_iegmn_* row) and writes the ligand file with all "
       "its atoms moved (only the coordinate columns change). --pairs docks a folder of "
-      "ID_l_b.pdb[.gz] / ID_r_b.pdb[.gz] pairs into OUT/ID_l_b_IEGMN.pdb.")
+      "ID_l_b.pdb[.gz] / ID_r_b.pdb[.gz] pairs into OUT/ID_l_b_IEGMN.pdb, in batches of "
+      "pairs, data-parallel over the CPU split as the run's training split it.")
   p.add_argument("--model", required=True, metavar="RUN_DIR", help="run folder")
   p.add_argument("--checkpoint", choices=("best", "last"), default="best")
   p.add_argument("--receptor", help="receptor structure file (stays in place)")
@@ -196,19 +272,34 @@ def register(subparsers) -> None:
   p.add_argument("--pairs", metavar="DIR", help="folder of ID_l_b / ID_r_b pairs")
   p.add_argument("--out", required=True, help="output PDB (or output folder with --pairs)")
   p.add_argument("--store", default=None, help="embedding store (default: the run's lm.store)")
+  p.add_argument("--batch-graphs", type=int, default=BATCH_PAIRS, metavar="B",
+                 help=f"--pairs: pairs a batch of the network (default {BATCH_PAIRS}; packed "
+                 "or fixed-count as the run's batches were)")
+  p.add_argument("--cpu-devices", type=int, default=None, metavar="N",
+                 help="--pairs on a host without GPU / TPU: split the CPU into N JAX devices "
+                 "and dock data-parallel over them (default: the run's train.cpu_devices, as "
+                 "`jaxgeo train` split it; 0: one per core; 1: one device)")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
   p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-  from jaxgeo import io, train
-  from jaxgeo.errors import ConfigError, JaxgeoError
+  from jaxgeo import io, parallel, train
+  from jaxgeo.errors import ConfigError
   single = args.receptor or args.ligand
   if bool(args.pairs) == bool(single):
     raise ConfigError("dock: give either --receptor and --ligand, or --pairs DIR")
   if single and not (args.receptor and args.ligand):
     raise ConfigError("dock: --receptor and --ligand go together")
-  train.setup_jax()
+  if single and args.cpu_devices is not None:
+    raise ConfigError("dock: --cpu-devices is for --pairs (one pair runs on one device)")
+  if args.batch_graphs < 1:
+    raise ConfigError(f"dock: --batch-graphs {args.batch_graphs}: must be at least 1")
+  # One pair: one device, its kernels threaded over the cores. A folder: the CPU split as the
+  # run's `jaxgeo train` split it (or --cpu-devices), batches data-parallel over the devices.
+  train.setup_jax(cpu_devices=None if single else
+                  train.saved_cpu_device_count(args.model, args.cpu_devices))
+  import jax
   if single:
     for option, path in (("--receptor", args.receptor), ("--ligand", args.ligand)):
       io.input_file(path, f"{option} {path}", ConfigError)
@@ -220,26 +311,19 @@ def run(args: argparse.Namespace) -> int:
           f"{np.round(result.translation, 3).tolist()}")
     return 0
 
-  from tqdm.auto import tqdm
-
-  from jaxgeo.errors import StructureError
   pairs, failures = find_pairs(args.pairs)
   out_dir = io.output_folder(args.out, f"--out {args.out}", ConfigError)
   docker = Docker(args.model, args.checkpoint, args.store)
-  seconds = []
-  for pdb_id, (rec, lig) in tqdm(pairs.items(), desc="dock", unit="complex",
-                                 disable=args.no_progress):
-    try:
-      result = docker.dock(rec, lig, out_dir / f"{pdb_id}_l_b_{OUTPUT_SUFFIX}.pdb")
-      seconds.append(result.seconds)
-      io.atomic_write_bytes(out_dir / f"{pdb_id}_r_b_{OUTPUT_SUFFIX}.pdb",
-                            io.read_bytes_maybe_gzip(rec, StructureError))
-    except JaxgeoError as e:
-      failures.append(str(e))
-  if seconds:
-    s = np.asarray(seconds)
-    print(f"docked {len(seconds)} of {len(pairs)} pairs into {out_dir}: {s.mean():.3f} s per "
-          f"complex (median {np.median(s):.3f} s; the first of each size compiles)")
+  tick = time.perf_counter()
+  done, failed = docker.dock_pairs(pairs, out_dir, args.batch_graphs, not args.no_progress)
+  failures += failed
+  if done:
+    seconds = time.perf_counter() - tick
+    devices = parallel.even_split(args.batch_graphs, jax.local_device_count())
+    print(f"docked {len(done)} of {len(pairs)} pairs into {out_dir} in {seconds:.1f} s: "
+          f"{seconds / len(done):.3f} s per complex (reading, the network with its "
+          f"compilations, writing; batches of {args.batch_graphs} pairs over {devices} "
+          f"{jax.local_devices()[0].platform} device(s))")
   if failures:
     print(f"{len(failures)} failed:")
     for message in failures:

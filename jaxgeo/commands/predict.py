@@ -184,9 +184,10 @@ def load_run(run_dir: str | pathlib.Path, example, which: str = "best") -> Run:
   buckets = batching.choose_buckets([example], batch_graphs=1, max_buckets=1)
   batch = next(batching.batches([example], buckets, 1))
   init_key, train_key = jax.random.split(jax.random.key(int(config.train.seed)))
-  params = model.init(init_key, batch, is_training=True)
+  # Shapes only (nothing computed): the restore's template.
+  params = jax.eval_shape(lambda: model.init(init_key, batch, is_training=True))
   _, _, optimizer = train.make_optimizer(config)
-  template = {"params": params, "opt_state": optimizer.init(params),
+  template = {"params": params, "opt_state": jax.eval_shape(optimizer.init, params),
               "key": jax.random.key_data(train_key)}
   checkpointer = Checkpointer(run_dir / "checkpoints" / which)
   if checkpointer.latest_step() is None:
@@ -226,8 +227,23 @@ def run_config(run_dir: pathlib.Path):
 
 def predict_graphs(run: Run, graphs: Sequence, batch_graphs: int = 8, progress: bool = True
                    ) -> list:
-  """Raw outputs of the run's head for each graph: [N, out_dim] (node) or [out_dim].
+  """Raw outputs of the run's head for each graph: [N, out_dim] (node) or [out_dim]
+  (`apply_batched`)."""
+  head = run.task.head
+  # Every batch is padded (`batching`): the networks may skip the padding graph's work
+  # (`nets.make_model`).
+  forward = lambda p, b: run.model.apply(p, None, b, is_training=False, padded=True)[head]
+  return apply_batched(forward, run.params, run.config, graphs, per_node=head == "node",
+                       batch_graphs=batch_graphs, progress=progress)
 
+
+def apply_batched(forward, params, config, graphs: Sequence, *, per_node: bool,
+                  batch_graphs: int = 8, progress: bool = True, desc: str = "predict") -> list:
+  """`forward(params, padded batch)` of every graph: its rows [N, ...] of the node array
+  `forward` returns (per_node) or its row [...] of the graph array.
+
+  Graphs are batched as the run of `config` was: packed to a node / edge budget of
+  `batch_graphs` graphs a batch on average (budgets from these graphs), or fixed counts.
   With several local devices (GPUs, or a CPU split into devices: `--cpu-devices`) in one
   process, each batch of `batch_graphs` graphs is cut into one slot a device
   (`parallel.global_batches`) over as many devices as divide `batch_graphs`."""
@@ -235,21 +251,15 @@ def predict_graphs(run: Run, graphs: Sequence, batch_graphs: int = 8, progress: 
   import numpy as np
   from tqdm.auto import tqdm
   from jaxgeo import batching, parallel, train, xla_options
-  head = run.task.head
   local = jax.local_devices() if jax.process_count() == 1 else jax.local_devices()[:1]
   slots = parallel.even_split(batch_graphs, len(local))
-  # Every batch below is padded (`batching`): the networks may skip the padding graph's work
-  # (`nets.make_model`).
-  forward = lambda p, b: run.model.apply(p, None, b, is_training=False, padded=True)[head]
-  # Batched as the run was: packed to a node / edge budget of `batch_graphs` graphs a batch
-  # on average (budgets from these graphs), or fixed counts.
-  t, graphs = run.config.train, list(graphs)
-  packing = train.packing_of(run.config, graphs, batch_graphs // slots)
+  t, graphs = config.train, list(graphs)
+  packing = train.packing_of(config, graphs, batch_graphs // slots)
   buckets = batching.choose_buckets(graphs, batch_graphs=batch_graphs // slots,
                                     max_buckets=int(t.max_buckets if packing is None else
                                                     t.packing.buckets), packing=packing)
   if slots == 1:
-    apply, params = jax.jit(forward), run.params
+    apply = jax.jit(forward)
     plan = (([np.asarray(apply(params, batch))], [index], [batch]) for batch, index in
             batching.batches(graphs, buckets, batch_graphs, return_indices=True,
                              packing=packing))
@@ -260,12 +270,12 @@ def predict_graphs(run: Run, graphs: Sequence, batch_graphs: int = 8, progress: 
     one_slot = lambda p, b: forward(p, parallel.slot(b, 0))[None]
     apply = jax.jit(jax.shard_map(one_slot, mesh=mesh, in_specs=(P(), spec), out_specs=spec),
                     compiler_options=xla_options.eval_step(local[0].platform, slots))
-    params = parallel.replicate(run.params, mesh)
+    params = parallel.replicate(params, mesh)
     plan = ((np.asarray(parallel.to_host(apply(params, parallel.shard_stacked(stacked, mesh)))),
              index, padded) for stacked, index, padded in
             parallel.global_batches(graphs, buckets, batch_graphs, slots, packing=packing))
   out: list = [None] * len(graphs)
-  for values, indices, batches in tqdm(plan, desc="predict", unit="batch", disable=not progress,
+  for values, indices, batches in tqdm(plan, desc=desc, unit="batch", disable=not progress,
                                        leave=False):
     for slot_values, index, batch in zip(values, indices, batches):
       if batch is None:         # an all-padding slot
@@ -273,7 +283,7 @@ def predict_graphs(run: Run, graphs: Sequence, batch_graphs: int = 8, progress: 
       slot_values = np.asarray(slot_values, np.float32)
       offset = 0
       for k, i in enumerate(index):
-        if head == "node":
+        if per_node:
           n = int(batch.n_node[k])
           out[i] = slot_values[offset:offset + n]
           offset += n
