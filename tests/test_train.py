@@ -161,6 +161,26 @@ def test_early_stopping_bookkeeping():
   assert improved and not meta["stopped"]
 
 
+@pytest.mark.parametrize("network", ["egnn", "gvp"])
+def test_fresh_parameters_are_the_op_by_op_initialisation(network):
+  """`init_state` initialises under jit: the same bits as the model's init run op by op, and
+  `abstract_state` has its shapes."""
+  extra = ["model.gvp.node_dims=(16, 4)", "model.gvp.num_layers=1"] if network == "gvp" else []
+  setup = train.prepare(tiny_config(f"model.network={network}", *extra))
+  state = train.init_state(setup)
+  init_key, _ = jax.random.split(jax.random.key(int(setup.config.train.seed)))
+  example = next(batching.batches(setup.splits.train[:1], setup.buckets, setup.device_graphs,
+                                  packing=setup.packing))
+  eager = setup.model.init(init_key, example, is_training=True)
+  leaves = jax.tree_util.tree_leaves
+  assert jax.tree_util.tree_structure(state["params"]) == jax.tree_util.tree_structure(eager)
+  for a, b in zip(leaves(state["params"]), leaves(eager)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  shapes = train.abstract_state(setup)
+  assert [(x.shape, x.dtype) for x in leaves(shapes)] == [
+      (np.shape(x), np.asarray(x).dtype) for x in leaves(state)]
+
+
 def test_checkpoint_round_trip_keeps_optimizer_types(tmp_path):
   config = config_lib.base_config()
   _, _, optimizer = train.make_optimizer(config)
