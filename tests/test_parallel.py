@@ -100,6 +100,16 @@ except ConfigError as e:
 res = train.train(cfg(2), run, progress=False)
 out["log"] = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
 out["run"] = str(run)
+# 2b. A checkpoint as `Checkpointer.save` wrote them until 2026-12-06: jax arrays replicated
+# over 2 devices handed to orbax as they are.
+import orbax.checkpoint as ocp
+manager = ocp.CheckpointManager(tmp / "old_checkpoint", options=ocp.CheckpointManagerOptions(
+    create=True, enable_async_checkpointing=False))
+manager.save(1, args=ocp.args.Composite(state=ocp.args.StandardSave(
+    train.init_state(train.prepare(cfg(2)))), meta=ocp.args.JsonSave({"epoch": 1})), force=True)
+manager.wait_until_finished()
+manager.close()
+out["old_checkpoint"] = str(tmp / "old_checkpoint")
 out["finished"] = res is not None and res["epochs_run"] == 2
 
 # 3. ESM-2 with parameters sharded over a 4-device model axis == unsharded.
@@ -184,7 +194,8 @@ def test_run_folder_resumes_on_another_device_count_and_logs_per_device(four):
 
 
 def test_checkpoint_of_two_devices_restores_from_shapes_on_one(four):
-  """The run's last checkpoint, saved replicated over 2 devices, restored in this 1-device
+  """Checkpoints saved over 2 devices (the run's last one, host copies; and one written as
+  before 2026-12-06, jax arrays replicated over the 2 devices), restored in this 1-device
   process from a template of shapes only (`train.abstract_state`, what `jaxgeo eval`,
   `predict` and `dock` restore into): the arrays a computed template gets, on this device."""
   from jaxgeo import config as config_lib
@@ -194,18 +205,19 @@ def test_checkpoint_of_two_devices_restores_from_shapes_on_one(four):
   config = config_lib.apply_overrides(config_lib.from_json(run / "config.json"),
                                       ["train.devices=1"])
   setup = train.prepare(config)
-  restored = {}
-  for kind, template in (("shapes", train.abstract_state(setup)),
-                         ("arrays", train.init_state(setup))):
-    checkpointer = Checkpointer(run / "checkpoints" / "last")
-    restored[kind], _, restored[kind + "_step"] = checkpointer.restore(template)
-    checkpointer.close()
-  assert restored["shapes_step"] == restored["arrays_step"] == 2
   leaves = jax.tree_util.tree_leaves
-  assert len(leaves(restored["shapes"])) == len(leaves(restored["arrays"]))
-  for a, b in zip(leaves(restored["shapes"]), leaves(restored["arrays"])):
-    assert a.sharding.device_set == {jax.local_devices()[0]}
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  for folder, step in ((run / "checkpoints" / "last", 2), (four["old_checkpoint"], 1)):
+    restored = {}
+    for kind, template in (("shapes", train.abstract_state(setup)),
+                           ("arrays", train.init_state(setup))):
+      checkpointer = Checkpointer(folder)
+      restored[kind], _, restored[kind + "_step"] = checkpointer.restore(template)
+      checkpointer.close()
+    assert restored["shapes_step"] == restored["arrays_step"] == step
+    assert len(leaves(restored["shapes"])) == len(leaves(restored["arrays"]))
+    for a, b in zip(leaves(restored["shapes"]), leaves(restored["arrays"])):
+      assert a.sharding.device_set == {jax.local_devices()[0]}
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 # --- ESM-2 and embedding over devices ------------------------------------------------------------
