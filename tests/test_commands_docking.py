@@ -181,6 +181,29 @@ def test_dock_folder_in_batches_moves_each_pair_as_alone(run_dir, pairs_folder, 
       np.testing.assert_allclose(docked[pdb_id], given @ rotation.T + translation, atol=3e-3)
 
 
+def test_dock_folder_writes_each_batch_as_it_runs(run_dir, pairs_folder, tmp_path,
+                                                  monkeypatch):
+  """A batch's files are on disk before the next batch runs: when the second of three
+  one-pair batches fails, the first pair is docked (ligand moved, receptor copied)."""
+  from jaxgeo import batching
+  run, _ = run_dir
+  real = batching.batches
+
+  def first_then_fail(*args, **kwargs):
+    batches = real(*args, **kwargs)
+    yield next(batches)
+    raise RuntimeError("the second batch fails")
+
+  monkeypatch.setattr(batching, "batches", first_then_fail)
+  pairs, _ = dock.find_pairs(pairs_folder)
+  out = tmp_path / "out"
+  with pytest.raises(RuntimeError, match="second batch"):
+    dock.Docker(run).dock_pairs(pairs, out, batch_graphs=1, progress=False)
+  written = sorted(p.name for p in out.iterdir())
+  assert len(written) == 2 and written[0].endswith("_l_b_IEGMN.pdb"), written
+  assert written[1] == written[0].replace("_l_b_", "_r_b_")
+
+
 def test_dock_folder_on_two_cpu_devices_equals_one(run_dir, pairs_folder, tmp_path):
   """`--cpu-devices 2` (each batch of 2 pairs cut into one pair a device) writes the poses
   one device writes, and says it used two devices."""

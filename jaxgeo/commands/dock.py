@@ -19,11 +19,12 @@ complex as it is (the inputs' receptors need not be in the ground truth's frame;
 the network over batches of `--batch-graphs` pairs (packed or fixed-count as the run's
 training batches were, so a few shapes compile, not one a pair size) and, on a host without
 GPU / TPU, splits the CPU into devices as the run's `jaxgeo train` did (`--cpu-devices N`),
-each batch cut into one slot a device; with progress bars. A pair's motion does not depend
-on the pairs batched with it. A pair that fails (a missing partner, an unreadable file,
-missing language-model rows) is reported and the others still dock; failures are listed at
-the end and the exit status is then 1. One pair (`--receptor`, `--ligand`) runs on one
-device whose kernels XLA threads over the cores.
+each batch cut into one slot a device; with progress bars. Each batch's files are written
+(atomically) as soon as it has run. A pair's motion does not depend on the pairs batched
+with it. A pair that fails (a missing partner, an unreadable file, missing language-model
+rows) is reported and the others still dock; failures are listed at the end and the exit
+status is then 1. One pair (`--receptor`, `--ligand`) runs on one device whose kernels XLA
+threads over the cores.
 """
 from __future__ import annotations
 
@@ -145,21 +146,26 @@ class Docker:
     except DataError as e:
       raise DataError(f"{ligand_path} + {receptor_path}: {e}") from None
 
-  def transforms(self, graphs, batch_graphs: int = 1, progress: bool = False
-                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+  def transforms(self, graphs, batch_graphs: int = 1, progress: bool = False,
+                 on_result=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(R [3, 3], t [3]) of each pair graph (`pair`): moves its ligand file onto its
     receptor. Batches of `batch_graphs` pairs, packed or fixed-count as the run's were, each
-    cut into one slot a local device (`predict.apply_batched`)."""
+    cut into one slot a local device (`predict.apply_batched`); `on_result(i, (R, t))` is
+    called for pair i as soon as its batch has run."""
     from jaxgeo.commands.predict import apply_batched
 
     def forward(params, batch):
       out = self.model.apply(params, None, batch, is_training=False, padded=True)
       return _motion_rows(out["rotation"], out["translation"])
 
+    def motion(row):
+      return np.asarray(row[:9], np.float64).reshape(3, 3), np.asarray(row[9:], np.float64)
+
     rows = apply_batched(forward, self.params, self.config, graphs, per_node=False,
-                         batch_graphs=batch_graphs, progress=progress, desc="dock")
-    return [(np.asarray(r[:9], np.float64).reshape(3, 3), np.asarray(r[9:], np.float64))
-            for r in rows]
+                         batch_graphs=batch_graphs, progress=progress, desc="dock",
+                         on_result=None if on_result is None else
+                         lambda i, row: on_result(i, motion(row)))
+    return [motion(r) for r in rows]
 
   def transform(self, receptor_path: str | os.PathLike, ligand_path: str | os.PathLike
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -179,7 +185,8 @@ class Docker:
                  ) -> tuple[dict[str, DockResult], list[str]]:
     """Docks every pair of `pairs` ({id: (receptor file, ligand file)}, `find_pairs`) into
     `out_dir` (`ID_l_b_IEGMN.pdb`, and the receptor copied as `ID_r_b_IEGMN.pdb`): all pairs
-    read first, then the network over batches of `batch_graphs` pairs, then the files.
+    read first, then the network over batches of `batch_graphs` pairs, each batch's files
+    written (atomically) as soon as it has run.
     -> ({id: DockResult (seconds: the pair's share of the whole run)}, one message for each
     pair that failed; the others still dock)."""
     from tqdm.auto import tqdm
@@ -195,19 +202,21 @@ class Docker:
         graphs[pdb_id] = self.pair(rec, lig)
       except JaxgeoError as e:
         failures.append(str(e))
-    motions = (dict(zip(graphs, self.transforms(list(graphs.values()), batch_graphs, progress)))
-               if graphs else {})
-    done = {}
-    for pdb_id, (rotation, translation) in motions.items():
+    ids, done = list(graphs), {}
+
+    def write(i: int, motion: tuple[np.ndarray, np.ndarray]) -> None:
+      pdb_id = ids[i]
       rec, lig = pairs[pdb_id]
       try:
-        out = write_moved(lig, rotation, translation,
-                          out_dir / f"{pdb_id}_l_b_{OUTPUT_SUFFIX}.pdb")
+        out = write_moved(lig, *motion, out_dir / f"{pdb_id}_l_b_{OUTPUT_SUFFIX}.pdb")
         io.atomic_write_bytes(out_dir / f"{pdb_id}_r_b_{OUTPUT_SUFFIX}.pdb",
                               io.read_bytes_maybe_gzip(rec, StructureError))
-        done[pdb_id] = DockResult(rotation, translation, out, 0.0)
+        done[pdb_id] = DockResult(*motion, out, 0.0)
       except JaxgeoError as e:
         failures.append(str(e))
+
+    if graphs:
+      self.transforms(list(graphs.values()), batch_graphs, progress, on_result=write)
     share = (time.perf_counter() - tick) / max(len(done), 1)
     return ({k: dataclasses.replace(r, seconds=share) for k, r in done.items()}, failures)
 

@@ -238,9 +238,12 @@ def predict_graphs(run: Run, graphs: Sequence, batch_graphs: int = 8, progress: 
 
 
 def apply_batched(forward, params, config, graphs: Sequence, *, per_node: bool,
-                  batch_graphs: int = 8, progress: bool = True, desc: str = "predict") -> list:
+                  batch_graphs: int = 8, progress: bool = True, desc: str = "predict",
+                  on_result=None) -> list:
   """`forward(params, padded batch)` of every graph: its rows [N, ...] of the node array
-  `forward` returns (per_node) or its row [...] of the graph array.
+  `forward` returns (per_node) or its row [...] of the graph array. `on_result(i, value)`,
+  when given, is called for graph i as soon as its batch has run (so that a caller can keep
+  each result before the next batch: nothing computed is lost if a later one fails).
 
   Graphs are batched as the run of `config` was: packed to a node / edge budget of
   `batch_graphs` graphs a batch on average (budgets from these graphs), or fixed counts.
@@ -289,6 +292,8 @@ def apply_batched(forward, params, config, graphs: Sequence, *, per_node: bool,
           offset += n
         else:
           out[i] = slot_values[k]
+        if on_result is not None:
+          on_result(i, out[i])
   return out
 
 
