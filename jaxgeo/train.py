@@ -449,6 +449,28 @@ def abstract_state(setup: Setup) -> dict:
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
 
 
+def restore_params(config: ml_collections.ConfigDict, init_params: Callable[[], Any],
+                   folder: str | os.PathLike) -> tuple[Any, int]:
+  """A run's parameters from one of its checkpoint folders (RUN/checkpoints/best or last),
+  restored into a template of shapes only: `init_params()` (the model's init on an example
+  batch) is traced by `jax.eval_shape`, never run. -> (params, step). CheckpointError when
+  the folder holds no checkpoint (nothing is created)."""
+  folder = pathlib.Path(folder)
+  checkpointer = Checkpointer(folder) if folder.is_dir() else None
+  try:
+    if checkpointer is None or checkpointer.latest_step() is None:
+      raise CheckpointError(f"{folder}: no checkpoint (has the run finished an epoch?)")
+    params = jax.eval_shape(init_params)
+    template = {"params": params,
+                "opt_state": jax.eval_shape(make_optimizer(config)[2].init, params),
+                "key": jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0)))}
+    state, _, step = checkpointer.restore(template)
+  finally:
+    if checkpointer is not None:
+      checkpointer.close()
+  return state["params"], step
+
+
 def _fresh_state(setup: Setup) -> dict:
   seed = int(setup.config.train.seed)
   init_key, train_key = jax.random.split(jax.random.key(seed))

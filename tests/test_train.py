@@ -207,6 +207,30 @@ def test_checkpoint_round_trip_keeps_optimizer_types(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+def test_restore_params_from_shapes_and_no_folder_created(tmp_path):
+  """`restore_params` restores the saved parameters through a template of shapes (the init it
+  is given is traced, not run); a folder without a checkpoint is an error that creates
+  nothing."""
+  config = config_lib.base_config()
+  _, _, optimizer = train.make_optimizer(config)
+  params = {"layer": {"w": jnp.arange(6.0).reshape(2, 3), "b": jnp.ones(3)}}
+  Checkpointer(tmp_path / "best").save(3, {"params": params, "opt_state": optimizer.init(params),
+                                            "key": jax.random.key_data(jax.random.key(1))}, {})
+  ran = []
+
+  def init():
+    ran.append(isinstance(jnp.zeros(()), jax.core.Tracer))
+    return {"layer": {"w": jnp.zeros((2, 3)), "b": jnp.zeros(3)}}
+
+  restored, step = train.restore_params(config, init, tmp_path / "best")
+  assert step == 3 and ran == [True]           # traced once, never run on values
+  np.testing.assert_array_equal(restored["layer"]["w"], params["layer"]["w"])
+  np.testing.assert_array_equal(restored["layer"]["b"], params["layer"]["b"])
+  with pytest.raises(CheckpointError, match="no checkpoint"):
+    train.restore_params(config, init, tmp_path / "last")
+  assert not (tmp_path / "last").exists()
+
+
 # --- end to end ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -89,8 +89,7 @@ class Docker:
 
     from jaxgeo import config as config_lib
     from jaxgeo import nets, train
-    from jaxgeo.checkpoint import Checkpointer
-    from jaxgeo.errors import CheckpointError, ConfigError
+    from jaxgeo.errors import ConfigError
     from jaxgeo.nets import iegmn
     run_dir = pathlib.Path(run_dir)
     config_path = run_dir / train.CONFIG_FILE
@@ -110,19 +109,11 @@ class Docker:
     lm_config, _ = train.lm_setup(config, run_dir)
     self.features = config_lib.lm_features(lm_config)
     self.model = nets.make_model(model_config)
-    folder = run_dir / "checkpoints" / checkpoint
-    if not folder.is_dir():
-      raise CheckpointError(f"{folder}: no checkpoint (has the run finished an epoch?)")
     example = iegmn.example_batch(model_config.iegmn)
-    # Shapes only (nothing computed): the restore's template.
-    params = jax.eval_shape(lambda: self.model.init(jax.random.key(0), example))
-    template = {"params": params,
-                "opt_state": jax.eval_shape(train.make_optimizer(config)[2].init, params),
-                "key": jax.random.key_data(jax.random.key(0))}
-    checkpointer = Checkpointer(folder)
-    state, _, self.epoch = checkpointer.restore(template)
-    checkpointer.close()
-    self.params = jax.device_put(jax.tree_util.tree_map(np.asarray, state["params"]))
+    params, self.epoch = train.restore_params(
+        config, lambda: self.model.init(jax.random.key(0), example),
+        run_dir / "checkpoints" / checkpoint)
+    self.params = jax.device_put(jax.tree_util.tree_map(np.asarray, params))
 
   def pair(self, receptor_path: str | os.PathLike, ligand_path: str | os.PathLike):
     """The pair graph of a receptor file and a ligand file as given (with the run's

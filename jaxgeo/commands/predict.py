@@ -175,29 +175,18 @@ def load_run(run_dir: str | pathlib.Path, example, which: str = "best") -> Run:
   from jaxgeo import batching, nets
   from jaxgeo import config as config_lib
   from jaxgeo import train
-  from jaxgeo.checkpoint import Checkpointer
-  from jaxgeo.errors import CheckpointError
   run_dir = pathlib.Path(run_dir)
   config = run_config(run_dir)
   task, options, _ = config_lib.task_setup(config, with_lm=False)
   model = nets.make_model(config_lib.model_config(config))
   buckets = batching.choose_buckets([example], batch_graphs=1, max_buckets=1)
   batch = next(batching.batches([example], buckets, 1))
-  init_key, train_key = jax.random.split(jax.random.key(int(config.train.seed)))
-  # Shapes only (nothing computed): the restore's template.
-  params = jax.eval_shape(lambda: model.init(init_key, batch, is_training=True))
-  _, _, optimizer = train.make_optimizer(config)
-  template = {"params": params, "opt_state": jax.eval_shape(optimizer.init, params),
-              "key": jax.random.key_data(train_key)}
-  checkpointer = Checkpointer(run_dir / "checkpoints" / which)
-  if checkpointer.latest_step() is None:
-    raise CheckpointError(f"{run_dir}/checkpoints/{which}: no checkpoint yet")
-  state, _, _ = checkpointer.restore(template)
-  checkpointer.close()
+  params, _ = train.restore_params(
+      config, lambda: model.init(jax.random.key(0), batch, is_training=True),
+      run_dir / "checkpoints" / which)
   stats = run_stats(run_dir, task, options)
   kind, classes = output_kind(task, options)
-  params = jax.tree_util.tree_map(lambda x: jax.device_put(jax.numpy.asarray(x)),
-                                  state["params"])
+  params = jax.tree_util.tree_map(lambda x: jax.device_put(jax.numpy.asarray(x)), params)
   return Run(config, task, options, model, params, stats, kind, classes)
 
 
