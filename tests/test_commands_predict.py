@@ -101,6 +101,7 @@ def test_graph_predictions_equal_the_runs_evaluation(runs, tmp_path):
   assert [r["file"] for r in rows] == [f.name for f in files]
   np.testing.assert_allclose([float(r["score"]) for r in rows],
                              evaluation(setup, params), rtol=1e-4, atol=1e-4)
+  assert not (tmp_path / "pred.csv.partial").exists()   # removed once the CSV is written
 
 
 def test_residue_predictions_with_lm_equal_the_runs_evaluation(runs, tmp_path):
@@ -162,6 +163,35 @@ def test_predictions_on_two_cpu_devices_equal_one_devices(runs, tmp_path, kind, 
   assert strip(rows_two) == strip(rows_one) and len(rows_one) >= 3
   np.testing.assert_allclose([float(r[column]) for r in rows_two],
                              [float(r[column]) for r in rows_one], rtol=1e-5, atol=1e-5)
+
+
+def test_a_failing_batch_leaves_the_rows_predicted_before_it(runs, tmp_path, monkeypatch,
+                                                              capsys):
+  """Each graph's rows reach OUT.partial as soon as its batch has run: when the second of
+  three one-graph batches fails, the partial file holds the first graph's rows (those of
+  the complete run's CSV) and no CSV is written."""
+  from jaxgeo import batching
+  run_dir, setup, _ = runs["residue"]
+  files = [str(f) for f in train_files(setup)][:3]
+  args = ["predict", "--model", str(run_dir), *files, "--batch-graphs", "1", "--no-progress"]
+  whole = tmp_path / "whole.csv"
+  assert cli.main(args + ["--out", str(whole)]) == 0
+  real = batching.batches
+
+  def first_then_fail(*a, **k):
+    batches = real(*a, **k)
+    yield next(batches)
+    raise RuntimeError("the second batch fails")
+
+  monkeypatch.setattr(batching, "batches", first_then_fail)
+  out = tmp_path / "pred.csv"
+  with pytest.raises(RuntimeError, match="second batch"):
+    cli.main(args + ["--out", str(out)])
+  assert not out.exists()
+  kept = read_csv(tmp_path / "pred.csv.partial")
+  assert kept and {r["file"] for r in kept} == {kept[0]["file"]}
+  assert kept == [r for r in read_csv(whole) if r["file"] == kept[0]["file"]]
+  assert "rows of the 1 graph(s) predicted so far are in" in capsys.readouterr().err
 
 
 def test_missing_embeddings_name_the_embed_command(runs, tmp_path):

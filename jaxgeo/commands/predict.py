@@ -8,7 +8,10 @@ run's language model and layer, from its embedding store) and writes one CSV row
 structure (graph tasks) or per residue (node tasks: file, chain, residue_number,
 insertion_code, residue, score). `--pdb-out DIR` writes each PDB input again with the
 per-residue score in the B-factor field (columns 61-66 of ATOM/HETATM lines; every other
-byte of the input kept; atoms of residues without a score get 0.00).
+byte of the input kept; atoms of residues without a score get 0.00). While the network runs,
+each graph's rows are appended to OUT.csv.partial as soon as its batch has run (in the order
+they finish); OUT.csv is written, in input order, at the end and the partial file removed, so
+a run stopped by an error or a kill leaves what it had predicted there.
 
 Sequences the store lacks are embedded first with the run's language model when it is at
 hand (`unirep*`, or the `jaxgeo convert-esm` folder recorded in the store or given with
@@ -39,6 +42,7 @@ STRUCTURE_SUFFIXES = (".pdb", ".pdb.gz", ".ent", ".ent.gz", ".cif", ".cif.gz", "
 OUTPUT_KINDS = {"interface": "binary", "position": "regression", "position_id": "multiclass"}
 PER_CHAIN = ("position", "position_id")
 DATASET_FILE = "dataset.json"   # the run's dataset info with its "stats" (see run_stats)
+PARTIAL_SUFFIX = ".partial"     # OUT.csv.partial: rows written as each batch has run
 
 
 # --- language-model features -------------------------------------------------------------------
@@ -214,16 +218,16 @@ def run_config(run_dir: pathlib.Path):
   return config_lib.from_json(run_dir / "config.json")
 
 
-def predict_graphs(run: Run, graphs: Sequence, batch_graphs: int = 8, progress: bool = True
-                   ) -> list:
+def predict_graphs(run: Run, graphs: Sequence, batch_graphs: int = 8, progress: bool = True,
+                   on_result=None) -> list:
   """Raw outputs of the run's head for each graph: [N, out_dim] (node) or [out_dim]
-  (`apply_batched`)."""
+  (`apply_batched`; `on_result(i, raw)` as each graph's batch has run)."""
   head = run.task.head
   # Every batch is padded (`batching`): the networks may skip the padding graph's work
   # (`nets.make_model`).
   forward = lambda p, b: run.model.apply(p, None, b, is_training=False, padded=True)[head]
   return apply_batched(forward, run.params, run.config, graphs, per_node=head == "node",
-                       batch_graphs=batch_graphs, progress=progress)
+                       batch_graphs=batch_graphs, progress=progress, on_result=on_result)
 
 
 def apply_batched(forward, params, config, graphs: Sequence, *, per_node: bool,
@@ -338,6 +342,35 @@ def _values(run: Run, value, score, probs) -> dict:
   return out
 
 
+class PartialRows:
+  """Each predicted graph's rows appended to `path` (a CSV, header from the first rows) as
+  soon as they exist: what is left of a run that stops before its final CSV is written."""
+
+  def __init__(self, path: pathlib.Path):
+    self.path = path
+    self.graphs = 0
+    self._file = None
+    self._writer = None
+
+  def add(self, rows: list[dict]) -> None:
+    if self._file is None:
+      self._file = open(self.path, "w", newline="")
+      self._writer = csv.DictWriter(self._file, fieldnames=list(rows[0]), lineterminator="\n")
+      self._writer.writeheader()
+    self._writer.writerows(rows)
+    self._file.flush()
+    self.graphs += 1
+
+  def close(self) -> None:
+    if self._file is not None:
+      self._file.close()
+      self._file = None
+
+  def discard(self) -> None:
+    self.close()
+    self.path.unlink(missing_ok=True)
+
+
 def write_csv(path: pathlib.Path, rows: list[dict]) -> None:
   from jaxgeo import io
   header = list(dict.fromkeys(k for r in rows for k in r)) if rows else ["file"]
@@ -401,8 +434,9 @@ def write_bfactor_pdbs(folder: pathlib.Path, run: Run, items: Sequence[Item], ra
 def predict(run_dir, paths: Sequence[pathlib.Path], *, chains: str | None = None,
             which: str = "best", embed: bool = True, lm_source: str | None = None,
             store: str | None = None, batch_graphs: int = 8, progress: bool = True,
-            echo=print):
-  """-> (run, items, raw outputs, failures [(path, why)])."""
+            echo=print, on_rows=None):
+  """-> (run, items, raw outputs, failures [(path, why)]). `on_rows(rows)`: each graph's CSV
+  rows (`rows_for`) as soon as its batch has run."""
   from tqdm.auto import tqdm
   from jaxgeo import config as config_lib
   from jaxgeo import graph as graph_lib
@@ -434,7 +468,9 @@ def predict(run_dir, paths: Sequence[pathlib.Path], *, chains: str | None = None
       g = lm_features.attach(g, features.rows(protein))
     items.append(Item(path, protein, g))
   run = load_run(run_dir, items[0].graph, which)
-  raw = predict_graphs(run, [i.graph for i in items], batch_graphs, progress)
+  on_result = None if on_rows is None else (
+      lambda i, raw: on_rows(rows_for(run, items[i], raw)))
+  raw = predict_graphs(run, [i.graph for i in items], batch_graphs, progress, on_result)
   return run, items, raw, failed
 
 
@@ -448,13 +484,22 @@ def run(args: argparse.Namespace) -> int:
   io.output_file(args.out, f"--out {args.out}", ConfigError)
   if args.pdb_out:
     io.output_folder(args.pdb_out, f"--pdb-out {args.pdb_out}", ConfigError)
-  run_, items, raw, failed = predict(
-      args.model, paths, chains=args.chains, which=args.checkpoint, embed=args.embed,
-      lm_source=args.lm_source, store=args.store, batch_graphs=args.batch_graphs,
-      progress=not args.no_progress)
-  rows = [row for item, r in zip(items, raw) for row in rows_for(run_, item, r)]
   out = pathlib.Path(args.out)
+  partial = PartialRows(out.with_name(out.name + PARTIAL_SUFFIX))
+  try:
+    run_, items, raw, failed = predict(
+        args.model, paths, chains=args.chains, which=args.checkpoint, embed=args.embed,
+        lm_source=args.lm_source, store=args.store, batch_graphs=args.batch_graphs,
+        progress=not args.no_progress, on_rows=partial.add)
+  except BaseException:
+    partial.close()
+    if partial.graphs:
+      print(f"predict: stopped; the rows of the {partial.graphs} graph(s) predicted so far "
+            f"are in {partial.path}", file=sys.stderr)
+    raise
+  rows = [row for item, r in zip(items, raw) for row in rows_for(run_, item, r)]
   write_csv(out, rows)
+  partial.discard()
   print(f"predict: {len(items)} graph(s) from {len(paths) - len(failed)} file(s), "
         f"{len(rows)} row(s) ({run_.kind}) written to {out} ({jax.local_device_count()} "
         f"{jax.local_devices()[0].platform} device(s))")
@@ -481,7 +526,9 @@ def register(subparsers) -> None:
   p.add_argument("--model", required=True, help="run folder written by `jaxgeo train`")
   p.add_argument("--structures", default=None, help="folder of structure files")
   p.add_argument("files", nargs="*", help="structure files (instead of --structures)")
-  p.add_argument("--out", required=True, help="output CSV file")
+  p.add_argument("--out", required=True,
+                 help="output CSV file (written at the end; OUT.partial holds the rows "
+                 "predicted so far while it runs)")
   p.add_argument("--pdb-out", default=None,
                  help="folder: each PDB input with the per-residue score as its B-factor")
   p.add_argument("--chains", default=None, help="chains to keep of every file, e.g. A,B")
