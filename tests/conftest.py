@@ -87,6 +87,20 @@ def shared_data() -> pathlib.Path:
   return SHARED_DATA
 
 
+def fail_after_first_batch(monkeypatch, message: str = "the second batch fails") -> None:
+  """`batching.batches` yields its first batch, then raises RuntimeError(message): for
+  tests that a command keeps what it computed before a failure."""
+  from jaxgeo import batching
+  real = batching.batches
+
+  def first_then_fail(*args, **kwargs):
+    batches = real(*args, **kwargs)
+    yield next(batches)
+    raise RuntimeError(message)
+
+  monkeypatch.setattr(batching, "batches", first_then_fail)
+
+
 def write_csv_tables(folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
   """Label tables for the structures in examples/structures -> (graph table: file, rg (radius
   of gyration of the CA atoms), group (the first 4 letters); residue table: file, chain,

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, cpu_subprocess_env
+from conftest import REPO, cpu_subprocess_env, fail_after_first_batch
 from jaxgeo import cli, geometry, structure, train
 from jaxgeo.commands import dock
 from jaxgeo.errors import DataError
@@ -185,16 +185,8 @@ def test_dock_folder_writes_each_batch_as_it_runs(run_dir, pairs_folder, tmp_pat
                                                   monkeypatch):
   """A batch's files are on disk before the next batch runs: when the second of three
   one-pair batches fails, the first pair is docked (ligand moved, receptor copied)."""
-  from jaxgeo import batching
   run, _ = run_dir
-  real = batching.batches
-
-  def first_then_fail(*args, **kwargs):
-    batches = real(*args, **kwargs)
-    yield next(batches)
-    raise RuntimeError("the second batch fails")
-
-  monkeypatch.setattr(batching, "batches", first_then_fail)
+  fail_after_first_batch(monkeypatch)
   pairs, _ = dock.find_pairs(pairs_folder)
   out = tmp_path / "out"
   with pytest.raises(RuntimeError, match="second batch"):

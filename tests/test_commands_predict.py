@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import cpu_subprocess_env, write_csv_tables
+from conftest import cpu_subprocess_env, fail_after_first_batch, write_csv_tables
 from jaxgeo import cli, structure, train
 from jaxgeo import config as config_lib
 from jaxgeo.commands import predict
@@ -170,20 +170,12 @@ def test_a_failing_batch_leaves_the_rows_predicted_before_it(runs, tmp_path, mon
   """Each graph's rows reach OUT.partial as soon as its batch has run: when the second of
   three one-graph batches fails, the partial file holds the first graph's rows (those of
   the complete run's CSV) and no CSV is written."""
-  from jaxgeo import batching
   run_dir, setup, _ = runs["residue"]
   files = [str(f) for f in train_files(setup)][:3]
   args = ["predict", "--model", str(run_dir), *files, "--batch-graphs", "1", "--no-progress"]
   whole = tmp_path / "whole.csv"
   assert cli.main(args + ["--out", str(whole)]) == 0
-  real = batching.batches
-
-  def first_then_fail(*a, **k):
-    batches = real(*a, **k)
-    yield next(batches)
-    raise RuntimeError("the second batch fails")
-
-  monkeypatch.setattr(batching, "batches", first_then_fail)
+  fail_after_first_batch(monkeypatch)
   out = tmp_path / "pred.csv"
   with pytest.raises(RuntimeError, match="second batch"):
     cli.main(args + ["--out", str(out)])
