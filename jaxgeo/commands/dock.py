@@ -38,6 +38,8 @@ import time
 
 import numpy as np
 
+from jaxgeo.commands import add_cpu_devices_argument
+
 OUTPUT_SUFFIX = "IEGMN"
 BATCH_PAIRS = 8            # --pairs: pairs a batch (data-parallel slots are cut from it)
 _PAIR_FILE = re.compile(r"^(?P<id>.+)_(?P<side>[lr])_b\.pdb(\.gz)?$")
@@ -275,10 +277,7 @@ def register(subparsers) -> None:
   p.add_argument("--batch-graphs", type=int, default=BATCH_PAIRS, metavar="B",
                  help=f"--pairs: pairs a batch of the network (default {BATCH_PAIRS}; packed "
                  "or fixed-count as the run's batches were)")
-  p.add_argument("--cpu-devices", type=int, default=None, metavar="N",
-                 help="--pairs on a host without GPU / TPU: split the CPU into N JAX devices "
-                 "and dock data-parallel over them (default: the run's train.cpu_devices, as "
-                 "`jaxgeo train` split it; 0: one per core; 1: one device)")
+  add_cpu_devices_argument(p, "dock", scope="--pairs:")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
   p.set_defaults(func=run)
 

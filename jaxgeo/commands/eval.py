@@ -6,6 +6,8 @@ import argparse
 import pathlib
 import sys
 
+from jaxgeo.commands import add_cpu_devices_argument
+
 
 def register(subparsers) -> None:
   e = subparsers.add_parser(
@@ -19,10 +21,7 @@ def register(subparsers) -> None:
   e.add_argument("--split", dest="splits", action="append", default=None,
                  choices=("train", "val", "test"), help="split to evaluate (repeatable; "
                  "default: val and test)")
-  e.add_argument("--cpu-devices", type=int, default=None, metavar="N",
-                 help="on a host without GPU / TPU, split the CPU into N JAX devices and "
-                 "evaluate data-parallel over them (default: the run's train.cpu_devices, as "
-                 "`jaxgeo train` split it; 0: one per core; 1: one device)")
+  add_cpu_devices_argument(e, "evaluate")
   e.add_argument("--no-progress", action="store_true", help="no progress bars")
   e.set_defaults(func=run)
 

@@ -36,6 +36,8 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
+from jaxgeo.commands import add_cpu_devices_argument
+
 STRUCTURE_SUFFIXES = (".pdb", ".pdb.gz", ".ent", ".ent.gz", ".cif", ".cif.gz", ".mmcif",
                       ".mmcif.gz")
 # Tasks with single-structure examples -> how their outputs read (csv tasks say themselves).
@@ -353,13 +355,15 @@ class PartialRows:
     self._writer = None
 
   def add(self, rows: list[dict]) -> None:
+    self.graphs += 1
+    if not rows:
+      return
     if self._file is None:
       self._file = open(self.path, "w", newline="")
       self._writer = csv.DictWriter(self._file, fieldnames=list(rows[0]), lineterminator="\n")
       self._writer.writeheader()
     self._writer.writerows(rows)
     self._file.flush()
-    self.graphs += 1
 
   def close(self) -> None:
     if self._file is not None:
@@ -543,9 +547,6 @@ def register(subparsers) -> None:
   g.add_argument("--no-embed", dest="embed", action="store_false",
                  help="never embed; a missing sequence is an error naming `jaxgeo embed`")
   p.add_argument("--batch-graphs", type=int, default=8)
-  p.add_argument("--cpu-devices", type=int, default=None, metavar="N",
-                 help="on a host without GPU / TPU, split the CPU into N JAX devices and "
-                 "predict data-parallel over them (default: the run's train.cpu_devices, as "
-                 "`jaxgeo train` split it; 0: one per core; 1: one device)")
+  add_cpu_devices_argument(p, "predict")
   p.add_argument("--no-progress", action="store_true", help="no progress bars")
   p.set_defaults(func=run)
