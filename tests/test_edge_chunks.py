@@ -30,7 +30,7 @@ def edges(seed: int = 0):
 
 
 def model(edge_chunk: int, remat: bool = False, store_dots: bool = False,
-          first_padding: int | None = None):
+          first_padding: int | None = None, recompute_vjp: bool = False):
   """A Haiku function of (nodes [N, IN], edge_x [E, IN], senders, receivers): per edge a
   two-layer MLP of the sender's features plus the edge's, [E, OUT], and a second term
   [E, 1], summed into the receivers; -> a scalar of the sums."""
@@ -50,7 +50,8 @@ def model(edge_chunk: int, remat: bool = False, store_dots: bool = False,
     zeros = (jnp.zeros((NODES, OUT)), None, jnp.zeros((NODES, 1)))
     limit = None if first_padding is None else jnp.asarray(first_padding, jnp.int32)
     a, _, b = edge_chunks.sum_over_edges(terms, (edge_x, None), senders, receivers, zeros,
-                                         edge_chunk, remat, limit, store_dots)
+                                         edge_chunk, remat, limit, store_dots,
+                                         recompute_vjp)
     return jnp.sum(jnp.sin(a)) + jnp.sum(b ** 2)
   return hk.without_apply_rng(hk.transform(f))
 
@@ -67,16 +68,21 @@ def assert_trees_close(a, b, tol):
     np.testing.assert_allclose(x, y, rtol=0, atol=tol * max(1.0, float(np.max(np.abs(y)))))
 
 
+CUSTOM_VJPS = ({"store_dots": True}, {"remat": True, "recompute_vjp": True})
+
+
+@pytest.mark.parametrize("custom", CUSTOM_VJPS, ids=("store_dots", "recompute_vjp"))
 @pytest.mark.parametrize("first_padding", [None, 20])
-def test_stored_chunks_give_the_sums_and_gradients_of_all_edges_at_once(first_padding):
-  """Chunks whose matmul outputs are kept for the backward pass (`store_dots`) give the
-  value and the gradients (parameters, closed-over and edge arrays) of the recomputed chunks
-  and of all edges at once; with `first_padding`, the chunks whose first receiver is at or
-  past it are skipped in both loops, as the recomputed chunks' cond skips them."""
+def test_stored_chunks_give_the_sums_and_gradients_of_all_edges_at_once(first_padding, custom):
+  """Chunks differentiated by `stored_chunk_sums`' custom VJP, whether it keeps their matmul
+  outputs for the backward pass (`store_dots`) or nothing (`recompute_vjp`), give the value
+  and the gradients (parameters, closed-over and edge arrays) of the scan of recomputed
+  chunks and of all edges at once; with `first_padding`, the chunks whose first receiver is
+  at or past it are skipped in both loops, as the recomputed chunks' cond skips them."""
   nodes, edge_x, senders, receivers = edges()
   whole = model(0)
   params = whole.init(jax.random.PRNGKey(0), nodes, edge_x, senders, receivers)
-  stored = model(CHUNK, store_dots=True, first_padding=first_padding)
+  stored = model(CHUNK, first_padding=first_padding, **custom)
   recomputed = model(CHUNK, remat=True, first_padding=first_padding)
   got = value_and_grads(stored, params, nodes, edge_x, senders, receivers)
   assert_trees_close(got, value_and_grads(recomputed, params, nodes, edge_x, senders,
@@ -106,11 +112,12 @@ def test_stored_chunks_do_not_recompute_their_matmuls():
   """The point of `store_dots`: the backward pass reads each chunk's forward products
   instead of running them again. The gradient's program holds each forward product ([SIZE,
   IN] x [IN, HIDDEN] and [SIZE, HIDDEN] x [HIDDEN, OUT]) once, in the forward loop; with the
-  recomputed chunks (`remat`), twice."""
+  recomputed chunks (`remat`, a scan or `recompute_vjp`), twice."""
   nodes, edge_x, senders, receivers = edges()
   params = model(0).init(jax.random.PRNGKey(0), nodes, edge_x, senders, receivers)
   forward = [((SIZE, IN), (IN, HIDDEN)), ((SIZE, HIDDEN), (HIDDEN, OUT))]
-  for kwargs, expected in (({"store_dots": True}, 1), ({"remat": True}, 2)):
+  for kwargs, expected in (({"store_dots": True}, 1), ({"remat": True}, 2),
+                           ({"remat": True, "recompute_vjp": True}, 2)):
     products = _products(model(CHUNK, **kwargs), params, nodes, edge_x, senders, receivers)
     assert [products.count(p) for p in forward] == [expected] * 2, kwargs
 
@@ -129,6 +136,9 @@ def test_a_chunk_stores_its_matmul_outputs_only():
   pullbacks = edge_chunks._Pullbacks(pure)
   _, stored = pullbacks.vjp((w1, w2), (edge_x,), senders, receivers)
   assert [x.shape for x in stored] == [(SIZE, HIDDEN), (SIZE, OUT)]
+  # Storing nothing (`recompute_vjp`): the pullback is rebuilt from the inputs alone.
+  recompute = edge_chunks._Pullbacks(pure, jax.checkpoint_policies.nothing_saveable)
+  assert recompute.vjp((w1, w2), (edge_x,), senders, receivers)[1] == []
 
 
 def test_stored_chunks_at_init_create_the_parameters_of_the_recomputed_ones():

@@ -266,12 +266,14 @@ def test_remat_is_transparent(graphs):
 
 
 @pytest.mark.parametrize("network, changes", [("gvp", {}), ("gvp", {"remat": False}),
+                                             ("gvp", {"chunk_vjp": True}),
                                              ("egnn", {}), ("egnn", {"remat": False}),
                                              ("egnn", {"store_chunk_dots": True})])
 def test_edge_chunks_are_transparent(graphs, network, changes):
   """GVP-GNN's and EGNN's message passing over chunks of edges (the last one padded), with
-  or without recomputing each chunk (EGNN also with each chunk's matmul outputs stored:
-  `edge_chunks.stored_chunk_sums`), gives the outputs (EGNN: coordinates too) and gradients
+  or without recomputing each chunk (GVP-GNN also by the custom VJP of
+  `edge_chunks.stored_chunk_sums`, EGNN also with each chunk's matmul outputs stored by it),
+  gives the outputs (EGNN: coordinates too) and gradients
   of all edges at once, with the same parameters."""
   other = synthetic.pad_batch(graphs, extra_nodes=21, extra_edges=37, extra_graphs=3)
   num_edges = int(other.senders.shape[0])
@@ -292,6 +294,21 @@ def test_edge_chunks_are_transparent(graphs, network, changes):
       params, rng_key(3), other) for size in (0, chunk)]
   for a, b in zip(*(jax.tree_util.tree_leaves(g) for g in grads)):
     assert_close(a, b, 1e-5, "gradients")
+
+
+def test_gvp_chunk_vjp_differentiates_the_chunks_by_the_custom_vjp(graphs):
+  """`GVPConfig.chunk_vjp` routes the training passes' chunk loop through
+  `edge_chunks.stored_chunk_sums`: its forward and backward loops over the real chunks are
+  `while` loops in the gradient's program, where the scan of rematerialised chunks has
+  none."""
+  other = synthetic.pad_batch(graphs, extra_nodes=21, extra_edges=37, extra_graphs=3)
+  _, params = model_and_params("gvp")
+  loops = {}
+  for flag in (False, True):
+    fn = grad_fn("gvp", edge_chunk=37, chunk_vjp=flag)
+    jaxpr = jax.make_jaxpr(fn)(params, rng_key(3), other).jaxpr
+    loops[flag] = sum(e.primitive.name == "while" for e in jaxpr_equations(jaxpr))
+  assert loops[False] == 0 and loops[True] >= 2, loops
 
 
 def test_stored_chunk_products_under_mixed_precision(graphs):
@@ -320,13 +337,15 @@ def test_stored_chunk_products_under_mixed_precision(graphs):
                                                  ("egnn", 37), ("molformer", None)])
 def test_remat_only_in_training_passes(graphs, network, edge_chunk):
   """With `remat` (per layer, or per edge chunk), training passes rematerialise and
-  evaluation passes, which have no backward pass, do not."""
+  evaluation passes, which have no backward pass, do not. (GVP-GNN's chunks here as a scan
+  of rematerialised chunks, not `chunk_vjp`'s custom VJP: see the test after this one.)"""
   other = synthetic.pad_batch(graphs, extra_nodes=21, extra_edges=37, extra_graphs=3)
   config = tiny_config(network)
+  scan = {"chunk_vjp": False} if network == "gvp" else {}
   model = nets.make_model(
       dataclasses.replace(config, **{network: dataclasses.replace(
           getattr(config, network), remat=True)}) if edge_chunk is None else
-      chunked(config, network, edge_chunk, remat=True))
+      chunked(config, network, edge_chunk, remat=True, **scan))
   _, params = model_and_params(network)
 
   def remats(is_training):
@@ -369,7 +388,8 @@ def test_unrolled_layers_are_transparent(graphs, network):
 def test_gvp_chunks_training_and_evaluation_passes_by_their_own_sizes(graphs, train_chunk,
                                                                        eval_chunk):
   """GVP-GNN's training passes chunk the edges by `edge_chunk`, its evaluation passes by
-  `eval_edge_chunk` (a scan over chunks in each layer, or none)."""
+  `eval_edge_chunk` (a loop over chunks in each layer, or none: a scan, or with `chunk_vjp`
+  in training passes the `while` loops of its custom VJP)."""
   other = synthetic.pad_batch(graphs, extra_nodes=21, extra_edges=37, extra_graphs=3)
   config = tiny_config("gvp")
   model = nets.make_model(dataclasses.replace(config, gvp=dataclasses.replace(
@@ -378,9 +398,9 @@ def test_gvp_chunks_training_and_evaluation_passes_by_their_own_sizes(graphs, tr
 
   def scans(is_training):
     jaxpr = jax.make_jaxpr(lambda p: model.apply(p, rng_key(3), other, is_training))(params)
-    return sum(e.primitive.name == "scan" for e in jaxpr_equations(jaxpr.jaxpr))
+    return sum(e.primitive.name in ("scan", "while") for e in jaxpr_equations(jaxpr.jaxpr))
   whole = nets.make_model(chunked(config, "gvp", 0))
-  plain = sum(e.primitive.name == "scan" for e in jaxpr_equations(jax.make_jaxpr(
+  plain = sum(e.primitive.name in ("scan", "while") for e in jaxpr_equations(jax.make_jaxpr(
       lambda p: whole.apply(p, rng_key(3), other, False))(params).jaxpr))
   assert (scans(True) > plain) == bool(train_chunk)
   assert (scans(False) > plain) == bool(eval_chunk)

@@ -87,6 +87,11 @@ class GVPConfig:
     eval_edge_chunk: the same for evaluation passes (`is_training=False`), which were
       faster with smaller chunks than training passes on a CPU split into one device a
       core (`experiments/results/speed_log.md`).
+    chunk_vjp: with chunks and remat, differentiate the loop over edge chunks by a custom
+      VJP that recomputes each chunk in its backward loop (`edge_chunks.sum_over_edges`'
+      `recompute_vjp`: both loops run over the real chunks only) instead of a scan of
+      rematerialised chunks behind the padding skip's `cond`; the same values, gradients
+      to float32 rounding.
   """
   node_dims: tuple[int, int] = (100, 16)
   edge_dims: tuple[int, int] = (32, 1)
@@ -100,6 +105,7 @@ class GVPConfig:
   remat: bool = True
   edge_chunk: int = 3072
   eval_edge_chunk: int = 512
+  chunk_vjp: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,8 +4,9 @@ A message pass sums per-edge terms into their receivers. Over all edges at once,
 per-edge intermediate ([E, width]) streams through memory; over chunks of edges (a scan that
 adds each chunk's terms into the node sums) a chunk's intermediates stay in the CPU's caches,
 and with `remat` each chunk is recomputed in the backward pass instead of storing its
-activations, or with `store_dots` only each chunk's matmul outputs are kept for the backward
-pass (`stored_chunk_sums`). The same function either way: only the order of the additions in
+activations (a scan of rematerialised chunks, or with `recompute_vjp` the custom VJP of
+`stored_chunk_sums` storing nothing), or with `store_dots` only each chunk's matmul outputs
+are kept for the backward pass (`stored_chunk_sums`). The same function either way: only the order of the additions in
 each node's sum changes. On a padded batch (`nets.make_model`'s `padded=True`) a chunk whose
 edges all point into the padding graph is skipped: its terms reach padding nodes only.
 """
@@ -52,7 +53,8 @@ def plan(edge_chunk: int, num_edges: int, n_node: jax.Array, padded: bool) -> Pl
 
 def sum_over_edges(terms: Terms, edge_arrays: tuple, senders: jax.Array, receivers: jax.Array,
                    zeros: Any, edge_chunk: int = 0, remat: bool = False,
-                   first_padding: jax.Array | None = None, store_dots: bool = False) -> Any:
+                   first_padding: jax.Array | None = None, store_dots: bool = False,
+                   recompute_vjp: bool = False) -> Any:
   """Sum of `terms` over each node's incoming edges, in chunks of at most `edge_chunk` edges.
 
   Args:
@@ -70,6 +72,9 @@ def sum_over_edges(terms: Terms, edge_arrays: tuple, senders: jax.Array, receive
       `ops.num_real_nodes`): chunks whose first receiver is at or beyond it are skipped.
     store_dots: with more than one chunk, keep each chunk's matmul outputs for the backward
       pass instead of recomputing the chunk (`stored_chunk_sums`; overrides `remat`).
+    recompute_vjp: with more than one chunk and `remat`, differentiate by
+      `stored_chunk_sums` storing nothing (each chunk recomputed in its backward loop, both
+      loops over the real chunks only) instead of a scan of rematerialised chunks.
   Returns:
     the pytree of `terms`' structure with [N, ...] sums, accumulated in at least float32.
   """
@@ -104,16 +109,20 @@ def sum_over_edges(terms: Terms, edge_arrays: tuple, senders: jax.Array, receive
 
   xs = tuple(split(x, 0) for x in edge_arrays) + (split(senders, 0),
                                                    split(receivers, num_nodes))
-  if store_dots and not hk.running_init():
-    return stored_chunk_sums(terms, xs[:-2], xs[-2], xs[-1], zeros, first_padding)
+  if (store_dots or (remat and recompute_vjp)) and not hk.running_init():
+    return stored_chunk_sums(terms, xs[:-2], xs[-2], xs[-1], zeros, first_padding,
+                             store=store_dots)
   total, _ = hk.scan(hk.remat(step) if remat else step, zeros, xs)
   return total
 
 
 def stored_chunk_sums(terms: Terms, arrays: tuple, senders: jax.Array, receivers: jax.Array,
-                      zeros: Any, first_padding: jax.Array | None = None) -> Any:
+                      zeros: Any, first_padding: jax.Array | None = None, store: bool = True
+                      ) -> Any:
   """`sum_over_edges` over chunks already split, differentiated by a custom VJP that keeps
-  each chunk's matmul outputs from the forward pass.
+  each chunk's matmul outputs from the forward pass (with store=False nothing: each chunk is
+  recomputed in the backward loop, as by a rematerialised scan, without the scan's stacked
+  running sums or the padding skip's `cond`).
 
   Reverse-mode differentiation of a scan over chunks either recomputes every chunk in the
   backward pass (`remat`: the chunk's matmuls run twice forward) or stacks everything the
@@ -136,6 +145,7 @@ def stored_chunk_sums(terms: Terms, arrays: tuple, senders: jax.Array, receivers
       pointing at node N (dropped from the sums).
     zeros: the sums before any edge ([N, ...] pytree, accumulation dtype).
     first_padding: as in `sum_over_edges`.
+    store: keep the matmul outputs (True) or nothing (False).
   Returns:
     the pytree of `zeros`' structure with the sums.
   """
@@ -147,7 +157,9 @@ def stored_chunk_sums(terms: Terms, arrays: tuple, senders: jax.Array, receivers
     return terms(*arrays, senders, jnp.minimum(receivers, num_nodes - 1))
 
   pure, consts = jax.closure_convert(chunk_terms, _take(arrays, 0), senders[0], receivers[0])
-  return _chunk_sums(_Pullbacks(pure), tuple(consts), arrays, senders, receivers, zeros, limit)
+  policy = _SAVE_DOTS if store else jax.checkpoint_policies.nothing_saveable
+  return _chunk_sums(_Pullbacks(pure, policy), tuple(consts), arrays, senders, receivers, zeros,
+                     limit)
 
 
 _SAVE_DOTS = jax.checkpoint_policies.dots_with_no_batch_dims_saveable
@@ -163,8 +175,9 @@ class _Pullbacks:
   outputs: stored in [C, ...] buffers); the split and the pullback's structure are recorded
   when the chunk's VJP is traced (the same in every trace)."""
 
-  def __init__(self, pure: Callable):
+  def __init__(self, pure: Callable, policy: Callable = _SAVE_DOTS):
     self.pure = pure
+    self.policy = policy   # what of a chunk's forward pass its pullback keeps
     self.treedef = None
     self.known = None   # per pullback leaf: its index among `_inputs`, or None (stored)
 
@@ -176,7 +189,7 @@ class _Pullbacks:
     """-> (terms [S, ...] pytree, the pullback's leaves to store)."""
     def fn(consts, arrays):
       return self.pure(arrays, senders, receivers, *consts)
-    out, pullback = jax.vjp(jax.checkpoint(fn, policy=_SAVE_DOTS), consts, arrays)
+    out, pullback = jax.vjp(jax.checkpoint(fn, policy=self.policy), consts, arrays)
     leaves, self.treedef = jax.tree_util.tree_flatten(pullback)
     inputs = self._inputs(consts, arrays, senders, receivers)
     self.known = tuple(next((k for k, x in enumerate(inputs) if leaf is x), None)

@@ -285,15 +285,16 @@ class GVPConv(hk.Module):
   Edges go through the message GVPs in chunks of at most `edge_chunk` (0: all at once;
   `edge_chunks.sum_over_edges`), so the per-edge intermediates of a chunk stay in the CPU's
   caches; with `remat` each chunk is recomputed in the backward pass instead of storing its
-  activations. The same function either way: only the order of the additions in each node's
+  activations (with `chunk_vjp` by the custom VJP of `edge_chunks.stored_chunk_sums`). The same function either way: only the order of the additions in each node's
   sum changes.
   """
 
   def __init__(self, out_dims: tuple[int, int], n_message: int = 3,
                activations: tuple[Activation, Activation] = DEFAULT_ACTIVATIONS,
                vector_gate: bool = True, edge_chunk: int = 0, remat: bool = False,
-               name: str | None = None):
+               chunk_vjp: bool = False, name: str | None = None):
     super().__init__(name=name)
+    self.chunk_vjp = chunk_vjp
     self.out_dims = out_dims
     self.n_message = n_message
     self.activations = activations
@@ -335,7 +336,8 @@ class GVPConv(hk.Module):
     width = gvps[last].mean_width(so, vo) if last > 0 else so + 3 * vo
     zeros = jnp.zeros((n, width), ops.acc_dtype(s.dtype))
     total = edge_chunks.sum_over_edges(messages, (edge_s, edge_v), senders, receivers, zeros,
-                                       self.edge_chunk, self.remat, first_padding)
+                                       self.edge_chunk, self.remat, first_padding,
+                                       recompute_vjp=self.chunk_vjp)
     return finish(ops.mean_from_sum(total, degree))
 
 
@@ -346,8 +348,9 @@ class GVPConvLayer(hk.Module):
                dropout: float = 0.1,
                activations: tuple[Activation, Activation] = DEFAULT_ACTIVATIONS,
                vector_gate: bool = True, edge_chunk: int = 0, remat: bool = False,
-               name: str | None = None):
+               chunk_vjp: bool = False, name: str | None = None):
     super().__init__(name=name)
+    self.chunk_vjp = chunk_vjp
     self.node_dims = node_dims
     self.n_message = n_message
     self.n_feedforward = n_feedforward
@@ -361,7 +364,7 @@ class GVPConvLayer(hk.Module):
                first_padding=None):
     """Args as `GVPConv`; returns updated (s [N, ns], v [N, 3, nv])."""
     ds, dv = GVPConv(self.node_dims, self.n_message, self.activations, self.vector_gate,
-                     self.edge_chunk, self.remat, name="conv")(
+                     self.edge_chunk, self.remat, self.chunk_vjp, name="conv")(
                          s, v, edge_s, edge_v, senders, receivers, degree, first_padding)
     ds, dv = tuple_dropout(ds, dv, self.dropout, is_training)
     s, v = TupleLayerNorm(name="norm_0")(s + ds, v + dv)
@@ -420,7 +423,8 @@ class GVPGNN(hk.Module):
     def layer(s, v):
       return GVPConvLayer(c.node_dims, c.n_message, c.n_feedforward, c.dropout,
                           vector_gate=c.vector_gate, edge_chunk=chunks.edge_chunk,
-                          remat=stacking.remat(c, is_training), name="conv_layer")(
+                          remat=stacking.remat(c, is_training), chunk_vjp=c.chunk_vjp,
+                          name="conv_layer")(
                               s, v, es, ev, senders, receivers, degree, is_training,
                               chunks.first_padding)
 
