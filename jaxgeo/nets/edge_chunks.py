@@ -6,9 +6,10 @@ adds each chunk's terms into the node sums) a chunk's intermediates stay in the 
 and with `remat` each chunk is recomputed in the backward pass instead of storing its
 activations (a scan of rematerialised chunks, or with `recompute_vjp` the custom VJP of
 `stored_chunk_sums` storing nothing), or with `store_dots` only each chunk's matmul outputs
-are kept for the backward pass (`stored_chunk_sums`). The same function either way: only the order of the additions in
-each node's sum changes. On a padded batch (`nets.make_model`'s `padded=True`) a chunk whose
-edges all point into the padding graph is skipped: its terms reach padding nodes only.
+are kept for the backward pass (`stored_chunk_sums`). The same function either way: only the
+order of the additions in each node's sum changes. On a padded batch (`nets.make_model`'s
+`padded=True`) a chunk whose edges all point into the padding graph is skipped: its terms
+reach padding nodes only.
 """
 from __future__ import annotations
 

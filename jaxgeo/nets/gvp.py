@@ -285,8 +285,8 @@ class GVPConv(hk.Module):
   Edges go through the message GVPs in chunks of at most `edge_chunk` (0: all at once;
   `edge_chunks.sum_over_edges`), so the per-edge intermediates of a chunk stay in the CPU's
   caches; with `remat` each chunk is recomputed in the backward pass instead of storing its
-  activations (with `chunk_vjp` by the custom VJP of `edge_chunks.stored_chunk_sums`). The same function either way: only the order of the additions in each node's
-  sum changes.
+  activations (with `chunk_vjp` by the custom VJP of `edge_chunks.stored_chunk_sums`). The
+  same function either way: only the order of the additions in each node's sum changes.
   """
 
   def __init__(self, out_dims: tuple[int, int], n_message: int = 3,
