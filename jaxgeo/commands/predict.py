@@ -439,7 +439,7 @@ def predict(run_dir, paths: Sequence[pathlib.Path], *, chains: str | None = None
             which: str = "best", embed: bool = True, lm_source: str | None = None,
             store: str | None = None, batch_graphs: int = 8, progress: bool = True,
             echo=print, on_rows=None):
-  """-> (run, items, raw outputs, failures [(path, why)]). `on_rows(rows)`: each graph's CSV
+  """-> (run, items, raw outputs, failures [(path, why)]). `on_rows(i, rows)`: item i's CSV
   rows (`rows_for`) as soon as its batch has run."""
   from tqdm.auto import tqdm
   from jaxgeo import config as config_lib
@@ -473,7 +473,7 @@ def predict(run_dir, paths: Sequence[pathlib.Path], *, chains: str | None = None
     items.append(Item(path, protein, g))
   run = load_run(run_dir, items[0].graph, which)
   on_result = None if on_rows is None else (
-      lambda i, raw: on_rows(rows_for(run, items[i], raw)))
+      lambda i, raw: on_rows(i, rows_for(run, items[i], raw)))
   raw = predict_graphs(run, [i.graph for i in items], batch_graphs, progress, on_result)
   return run, items, raw, failed
 
@@ -490,18 +490,24 @@ def run(args: argparse.Namespace) -> int:
     io.output_folder(args.pdb_out, f"--pdb-out {args.pdb_out}", ConfigError)
   out = pathlib.Path(args.out)
   partial = PartialRows(out.with_name(out.name + PARTIAL_SUFFIX))
+  rows_of: dict[int, list[dict]] = {}      # item -> its rows, made once as its batch ran
+
+  def keep(i: int, rows: list[dict]) -> None:
+    rows_of[i] = rows
+    partial.add(rows)
+
   try:
     run_, items, raw, failed = predict(
         args.model, paths, chains=args.chains, which=args.checkpoint, embed=args.embed,
         lm_source=args.lm_source, store=args.store, batch_graphs=args.batch_graphs,
-        progress=not args.no_progress, on_rows=partial.add)
+        progress=not args.no_progress, on_rows=keep)
   except BaseException:
     partial.close()
     if partial.graphs:
       print(f"predict: stopped; the rows of the {partial.graphs} graph(s) predicted so far "
             f"are in {partial.path}", file=sys.stderr)
     raise
-  rows = [row for item, r in zip(items, raw) for row in rows_for(run_, item, r)]
+  rows = [row for i in range(len(items)) for row in rows_of[i]]
   write_csv(out, rows)
   partial.discard()
   print(f"predict: {len(items)} graph(s) from {len(paths) - len(failed)} file(s), "
