@@ -43,6 +43,14 @@ def embedder(tiny_model):
   return embed.get_embedder(str(tiny_model))
 
 
+def test_esm2_default_token_budget_follows_the_platform(embedder):
+  import jax
+  assert embedder.default_max_tokens == embed.esm2_max_tokens(jax.default_backend())
+  # CPUs get smaller batches (faster per token there); other platforms the accelerators' budget.
+  assert embed.esm2_max_tokens("cpu") < embed.esm2_max_tokens("gpu")
+  assert embed.esm2_max_tokens("some_new_backend") == embed.esm2_max_tokens("gpu")
+
+
 def _direct(embedder, sequence, layers=(2,)):
   """Embedding of one sequence run alone, unpadded. -> {layer: [L, D]}."""
   import jax

@@ -109,6 +109,18 @@ def bucket_length(n_tokens: int) -> int:
 # way on the DB5.5 chains), so these need not be exact.
 COMPILE_SECONDS = {"cpu": 1.0, "gpu": 3.0, "tpu": 5.0}
 DEVICE_FLOPS = {"cpu": 5e10, "gpu": 3e13, "tpu": 5e13}
+# ESM-2's default token budget a batch (`--max-tokens`, per data-parallel device), by platform.
+# On CPU, smaller batches run faster per token (their activations stay in cache): on the 2-core
+# benchmark machine ESM-2 35M ran 2,830-2,950 tokens/s in batches of 1-8 x 512 tokens against
+# 2,500 at 16 x 512 and 2,440 at 32 x 512 (8M: 9,150-9,540 against 8,260 at 16 x 512), and
+# `jaxgeo embed` of the 96 DB5.5 chains warm at 4096 tokens 1.1x its rate at 8192
+# (experiments/results/bench_esm2_budgets_2026-12-06.md). Accelerators keep larger batches.
+ESM2_MAX_TOKENS = {"cpu": 4096, "gpu": 8192, "tpu": 8192}
+
+
+def esm2_max_tokens(platform: str) -> int:
+  """ESM-2's default token budget a batch on `platform` ("cpu", "gpu", "tpu", ...)."""
+  return ESM2_MAX_TOKENS.get(platform, ESM2_MAX_TOKENS["gpu"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -412,7 +424,8 @@ class ESM2Embedder(Embedder):
     self.pad_id = tokenizer.PAD_ID
     self.n_prefix = 1
     self.compute_dtype = compute_dtype
-    self.default_max_tokens = 8192
+    import jax
+    self.default_max_tokens = esm2_max_tokens(jax.default_backend())
 
   def normalize(self, sequence: str, name: str | None = None) -> str:
     refuse_gaps(sequence, name, f"ESM-2 ({self.name})")
