@@ -294,13 +294,13 @@ class GVPConv(hk.Module):
                vector_gate: bool = True, edge_chunk: int = 0, remat: bool = False,
                chunk_vjp: bool = False, name: str | None = None):
     super().__init__(name=name)
-    self.chunk_vjp = chunk_vjp
     self.out_dims = out_dims
     self.n_message = n_message
     self.activations = activations
     self.vector_gate = vector_gate
     self.edge_chunk = edge_chunk
     self.remat = remat
+    self.chunk_vjp = chunk_vjp
 
   def __call__(self, s, v, edge_s, edge_v, senders, receivers, degree, first_padding=None):
     """Args: s [N, ns], v [N, 3, nv], edge_s [E, es], edge_v [E, 3, ev] or None, senders,
@@ -350,7 +350,6 @@ class GVPConvLayer(hk.Module):
                vector_gate: bool = True, edge_chunk: int = 0, remat: bool = False,
                chunk_vjp: bool = False, name: str | None = None):
     super().__init__(name=name)
-    self.chunk_vjp = chunk_vjp
     self.node_dims = node_dims
     self.n_message = n_message
     self.n_feedforward = n_feedforward
@@ -359,6 +358,7 @@ class GVPConvLayer(hk.Module):
     self.vector_gate = vector_gate
     self.edge_chunk = edge_chunk
     self.remat = remat
+    self.chunk_vjp = chunk_vjp
 
   def __call__(self, s, v, edge_s, edge_v, senders, receivers, degree, is_training: bool,
                first_padding=None):
