@@ -284,13 +284,13 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
                   with_torch: bool = False, max_buckets: int = 4, seed: int = 0,
                   packed: bool = False, train_options: str = "trainer",
                   variants: tuple[str, ...] = ("",), torch_precision: str = "f32",
-                  devices: int = 1) -> list[dict]:
+                  devices: int = 1, balanced: bool = False) -> list[dict]:
   """Times one network, a row for each of its `variants` (`with_variant`: config settings,
   or padded=False), all on the same batches and pass for pass interleaved; with
   `with_torch`, also the PyTorch reference on the same graphs (unpadded), interleaved with
   them. `packed`: batches packed to a node / edge budget of `batch_graphs` graphs on average
   (`batching.packing_for`) in at most `max_buckets` shapes, else fixed counts of
-  `batch_graphs` graphs. `train_options`: XLA compiler options of the training step,
+  `batch_graphs` graphs (`balanced`: dealt to about equal sizes, `batching.plan_balanced`). `train_options`: XLA compiler options of the training step,
   "trainer" (those `jaxgeo train` uses at each variant's precision,
   `jaxgeo.xla_options.train_step`) or "default" (XLA's), unless a variant sets its own.
   `torch_precision`: "f32", or "bf16" (the PyTorch reference under autocast).
@@ -306,16 +306,18 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
   per_device = parallel.per_device_graphs(batch_graphs, devices)
   packing = batching.packing_for(graphs, per_device) if packed else None
   buckets = batching.choose_buckets(graphs, batch_graphs=per_device, max_buckets=max_buckets,
-                                    packing=packing)
-  efficiency = batching.padding_efficiency(graphs, buckets, per_device, packing=packing)
+                                    packing=packing, balanced=balanced)
+  efficiency = batching.padding_efficiency(graphs, buckets, per_device, packing=packing,
+                                           balanced=balanced)
   mesh = None
   if devices == 1:
     planned = list(batching.batches(graphs, buckets, batch_graphs, rng=rng,
-                                    return_indices=True, packing=packing))
+                                    return_indices=True, packing=packing, balanced=balanced))
   else:
     mesh = parallel.make_mesh(parallel.select_devices(devices))
     planned = [(stacked, np.concatenate(parts)) for stacked, parts, _ in
-               parallel.global_batches(graphs, buckets, batch_graphs, devices, rng, packing)]
+               parallel.global_batches(graphs, buckets, batch_graphs, devices, rng, packing,
+                                       balanced)]
   planned = [planned[i] for i in rng.permutation(len(planned))[:num_batches]]
   chosen = [with_labels(b, rng) for b, _ in planned]
   if config.fusion.mode != "none":
@@ -364,7 +366,8 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
                                                                compile_s):
     compiles_eval, compiles_train = runner.compiles()
     row = {
-        "network": name, "variant": variant, "batching": "packed" if packed else "fixed",
+        "network": name, "variant": variant,
+        "batching": "packed" if packed else "balanced" if balanced else "fixed",
         "padding_nodes": efficiency["nodes"], "padding_edges": efficiency["edges"],
         "params": runner.params, "batches": len(chosen), "graphs": real_graphs,
         "nodes_per_batch": float(np.mean(real_nodes)),
@@ -734,9 +737,11 @@ def main(argv=None) -> int:
                            "compilations)")
   parser.add_argument("--repeats", type=int, default=2, help="best of this many passes")
   parser.add_argument("--batching", nargs="+", default=["fixed", "packed"],
-                      choices=["fixed", "packed"],
-                      help="fixed-count batches (--buckets shapes) and / or batches packed to "
-                           "a node / edge budget (--packed-buckets shapes), timed in turn")
+                      choices=["fixed", "balanced", "packed"],
+                      help="fixed-count batches (--buckets shapes), fixed-count batches dealt "
+                           "to about equal sizes (train.batching=balanced, --buckets shapes) "
+                           "and / or batches packed to a node / edge budget (--packed-buckets "
+                           "shapes), timed in turn")
   parser.add_argument("--packed-buckets", type=int, default=2)
   parser.add_argument("--torch", action="store_true",
                       help="also time PyTorch reference models (gvp, egnn, egnn_1280) on the "
@@ -778,7 +783,8 @@ def main(argv=None) -> int:
   packing = batching.packing_for(graphs, args.batch_graphs)
   header = (f"DB5.5 bound chains: {len(graphs)} graphs, mean {n.mean():.0f} residues (max "
             f"{n.max()}), mean {e.mean() / n.mean():.1f} edges per node; fixed: batches of "
-            f"{args.batch_graphs} graphs in at most {args.buckets} buckets; packed: batches "
+            f"{args.batch_graphs} graphs in at most {args.buckets} buckets (balanced: the "
+            f"same, dealt to about equal sizes); packed: batches "
             f"of at most {packing.nodes} nodes / {packing.edges} edges ({args.batch_graphs} "
             f"graphs on average) in at most {args.packed_buckets} buckets; JAX "
             f"{jax.__version__} on {args.devices} {jax.devices()[0].platform} device(s) "
@@ -798,7 +804,7 @@ def main(argv=None) -> int:
                                train_options=args.train_options,
                                variants=tuple(args.variants),
                                torch_precision=args.torch_precision,
-                               devices=args.devices):
+                               devices=args.devices, balanced=mode == "balanced"):
         print(row, flush=True)
         rows.append(row)
   text = header + "\n\n" + table(rows) + "\n"

@@ -4,12 +4,20 @@ A jitted model compiles once per input shape. Batches are therefore padded (with
 `jraph.pad_with_graphs`) to one of a few buckets `(n_node, n_edge, n_graph)` chosen from the
 dataset's size distribution, so a whole training run compiles `len(buckets)` times.
 
-Two ways to form batches; both visit every graph exactly once per pass and shuffle the batch
+Three ways to form batches; all visit every graph exactly once per pass and shuffle the batch
 order when training:
 - **fixed count** (`packing=None`): graphs are visited in a shuffled order (or by size, for
   evaluation), sorted by size within chunks of `50 * batch_graphs` so that a batch holds
   graphs of similar size, and cut into batches of at most `batch_graphs` graphs (a batch is
   closed early when the next graph would overflow the largest bucket).
+- **balanced fixed count** (`balanced=True`, `plan_balanced`): the same chunks (in the
+  dataset's order for evaluation) dealt into `ceil(chunk / batch_graphs)` batches of at most
+  `batch_graphs` graphs, largest first, each to the batch with the least size so far
+  (`deal`, by nodes / mean nodes + edges / mean edges), so that every batch of a chunk holds
+  about the same nodes and edges: the batch sizes cluster around `batch_graphs` x the mean
+  graph, and a few buckets fit them closely (DB5.5's 542 bound chains, batches of 8: 98% /
+  93% real nodes / edges in 4 buckets, 97% / 92% in 2, against 73% / 70% and 51% / 49% for
+  the sorted chunks). A batch mixes large and small graphs, as a uniformly shuffled one does.
 - **packed** (`packing=Packing(nodes, edges, graphs)`): batches are filled up to a node and an
   edge budget (`jraph.dynamically_batch`'s idea), so that nearly every padded row is real.
   Graphs are visited in a shuffled order (training) or largest first (evaluation) and placed
@@ -25,6 +33,7 @@ truncated.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import logging
 import math
 from collections.abc import Iterator, Sequence
@@ -158,11 +167,77 @@ def plan_packed(nodes: np.ndarray, edges: np.ndarray, packing: Packing,
 
 def plan(nodes: np.ndarray, edges: np.ndarray, batch_graphs: int,
          rng: np.random.Generator | None = None, max_nodes: int | None = None,
-         max_edges: int | None = None, packing: Packing | None = None) -> list[np.ndarray]:
-  """`plan_packed` when `packing` is given, else `plan_batches` (fixed count)."""
+         max_edges: int | None = None, packing: Packing | None = None,
+         balanced: bool = False) -> list[np.ndarray]:
+  """`plan_packed` when `packing` is given, else `plan_balanced` when `balanced`, else
+  `plan_batches` (fixed count)."""
   if packing is not None:
     return plan_packed(nodes, edges, packing, rng)
+  if balanced:
+    return plan_balanced(nodes, edges, batch_graphs, rng, max_nodes, max_edges)
   return plan_batches(nodes, edges, batch_graphs, rng, max_nodes, max_edges)
+
+
+def deal(weights: Sequence[float], bins: int, per_bin: int) -> list[np.ndarray]:
+  """Deals items to bins, largest first (ties: the lower position), each to the bin with the
+  least weight so far among those holding fewer than `per_bin` items (ties: the lower bin).
+
+  Args:
+    weights: [B] item weights (B <= bins * per_bin).
+    bins, per_bin: the number of bins and the most items in one.
+  Returns:
+    `bins` int64 arrays of positions into `weights`, each ascending (some maybe empty).
+  """
+  weights = [float(w) for w in weights]
+  if len(weights) > bins * per_bin:
+    raise ConfigError(f"deal: {len(weights)} items do not fit {bins} bins of {per_bin}")
+  members: list[list[int]] = [[] for _ in range(bins)]
+  heap = [(0.0, b) for b in range(bins)]
+  for j in sorted(range(len(weights)), key=lambda j: (-weights[j], j)):
+    load, b = heapq.heappop(heap)
+    members[b].append(j)
+    if len(members[b]) < per_bin:
+      heapq.heappush(heap, (load + weights[j], b))
+  return [np.asarray(sorted(m), dtype=np.int64) for m in members]
+
+
+def plan_balanced(nodes: np.ndarray, edges: np.ndarray, batch_graphs: int,
+                  rng: np.random.Generator | None = None,
+                  max_nodes: int | None = None, max_edges: int | None = None
+                  ) -> list[np.ndarray]:
+  """Groups graph indices into batches of at most `batch_graphs` graphs with about equal sizes
+  (see the module docstring).
+
+  Graphs are visited in a shuffled order (`rng`) or the dataset's order (None), in chunks of
+  `50 * batch_graphs`; each chunk is dealt (`deal`, weight = nodes / mean nodes + edges / mean
+  edges) into `ceil(chunk / batch_graphs)` batches. A batch over `max_nodes` / `max_edges` (a
+  shuffle the buckets did not see) is cut as `plan_batches` cuts, never padded beyond them.
+
+  Returns:
+    A list of index arrays, every graph in exactly one; batches shuffled when `rng` is given.
+  """
+  if batch_graphs < 1:
+    raise ConfigError(f"batch_graphs={batch_graphs}: must be at least 1")
+  nodes, edges = np.asarray(nodes), np.asarray(edges)
+  count = len(nodes)
+  if not count:
+    return []
+  order = np.arange(count) if rng is None else rng.permutation(count)
+  weight = (nodes / max(float(nodes.mean()), 1.0) + edges / max(float(edges.mean()), 1.0))
+  out = []
+  for part in np.array_split(order, math.ceil(count / (_SORT_CHUNK * batch_graphs))):
+    for members in deal(weight[part], math.ceil(len(part) / batch_graphs), batch_graphs):
+      index = part[members]
+      fits = ((max_nodes is None or nodes[index].sum() <= max_nodes) and
+              (max_edges is None or edges[index].sum() <= max_edges))
+      if fits:
+        out.append(index)
+      else:
+        out.extend(index[cut] for cut in plan_batches(nodes[index], edges[index], batch_graphs,
+                                                      None, max_nodes, max_edges))
+  if rng is not None:
+    out = [out[j] for j in rng.permutation(len(out))]
+  return out
 
 
 def plan_batches(nodes: np.ndarray, edges: np.ndarray, batch_graphs: int,
@@ -211,8 +286,8 @@ def plan_batches(nodes: np.ndarray, edges: np.ndarray, batch_graphs: int,
 
 
 def choose_buckets(graphs: Sequence[jraph.GraphsTuple], batch_graphs: int = 8,
-                   max_buckets: int = 4, seed: int = 0, packing: Packing | None = None
-                   ) -> list[Bucket]:
+                   max_buckets: int = 4, seed: int = 0, packing: Packing | None = None,
+                   balanced: bool = False) -> list[Bucket]:
   """Picks up to `max_buckets` batch shapes for a dataset.
 
   The batches of a few simulated epochs (and of the evaluation order) are sorted by node
@@ -232,9 +307,10 @@ def choose_buckets(graphs: Sequence[jraph.GraphsTuple], batch_graphs: int = 8,
   if max_buckets < 1:
     raise ConfigError(f"max_buckets={max_buckets}: must be at least 1")
   nodes, edges = graph_sizes(graphs)
-  plans = plan(nodes, edges, batch_graphs, None, packing=packing)
+  plans = plan(nodes, edges, batch_graphs, None, packing=packing, balanced=balanced)
   for s in range(3):
-    plans += plan(nodes, edges, batch_graphs, np.random.default_rng(seed + s), packing=packing)
+    plans += plan(nodes, edges, batch_graphs, np.random.default_rng(seed + s), packing=packing,
+                  balanced=balanced)
   totals = np.array([(nodes[b].sum(), edges[b].sum()) for b in plans])
   n_graph = batch_graphs + 1 if packing is None else packing.graphs + 1
   extra = []
@@ -312,8 +388,8 @@ def pad(graphs: Sequence[jraph.GraphsTuple], bucket: Bucket) -> jraph.GraphsTupl
 
 def batches(graphs: Sequence[jraph.GraphsTuple], buckets: Sequence[Bucket],
             batch_graphs: int = 8, rng: np.random.Generator | None = None,
-            return_indices: bool = False, packing: Packing | None = None
-            ) -> Iterator[jraph.GraphsTuple]:
+            return_indices: bool = False, packing: Packing | None = None,
+            balanced: bool = False) -> Iterator[jraph.GraphsTuple]:
   """Padded batches covering every graph once.
 
   Args:
@@ -324,6 +400,8 @@ def batches(graphs: Sequence[jraph.GraphsTuple], buckets: Sequence[Bucket],
     rng: shuffle (training) when given; a fixed order (evaluation) when None.
     return_indices: also yield the [B] dataset indices of the batch's real graphs.
     packing: pack batches to these budgets instead of a fixed graph count.
+    balanced: fixed-count batches of about equal sizes (`plan_balanced`; the buckets chosen
+      with the same flag).
   Yields:
     Padded GraphsTuples of numpy arrays (or (batch, indices) pairs).
   """
@@ -336,7 +414,7 @@ def batches(graphs: Sequence[jraph.GraphsTuple], buckets: Sequence[Bucket],
                       f"{min(b.n_graph for b in buckets)} (one graph is padding)")
   nodes, edges = graph_sizes(graphs)
   max_nodes, max_edges = _capacity(buckets)
-  for index in plan(nodes, edges, batch_graphs, rng, max_nodes, max_edges, packing):
+  for index in plan(nodes, edges, batch_graphs, rng, max_nodes, max_edges, packing, balanced):
     bucket = bucket_for(int(nodes[index].sum()), int(edges[index].sum()), len(index), buckets)
     batch = pad([graphs[i] for i in index], bucket)
     yield (batch, index) if return_indices else batch
@@ -398,8 +476,8 @@ def jax_tree_to_numpy(tree):
 
 
 def padding_efficiency(graphs: Sequence[jraph.GraphsTuple], buckets: Sequence[Bucket],
-                       batch_graphs: int = 8, seed: int = 0, packing: Packing | None = None
-                       ) -> dict[str, float]:
+                       batch_graphs: int = 8, seed: int = 0, packing: Packing | None = None,
+                       balanced: bool = False) -> dict[str, float]:
   """Real / padded nodes and edges over one shuffled epoch of `batches`.
 
   Returns:
@@ -411,7 +489,7 @@ def padding_efficiency(graphs: Sequence[jraph.GraphsTuple], buckets: Sequence[Bu
   padded_nodes = padded_edges = 0
   used = set()
   batches_ = plan(nodes, edges, batch_graphs, np.random.default_rng(seed), max_nodes,
-                  max_edges, packing)
+                  max_edges, packing, balanced)
   for index in batches_:
     bucket = bucket_for(int(nodes[index].sum()), int(edges[index].sum()), len(index), buckets)
     used.add(bucket)

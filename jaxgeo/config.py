@@ -16,7 +16,8 @@ Sections of an experiment config (see `base_config()` for every key and its defa
             plateau {factor, patience, rtol, min_lr, cooldown} (reduce-on-plateau of the
             learning rate on the monitored value), seed, prefetch, batching ("packed":
             batches filled to a node / edge budget of batch_graphs graphs on average;
-            "fixed": batch_graphs graphs each), packing {nodes, edges, max_graphs,
+            "fixed": batch_graphs graphs each; "balanced": batch_graphs graphs each, dealt
+            to about equal sizes, `batching.plan_balanced`), packing {nodes, edges, max_graphs,
             open_batches, buckets} (0: derived, see `batching.packing_for`), precision
             ("f32", or "bf16": bfloat16 compute with float32 parameters, optimiser state,
             aggregations and matmul accumulation, `nets.precision`), cpu_dot_fusion (on CPU,
@@ -54,7 +55,7 @@ from jaxgeo.errors import ConfigError
 from jaxgeo.nets import config as nets_config
 
 MONITORS = ("loss", "metric")
-BATCHING = ("packed", "fixed")
+BATCHING = ("packed", "fixed", "balanced")
 PRECISIONS = ("f32", "bf16")
 DEFAULT_DATA = os.path.join("..", "shared", "data")
 DEFAULT_STORE = "embeddings"
@@ -110,7 +111,9 @@ def base_config() -> ml_collections.ConfigDict:
           "devices": 0,        # devices to train on (0: every visible device)
           # "packed": batches filled up to a node / edge budget (batch_graphs graphs on
           # average, packing.buckets shapes); "fixed": batch_graphs graphs a batch in up to
-          # max_buckets shapes. Saved configs without the key were fixed.
+          # max_buckets shapes; "balanced": as "fixed", each shuffled chunk of graphs dealt
+          # into batches of about equal sizes (less padding). Saved configs without the key
+          # were fixed.
           "batching": "packed",
           "packing": {"nodes": 0, "edges": 0, "max_graphs": 0, "open_batches": 4,
                       "buckets": 2},

@@ -351,15 +351,8 @@ def split_graphs(index: np.ndarray, nodes: np.ndarray, slots: int, per_slot: int
   """Deals the graphs `index` [B] (B <= slots * per_slot) to `slots` slots of at most
   `per_slot` graphs: largest first, each to the slot with the fewest nodes so far (ties: the
   lower slot). -> `slots` index arrays (some maybe empty), each in the batch's order."""
-  order = sorted(range(len(index)), key=lambda j: (-int(nodes[index[j]]), j))
-  load = [0] * slots
-  members: list[list[int]] = [[] for _ in range(slots)]
-  for j in order:
-    free = [s for s in range(slots) if len(members[s]) < per_slot]
-    s = min(free, key=lambda s: (load[s], s))
-    members[s].append(j)
-    load[s] += int(nodes[index[j]])
-  return [np.asarray(index[sorted(m)], dtype=np.int64) for m in members]
+  return [np.asarray(index[m], dtype=np.int64)
+          for m in batching.deal(nodes[index], slots, per_slot)]
 
 
 def stack(batches: Sequence[jraph.GraphsTuple]) -> jraph.GraphsTuple:
@@ -370,7 +363,7 @@ def stack(batches: Sequence[jraph.GraphsTuple]) -> jraph.GraphsTuple:
 
 def global_batches(graphs: Sequence[jraph.GraphsTuple], buckets: Sequence[batching.Bucket],
                    batch_graphs: int, slots: int, rng: np.random.Generator | None = None,
-                   packing: batching.Packing | None = None
+                   packing: batching.Packing | None = None, balanced: bool = False
                    ) -> Iterator[tuple[jraph.GraphsTuple, list[np.ndarray],
                                        list[jraph.GraphsTuple | None]]]:
   """Global batches of at most `batch_graphs` graphs, each cut into `slots` per-device slots
@@ -378,9 +371,13 @@ def global_batches(graphs: Sequence[jraph.GraphsTuple], buckets: Sequence[batchi
 
   Fixed count: the global batches are `batching.plan_batches(..., batch_graphs, rng)` (the
   batches a single device would see with this batch size, up to the capacity of `slots`
-  largest buckets). Packed (`packing`: a per-device budget): `slots` consecutive packed
-  batches of `batching.plan_packed` make a global batch (the last one's missing slots are
-  all padding). Either way a graph appears exactly once per pass.
+  largest buckets). Packed (`packing`: a per-device budget) and balanced (`balanced`:
+  `batching.plan_balanced` batches of `batch_graphs / slots` graphs, each within the largest
+  bucket): `slots` consecutive per-device batches make a global batch (the last one's
+  missing slots are all padding; balanced ones taken in size order, the global batches then
+  shuffled), so that every slot, not just every global batch, is as full as the buckets
+  chosen for one device's batches expect. Either way a graph appears
+  exactly once per pass.
   Yields:
     (stacked [slots, ...] numpy GraphsTuple, per-slot dataset indices [slots x [b]], per-slot
     padded batches with None for an all-padding slot).
@@ -392,17 +389,23 @@ def global_batches(graphs: Sequence[jraph.GraphsTuple], buckets: Sequence[batchi
     raise ConfigError(f"{per_slot} graphs per device do not fit buckets with n_graph="
                       f"{min(b.n_graph for b in buckets)} (one graph is padding)")
   nodes, edges = batching.graph_sizes(graphs)
-  if packing is None:
-    cap_nodes = max(b.n_node for b in buckets) - 1
-    cap_edges = max(b.n_edge for b in buckets)
+  cap_nodes = max(b.n_node for b in buckets) - 1
+  cap_edges = max(b.n_edge for b in buckets)
+  if packing is None and not balanced:
     plan = batching.plan_batches(nodes, edges, batch_graphs, rng, cap_nodes * slots,
                                  cap_edges * slots)
     groups = [split_graphs(index, nodes, slots, per_slot) for index in plan]
   else:
-    packed = batching.plan_packed(nodes, edges, packing, rng)
+    if packing is not None:
+      per_device = batching.plan_packed(nodes, edges, packing, rng)
+    else:   # in size order, so that the slots of a global batch need the same shape
+      per_device = batching.plan_balanced(nodes, edges, per_slot, rng, cap_nodes, cap_edges)
+      per_device.sort(key=lambda index: (int(nodes[index].sum()), int(edges[index].sum())))
     empty = np.zeros(0, np.int64)
-    groups = [packed[i:i + slots] + [empty] * max(0, i + slots - len(packed))
-              for i in range(0, len(packed), slots)]
+    groups = [per_device[i:i + slots] + [empty] * max(0, i + slots - len(per_device))
+              for i in range(0, len(per_device), slots)]
+    if balanced and rng is not None:
+      groups = [groups[j] for j in rng.permutation(len(groups))]
   for parts in groups:
     bucket = batching.bucket_for(max(int(nodes[p].sum()) for p in parts),
                                  max(int(edges[p].sum()) for p in parts),

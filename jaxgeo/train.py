@@ -139,6 +139,7 @@ class Setup:
   mesh: Any = None         # jax.sharding.Mesh of a data-parallel run (None: one device)
   info: Any = None         # the dataset's JSON-ready summary (splits, skips, stats)
   packing: Any = None      # batching.Packing of packed batches (None: fixed count)
+  balanced: bool = False   # fixed-count batches dealt to about equal sizes
 
   @property
   def devices(self) -> int:
@@ -379,10 +380,11 @@ def prepare(config: ml_collections.ConfigDict, store=None) -> Setup:
   per_device = parallel.per_device_graphs(int(t.batch_graphs), len(devices))
   everything = list(splits.train) + list(splits.val) + list(splits.test)
   packing = packing_of(config, splits.train, per_device)
+  balanced = is_balanced(config)
   max_buckets = int(t.max_buckets) if packing is None else int(t.packing.buckets)
   buckets = batching.choose_buckets(everything, batch_graphs=per_device,
                                     max_buckets=max_buckets, seed=int(t.seed),
-                                    packing=packing)
+                                    packing=packing, balanced=balanced)
   model = nets.make_model(model_config)
   compute_model = (nets.make_model(model_config, jnp.bfloat16)
                    if t.get("precision", "f32") == "bf16" else None)
@@ -400,7 +402,7 @@ def prepare(config: ml_collections.ConfigDict, store=None) -> Setup:
   train_step, eval_step, plateau_step = steps
   return Setup(config, task, model_config, splits, stats, buckets, model, adam, plateau,
                optimizer, train_step, eval_step, plateau_step, inputs.lm, mesh,
-               _jsonable_tree(dataset.info), packing)
+               _jsonable_tree(dataset.info), packing, balanced)
 
 
 def packing_of(config: ml_collections.ConfigDict, train_graphs: Sequence[jraph.GraphsTuple],
@@ -415,6 +417,12 @@ def packing_of(config: ml_collections.ConfigDict, train_graphs: Sequence[jraph.G
   packing = batching.packing_for(train_graphs, device_graphs, nodes=int(p.nodes),
                                  edges=int(p.edges), max_graphs=int(p.max_graphs))
   return dataclasses.replace(packing, open_batches=int(p.open_batches))
+
+
+def is_balanced(config: ml_collections.ConfigDict) -> bool:
+  """Whether a run's fixed-count batches are dealt to about equal sizes
+  (train.batching="balanced", `batching.plan_balanced`)."""
+  return config.train.get("batching", "fixed") == "balanced"
 
 
 def _jsonable_tree(value):
@@ -503,10 +511,11 @@ def device_batches(setup: Setup, graphs: Sequence[jraph.GraphsTuple],
   size = int(setup.config.train.get("prefetch", 2))
   if setup.mesh is None:
     plan = batching.batches(graphs, setup.buckets, batch_graphs, rng=rng, return_indices=True,
-                            packing=setup.packing)
+                            packing=setup.packing, balanced=setup.balanced)
     return prefetch(plan, size)
   plan = ((stacked, (parts, slots)) for stacked, parts, slots in parallel.global_batches(
-      graphs, setup.buckets, batch_graphs, setup.devices, rng, packing=setup.packing))
+      graphs, setup.buckets, batch_graphs, setup.devices, rng, packing=setup.packing,
+      balanced=setup.balanced))
   return prefetch(plan, size, put=lambda b: parallel.shard_stacked(b, setup.mesh))
 
 

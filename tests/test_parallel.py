@@ -483,3 +483,30 @@ def test_padding_slots_and_dealing():
   parts = parallel.split_graphs(np.arange(6), np.array([9, 1, 5, 5, 2, 8]), 3, 2)
   assert sorted(np.concatenate(parts).tolist()) == list(range(6))
   assert max(len(p) for p in parts) == 2
+  # 9, 8 and 5 open the slots; the other 5 joins the 5, the 2 the 8, the 1 the 9.
+  assert [p.tolist() for p in parts] == [[0, 1], [4, 5], [2, 3]]
+
+
+def test_global_batches_cover_every_graph_once_in_the_buckets():
+  from jaxgeo import batching, graph, testing
+  rng = np.random.default_rng(0)
+  graphs = [graph.residue_graph(testing.random_protein(int(n), rng), k=6)
+            for n in np.clip(rng.lognormal(np.log(100), 0.7, 45), 8, 600).astype(int)]
+  fill = {}
+  for balanced in (False, True):
+    buckets = batching.choose_buckets(graphs, batch_graphs=3, max_buckets=2, balanced=balanced)
+    shapes = {(b.n_node, b.n_edge, b.n_graph) for b in buckets}
+    for order in (None, np.random.default_rng(1)):
+      seen, real, padded_nodes = [], 0, 0
+      for stacked, parts, padded in parallel.global_batches(graphs, buckets, 6, 2, order,
+                                                            balanced=balanced):
+        assert len(parts) == 2 and all(len(p) <= 3 for p in parts)
+        assert (stacked.nodes["s"].shape[1], stacked.senders.shape[1],
+                stacked.n_node.shape[1]) in shapes
+        seen.extend(np.concatenate(parts).tolist())
+        real += sum(int(batching.masks(b)[0].sum()) for b in padded if b is not None)
+        padded_nodes += stacked.nodes["s"].shape[0] * stacked.nodes["s"].shape[1]
+      assert sorted(seen) == list(range(len(graphs)))
+      fill[balanced, order is None] = real / padded_nodes
+  # Slots dealt to about equal sizes fill their two shapes better, shuffled or not.
+  assert fill[True, False] > fill[False, False] and fill[True, True] > fill[False, True]

@@ -1,5 +1,6 @@
 """Packed batches and mixed precision through the trainer: the same overfit case reaches the
-same loss with packed and fixed-count batches from one seed, and trains in bfloat16."""
+same loss with packed, balanced and fixed-count batches from one seed, and trains in
+bfloat16."""
 import numpy as np
 import pytest
 
@@ -22,18 +23,20 @@ def _run(tmp_path, name, *extra):
 
 
 @pytest.mark.slow
-def test_packed_and_fixed_batches_reach_the_same_loss(tmp_path):
+def test_packed_balanced_and_fixed_batches_reach_the_same_loss(tmp_path):
   fixed = _run(tmp_path, "fixed", "train.batching=fixed")
   packed = _run(tmp_path, "packed", "train.batching=packed")
-  # Both fall from hundreds to about 0.1 (the first epoch's loss differs: other batches):
+  balanced = _run(tmp_path, "balanced", "train.batching=balanced")
+  # All fall from hundreds to about 0.1 (the first epoch's loss differs: other batches):
   # the same fitted loss, to 1e-3 of where they started.
-  start = max(fixed[0]["train_loss"], packed[0]["train_loss"])
+  start = max(fixed[0]["train_loss"], packed[0]["train_loss"], balanced[0]["train_loss"])
   last = lambda log: float(np.mean([r["train_loss"] for r in log[-5:]]))
-  for log in (fixed, packed):
+  for log in (fixed, packed, balanced):
     assert last(log) < log[0]["train_loss"] / 100
-  assert abs(last(packed) - last(fixed)) < 1e-3 * start
-  # Packed batches are fuller: one shape, more real nodes per padded node.
-  assert packed[-1]["padding_efficiency"]["nodes"] > fixed[-1]["padding_efficiency"]["nodes"]
+    assert abs(last(log) - last(fixed)) < 1e-3 * start
+  # Packed and balanced batches are fuller: more real nodes per padded node.
+  for log in (packed, balanced):
+    assert log[-1]["padding_efficiency"]["nodes"] > fixed[-1]["padding_efficiency"]["nodes"]
 
 
 @pytest.mark.slow

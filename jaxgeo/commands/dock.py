@@ -16,8 +16,8 @@ Folder mode docks every `ID_l_b.pdb[.gz]` with its `ID_r_b.pdb[.gz]` into
 the layout of a method folder of `jaxgeo score-docking`, which then scores the predicted
 complex as it is (the inputs' receptors need not be in the ground truth's frame; in
 `db5_docking/inputs_random_transformed` they are not). It reads every pair first, then runs
-the network over batches of `--batch-graphs` pairs (packed or fixed-count as the run's
-training batches were, so a few shapes compile, not one a pair size) and, on a host without
+the network over batches of `--batch-graphs` pairs (packed, fixed-count or balanced as the
+run's training batches were, so a few shapes compile, not one a pair size) and, on a host without
 GPU / TPU, splits the CPU into devices as the run's `jaxgeo train` did (`--cpu-devices N`),
 each batch cut into one slot a device; with progress bars. Each batch's files are written
 (atomically) as soon as it has run. A pair's motion does not depend on the pairs batched
@@ -142,8 +142,8 @@ class Docker:
   def transforms(self, graphs, batch_graphs: int = 1, progress: bool = False,
                  on_result=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(R [3, 3], t [3]) of each pair graph (`pair`): moves its ligand file onto its
-    receptor. Batches of `batch_graphs` pairs, packed or fixed-count as the run's were, each
-    cut into one slot a local device (`predict.apply_batched`); `on_result(i, (R, t))` is
+    receptor. Batches of `batch_graphs` pairs, packed, fixed-count or balanced as the run's
+    were, each cut into one slot a local device (`predict.apply_batched`); `on_result(i, (R, t))` is
     called for pair i as soon as its batch has run."""
     from jaxgeo.commands.predict import apply_batched
 
@@ -275,8 +275,8 @@ def register(subparsers) -> None:
   p.add_argument("--out", required=True, help="output PDB (or output folder with --pairs)")
   p.add_argument("--store", default=None, help="embedding store (default: the run's lm.store)")
   p.add_argument("--batch-graphs", type=int, default=BATCH_PAIRS, metavar="B",
-                 help=f"--pairs: pairs a batch of the network (default {BATCH_PAIRS}; packed "
-                 "or fixed-count as the run's batches were)")
+                 help=f"--pairs: pairs a batch of the network (default {BATCH_PAIRS}; packed, "
+                 "fixed-count or balanced as the run's batches were)")
   add_cpu_devices_argument(p, "dock", scope="--pairs:")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
   p.set_defaults(func=run)

@@ -17,8 +17,8 @@ Sequences the store lacks are embedded first with the run's language model when 
 hand (`unirep*`, or the `jaxgeo convert-esm` folder recorded in the store or given with
 `--lm-source`); `--no-embed` turns that off and names the `jaxgeo embed` command instead.
 Structures that cannot be read are listed at the end; the others are still predicted.
-Graphs are batched as the run was (packed or fixed counts, `--batch-graphs` a batch on
-average); on a host without GPU / TPU the CPU is split into devices as the run's `jaxgeo
+Graphs are batched as the run was (packed, fixed or balanced counts, `--batch-graphs` a batch
+on average); on a host without GPU / TPU the CPU is split into devices as the run's `jaxgeo
 train` split it (`--cpu-devices N` to choose) and batches are predicted data-parallel.
 
 Tasks whose examples are single structures: `interface`, `csv`, `csv_residue` (whole file,
@@ -241,7 +241,8 @@ def apply_batched(forward, params, config, graphs: Sequence, *, per_node: bool,
   each result before the next batch: nothing computed is lost if a later one fails).
 
   Graphs are batched as the run of `config` was: packed to a node / edge budget of
-  `batch_graphs` graphs a batch on average (budgets from these graphs), or fixed counts.
+  `batch_graphs` graphs a batch on average (budgets from these graphs), or fixed counts
+  (balanced: dealt to about equal sizes, `batching.plan_balanced`).
   With several local devices (GPUs, or a CPU split into devices: `--cpu-devices`) in one
   process, each batch of `batch_graphs` graphs is cut into one slot a device
   (`parallel.global_batches`) over as many devices as divide `batch_graphs`."""
@@ -253,14 +254,16 @@ def apply_batched(forward, params, config, graphs: Sequence, *, per_node: bool,
   slots = parallel.even_split(batch_graphs, len(local))
   t, graphs = config.train, list(graphs)
   packing = train.packing_of(config, graphs, batch_graphs // slots)
+  balanced = train.is_balanced(config)
   buckets = batching.choose_buckets(graphs, batch_graphs=batch_graphs // slots,
                                     max_buckets=int(t.max_buckets if packing is None else
-                                                    t.packing.buckets), packing=packing)
+                                                    t.packing.buckets), packing=packing,
+                                    balanced=balanced)
   if slots == 1:
     apply = jax.jit(forward)
     plan = (([np.asarray(apply(params, batch))], [index], [batch]) for batch, index in
             batching.batches(graphs, buckets, batch_graphs, return_indices=True,
-                             packing=packing))
+                             packing=packing, balanced=balanced))
   else:
     from jax.sharding import PartitionSpec as P
     mesh = parallel.make_mesh(local[:slots])
@@ -271,7 +274,8 @@ def apply_batched(forward, params, config, graphs: Sequence, *, per_node: bool,
     params = parallel.replicate(params, mesh)
     plan = ((np.asarray(parallel.to_host(apply(params, parallel.shard_stacked(stacked, mesh)))),
              index, padded) for stacked, index, padded in
-            parallel.global_batches(graphs, buckets, batch_graphs, slots, packing=packing))
+            parallel.global_batches(graphs, buckets, batch_graphs, slots, packing=packing,
+                                    balanced=balanced))
   out: list = [None] * len(graphs)
   for values, indices, batches in tqdm(plan, desc=desc, unit="batch", disable=not progress,
                                        leave=False):
