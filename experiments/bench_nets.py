@@ -55,8 +55,8 @@ REFERENCE = {  # graphs/s of the PyTorch implementations (train, eval)
 }
 NETWORKS = ("gvp", "egnn", "molformer", "egnn_1280", "molformer_1280", "molformer_dense")
 # Networks whose PyTorch reference pads each batch to its largest graph (the paper's dense
-# attention): on packed rows it is also timed on the same graphs regrouped in size order
-# (`size_ordered`), the batching that suits it best.
+# attention): on packed and balanced rows it is also timed on the same graphs regrouped in
+# size order (`size_ordered`), the batching that suits it best.
 PADDED_REFERENCES = ("molformer", "molformer_1280", "molformer_dense")
 
 
@@ -349,7 +349,7 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
     if reference.model is None:
       reference = None
   references = [reference] if reference else []
-  if reference and packed and name in PADDED_REFERENCES:
+  if reference and (packed or balanced) and name in PADDED_REFERENCES:
     references.append(TorchReference(
         name, size_ordered(graphs, [index for _, index in planned], batch_graphs),
         config.fusion.lm_dim if config.fusion.mode != "none" else 0, torch_precision))

@@ -376,8 +376,7 @@ def global_batches(graphs: Sequence[jraph.GraphsTuple], buckets: Sequence[batchi
   bucket): `slots` consecutive per-device batches make a global batch (the last one's
   missing slots are all padding; balanced ones taken in size order, the global batches then
   shuffled), so that every slot, not just every global batch, is as full as the buckets
-  chosen for one device's batches expect. Either way a graph appears
-  exactly once per pass.
+  chosen for one device's batches expect. Every way, a graph appears exactly once per pass.
   Yields:
     (stacked [slots, ...] numpy GraphsTuple, per-slot dataset indices [slots x [b]], per-slot
     padded batches with None for an all-padding slot).
