@@ -290,9 +290,10 @@ def bench_network(name: str, graphs, batch_graphs: int, num_batches: int, repeat
   `with_torch`, also the PyTorch reference on the same graphs (unpadded), interleaved with
   them. `packed`: batches packed to a node / edge budget of `batch_graphs` graphs on average
   (`batching.packing_for`) in at most `max_buckets` shapes, else fixed counts of
-  `batch_graphs` graphs (`balanced`: dealt to about equal sizes, `batching.plan_balanced`). `train_options`: XLA compiler options of the training step,
-  "trainer" (those `jaxgeo train` uses at each variant's precision,
-  `jaxgeo.xla_options.train_step`) or "default" (XLA's), unless a variant sets its own.
+  `batch_graphs` graphs (`balanced`: dealt to about equal sizes, `batching.plan_balanced`).
+  `train_options`: XLA compiler options of the training step, "trainer" (those `jaxgeo
+  train` uses at each variant's precision, `jaxgeo.xla_options.train_step`) or "default"
+  (XLA's), unless a variant sets its own.
   `torch_precision`: "f32", or "bf16" (the PyTorch reference under autocast).
   `devices`: data parallelism over this many JAX devices (as `jaxgeo train`: each global
   batch of `batch_graphs` graphs, or packed budgets of `batch_graphs / devices` graphs a

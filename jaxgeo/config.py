@@ -17,9 +17,9 @@ Sections of an experiment config (see `base_config()` for every key and its defa
             learning rate on the monitored value), seed, prefetch, batching ("packed":
             batches filled to a node / edge budget of batch_graphs graphs on average;
             "fixed": batch_graphs graphs each; "balanced": batch_graphs graphs each, dealt
-            to about equal sizes, `batching.plan_balanced`), packing {nodes, edges, max_graphs,
-            open_batches, buckets} (0: derived, see `batching.packing_for`), precision
-            ("f32", or "bf16": bfloat16 compute with float32 parameters, optimiser state,
+            to about equal sizes, `batching.plan_balanced`), packing {nodes, edges,
+            max_graphs, open_batches, buckets} (0: derived, see `batching.packing_for`),
+            precision ("f32", or "bf16": bfloat16 compute with float32 parameters, optimiser state,
             aggregations and matmul accumulation, `nets.precision`), cpu_dot_fusion (on CPU,
             compile a float32 train step with YNNPACK fusions of each matmul and its
             elementwise consumers, `jaxgeo.xla_options`), cpu_devices (on a host without
