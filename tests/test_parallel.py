@@ -89,6 +89,22 @@ out["nets"] = {
             cfg(d), [f"model.network={net}"] + extra), 4, batching.Bucket(512, 8192, 5), seed=1)
     for name, extra in NETS.items()}
 
+# 1c. Balanced batches through the trainer on 4 devices: each pass holds every graph once, at
+# most one device's share a slot, and an epoch trains.
+cb = cfg(4)
+with cb.train.unlocked():
+  cb.train.batching = "balanced"
+sb = train.prepare(cb)
+seen, widest = [], 0
+for _, _, (parts, _) in train.device_batches(sb, sb.splits.train, np.random.default_rng(0)):
+  seen += np.concatenate(parts).tolist()
+  widest = max(widest, max(len(p) for p in parts))
+out["balanced"] = {"once": sorted(seen) == list(range(len(sb.splits.train))),
+                   "widest": widest}
+train.train(cb, tmp / "balanced", progress=False, stop_after_epochs=1)
+out["balanced"]["loss"] = [json.loads(l)["train_loss"]
+                           for l in (tmp / "balanced" / "log.jsonl").read_text().splitlines()]
+
 # 2. A run folder on 4 devices, refused on 3, resumed on 2.
 run = tmp / "run"
 train.train(cfg(4), run, progress=False, stop_after_epochs=1)
@@ -170,6 +186,11 @@ def test_every_network_trains_on_four_devices_like_one_device(four):
   for net, r in four["nets"].items():
     np.testing.assert_allclose(r["loss"][0], r["loss"][1], rtol=2e-5, err_msg=net)
     assert r["param_diff"] < 1e-5, (net, r["param_diff"])
+
+
+def test_balanced_batches_train_on_four_devices(four):
+  assert four["balanced"]["once"] and four["balanced"]["widest"] == 1   # 4 graphs / 4 devices
+  assert len(four["balanced"]["loss"]) == 1 and np.isfinite(four["balanced"]["loss"][0])
 
 
 def test_evaluation_gathers_every_device_exactly_once(four):
