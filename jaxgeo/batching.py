@@ -16,7 +16,7 @@ order when training:
   (`deal`, by nodes / mean nodes + edges / mean edges), so that every batch of a chunk holds
   about the same nodes and edges: the batch sizes cluster around `batch_graphs` x the mean
   graph, and a few buckets fit them closely (DB5.5's 542 bound chains, batches of 8: 98% /
-  93% real nodes / edges in 4 buckets, 97% / 92% in 2, against 73% / 70% and 51% / 49% for
+  97% real nodes / edges in 4 buckets, 95% / 93% in 2, against 73% / 70% and 51% / 49% for
   the sorted chunks). A batch mixes large and small graphs, as a uniformly shuffled one does.
 - **packed** (`packing=Packing(nodes, edges, graphs)`): batches are filled up to a node and an
   edge budget (`jraph.dynamically_batch`'s idea), so that nearly every padded row is real.
@@ -296,7 +296,11 @@ def choose_buckets(graphs: Sequence[jraph.GraphsTuple], batch_graphs: int = 8,
   nodes / 512 edges) is a bucket. Fixed count: the largest bucket holds the largest batch
   seen, and batching never exceeds it (`plan_batches` closes batches early instead). Packed:
   the largest bucket is the packing budget, and each graph over the budget gets an extra
-  bucket of its own (logged here, once).
+  bucket of its own (logged here, once). Balanced: the batches are ordered by nodes / mean
+  nodes + edges / mean edges and the groups chosen to minimise padded nodes and padded edges
+  (each relative to its mean) together, each bucket the group's largest nodes and largest
+  edges; the largest bucket holds the largest nodes and edges seen (so the other buckets need
+  not be nested).
 
   Returns:
     Buckets sorted from smallest to largest, all with n_graph = batch_graphs + 1 (packed:
@@ -324,10 +328,24 @@ def choose_buckets(graphs: Sequence[jraph.GraphsTuple], batch_graphs: int = 8,
                      edges[i], packing.nodes, packing.edges, extra[-1])
     totals = totals[(totals[:, 0] <= packing.nodes) & (totals[:, 1] <= packing.edges)]
   buckets = []
-  if len(totals):
+  if len(totals) and balanced:
+    # Balanced batches cluster in nodes and in edges alike: runs in order of both (each
+    # relative to its mean), each shape fitted to its run's largest nodes and largest edges,
+    # the padding of both counted; the largest shape takes every batch the others do not.
+    scale = np.maximum(totals.mean(axis=0), 1.0)
+    totals = totals[np.argsort(totals[:, 0] / scale[0] + totals[:, 1] / scale[1],
+                               kind="stable")]
+    padded = np.stack([[_round_up(int(n) + 1, _NODE_ROUND) for n in totals[:, 0]],
+                       [_round_up(int(e), _EDGE_ROUND) for e in totals[:, 1]]], axis=1)
+    for group in _split_min_padding(padded / scale, max_buckets):
+      buckets.append(Bucket(int(padded[group, 0].max()), int(padded[group, 1].max()), n_graph))
+    buckets[-1] = Bucket(int(padded[:, 0].max()), int(padded[:, 1].max()), n_graph)
+  elif len(totals):
     totals = totals[np.argsort(totals[:, 0], kind="stable")]
     edge_cap = 0
-    for group in _split_min_padding(totals[:, 0], max_buckets):
+    padded = np.array([_round_up(int(v) + 1, _NODE_ROUND) for v in totals[:, 0]],
+                      dtype=np.float64)
+    for group in _split_min_padding(padded[:, None], max_buckets):
       edge_cap = max(edge_cap, int(totals[group, 1].max()))
       buckets.append(Bucket(_round_up(int(totals[group, 0].max()) + 1, _NODE_ROUND),
                             _round_up(edge_cap, _EDGE_ROUND), n_graph))
@@ -338,19 +356,26 @@ def choose_buckets(graphs: Sequence[jraph.GraphsTuple], batch_graphs: int = 8,
   return sorted(set(buckets + extra))
 
 
-def _split_min_padding(sorted_nodes: np.ndarray, groups: int) -> list[np.ndarray]:
-  """Splits ascending batch sizes into <= `groups` contiguous runs minimising the padded total
-  (each run padded to its largest, rounded). Returns index arrays of the runs."""
-  n = len(sorted_nodes)
-  padded = np.array([_round_up(int(v) + 1, _NODE_ROUND) for v in sorted_nodes], dtype=np.float64)
+def _split_min_padding(padded: np.ndarray, groups: int) -> list[np.ndarray]:
+  """Splits batches in a given order into <= `groups` contiguous runs minimising the padded
+  total (dynamic programming): each run is padded to its largest size in every column.
+
+  Args:
+    padded: [n, k] padded sizes of the batches in that order (k = 1: nodes; 2: nodes and
+      edges, each scaled by its mean so that they weigh alike).
+  Returns:
+    Index arrays of the runs, in order.
+  """
+  n = len(padded)
   cost = np.full((groups + 1, n + 1), np.inf)
   choice = np.zeros((groups + 1, n + 1), dtype=np.int64)
   cost[0, 0] = 0.0
   starts = np.arange(n)
-  for g in range(1, groups + 1):
-    for j in range(1, n + 1):
-      # The last run is [i, j): every batch in it padded to padded[j - 1].
-      candidates = cost[g - 1, :j] + (j - starts[:j]) * padded[j - 1]
+  for j in range(1, n + 1):
+    # The run [i, j) padded to its largest in each column, for every start i < j.
+    largest = np.maximum.accumulate(padded[:j][::-1], axis=0)[::-1].sum(axis=1)
+    for g in range(1, groups + 1):
+      candidates = cost[g - 1, :j] + (j - starts[:j]) * largest
       i = int(np.argmin(candidates))
       cost[g, j], choice[g, j] = candidates[i], i
   best_g = int(np.argmin(cost[1:, n])) + 1
