@@ -205,7 +205,7 @@ def test_balanced_plan_holds_every_graph_once_within_capacity(sizes, batch_graph
     if capacity is not None and (nodes[index].sum() > capacity or
                                  edges[index].sum() > 10 * capacity):
       assert len(index) == 1        # only a graph over the capacity, alone
-  if capacity is None:              # as many batches as the sorted chunks give
+  if capacity is None:              # ceil(chunk / batch_graphs) batches a chunk
     chunk = 50 * batch_graphs
     assert len(plan) == sum(-(-len(p) // batch_graphs) for p in
                             np.array_split(np.arange(len(nodes)), -(-len(nodes) // chunk)))
