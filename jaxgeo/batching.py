@@ -328,27 +328,23 @@ def choose_buckets(graphs: Sequence[jraph.GraphsTuple], batch_graphs: int = 8,
                      edges[i], packing.nodes, packing.edges, extra[-1])
     totals = totals[(totals[:, 0] <= packing.nodes) & (totals[:, 1] <= packing.edges)]
   buckets = []
-  if len(totals) and balanced:
+  if len(totals):
     # Balanced batches cluster in nodes and in edges alike: runs in order of both (each
     # relative to its mean), each shape fitted to its run's largest nodes and largest edges,
-    # the padding of both counted; the largest shape takes every batch the others do not.
+    # the padding of both counted. Otherwise runs in node order, padded nodes counted, the
+    # edge capacity growing with the runs.
     scale = np.maximum(totals.mean(axis=0), 1.0)
-    totals = totals[np.argsort(totals[:, 0] / scale[0] + totals[:, 1] / scale[1],
-                               kind="stable")]
-    padded = np.stack([[_round_up(int(n) + 1, _NODE_ROUND) for n in totals[:, 0]],
-                       [_round_up(int(e), _EDGE_ROUND) for e in totals[:, 1]]], axis=1)
-    for group in _split_min_padding(padded / scale, max_buckets):
-      buckets.append(Bucket(int(padded[group, 0].max()), int(padded[group, 1].max()), n_graph))
-    buckets[-1] = Bucket(int(padded[:, 0].max()), int(padded[:, 1].max()), n_graph)
-  elif len(totals):
-    totals = totals[np.argsort(totals[:, 0], kind="stable")]
+    key = totals[:, 0] / scale[0] + totals[:, 1] / scale[1] if balanced else totals[:, 0]
+    totals = totals[np.argsort(key, kind="stable")]
+    padded = np.array([(_round_up(int(n) + 1, _NODE_ROUND), _round_up(int(e), _EDGE_ROUND))
+                       for n, e in totals])
     edge_cap = 0
-    padded = np.array([_round_up(int(v) + 1, _NODE_ROUND) for v in totals[:, 0]],
-                      dtype=np.float64)
-    for group in _split_min_padding(padded[:, None], max_buckets):
-      edge_cap = max(edge_cap, int(totals[group, 1].max()))
-      buckets.append(Bucket(_round_up(int(totals[group, 0].max()) + 1, _NODE_ROUND),
-                            _round_up(edge_cap, _EDGE_ROUND), n_graph))
+    for run in _split_min_padding(padded / scale if balanced else padded[:, :1], max_buckets):
+      edge_cap = int(padded[run, 1].max()) if balanced else max(edge_cap, padded[run, 1].max())
+      buckets.append(Bucket(int(padded[run, 0].max()), int(edge_cap), n_graph))
+    if balanced:
+      # The largest shape holds the largest nodes and edges seen (the others need not nest).
+      buckets[-1] = Bucket(int(padded[:, 0].max()), int(padded[:, 1].max()), n_graph)
     if packing is not None:
       # The largest bucket is the whole budget, so every packed batch fits one.
       buckets[-1] = Bucket(_round_up(packing.nodes + 1, _NODE_ROUND),
