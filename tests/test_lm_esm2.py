@@ -161,6 +161,45 @@ def test_attention_impls_agree(esm2_8m, monkeypatch):
           assert rel <= 1e-2, f"{dtype} layer {layer}: relative difference {rel}"
 
 
+@pytest.mark.parametrize("dh", [16, 24, 64])
+def test_bfloat16_row_sums_from_the_value_product(dh, monkeypatch):
+  """From ROW_SUMS_BY_PRODUCT_MIN_KEYS keys on, bfloat16 attention takes its softmax row sums
+  from the value product over a column of ones: the result is softmax(q k^T + bias) v in
+  float64 within bfloat16 rounding, masked keys get no weight, and it agrees with the
+  separate row-sum pass (forced by raising the threshold) as closely as that pass agrees
+  with float64."""
+  import jax.numpy as jnp
+  t = esm2.ROW_SUMS_BY_PRODUCT_MIN_KEYS
+  rng = np.random.default_rng(dh)
+  q, k, v = (rng.normal(size=(3, t, dh)) for _ in range(3))
+  q *= 2.0 / np.sqrt(dh)
+  bias = np.zeros((3, 1, t))
+  bias[1, 0, t // 3:] = -1e9                       # row 1: only its first third are keys
+  logits = q @ np.swapaxes(k, -1, -2) + bias
+  w = np.exp(logits - logits.max(-1, keepdims=True))
+  want = (w / w.sum(-1, keepdims=True)) @ v
+  bf = lambda a: jnp.asarray(a, jnp.bfloat16)
+  args = (bf(q), bf(k), bf(v), jnp.asarray(bias, jnp.float32))
+  by_product = np.asarray(esm2._attention_core(*args))
+  assert by_product.shape == (3, t, dh) and by_product.dtype == np.float32
+  with monkeypatch.context() as m:
+    m.setattr(esm2, "ROW_SUMS_BY_PRODUCT_MIN_KEYS", t + 1)
+    separate = np.asarray(esm2._attention_core(*args))
+  scale = np.abs(want).max()
+  err_product = np.abs(by_product - want).max() / scale
+  err_separate = np.abs(separate - want).max() / scale
+  assert err_product <= 2e-2, err_product
+  assert err_product <= 2 * err_separate + 1e-3, (err_product, err_separate)
+  # Masked keys: changing their values changes nothing.
+  v2 = v.copy()
+  v2[1, t // 3:] = 100.0
+  again = np.asarray(esm2._attention_core(args[0], args[1], bf(v2), args[3]))
+  np.testing.assert_array_equal(again[1], by_product[1])
+  # float32 keeps the separate pass: exact softmax within float32 rounding.
+  f32 = np.asarray(esm2._attention_core(*(jnp.asarray(a, jnp.float32) for a in (q, k, v, bias))))
+  np.testing.assert_allclose(f32, want, atol=2e-5 * scale)
+
+
 @pytest.mark.parametrize("impl", ["chunked", "xla", "cudnn"])
 def test_padding_is_masked(tiny_converted, impl):
   """Appending padding (to the batch's length, and whole padding rows) changes no real
