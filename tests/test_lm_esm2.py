@@ -165,9 +165,9 @@ def test_attention_impls_agree(esm2_8m, monkeypatch):
 def test_bfloat16_row_sums_from_the_value_product(dh, monkeypatch):
   """From ROW_SUMS_BY_PRODUCT_MIN_KEYS keys on, bfloat16 attention takes its softmax row sums
   from the value product over a column of ones: the result is softmax(q k^T + bias) v in
-  float64 within bfloat16 rounding, masked keys get no weight, and it agrees with the
-  separate row-sum pass (forced by raising the threshold) as closely as that pass agrees
-  with float64."""
+  float64 within bfloat16 rounding, masked keys get no weight, a row of padding keys stays
+  finite, and it agrees with the separate row-sum pass (forced by raising the threshold) as
+  closely as that pass agrees with float64."""
   import jax.numpy as jnp
   t = esm2.ROW_SUMS_BY_PRODUCT_MIN_KEYS
   rng = np.random.default_rng(dh)
@@ -195,6 +195,14 @@ def test_bfloat16_row_sums_from_the_value_product(dh, monkeypatch):
   v2[1, t // 3:] = 100.0
   again = np.asarray(esm2._attention_core(args[0], args[1], bf(v2), args[3]))
   np.testing.assert_array_equal(again[1], by_product[1])
+  # A whole row of padding keys (the embedder's padding rows): finite, as the separate pass.
+  pad = args[3].at[2].set(-1e9)
+  whole = np.asarray(esm2._attention_core(args[0], args[1], args[2], pad))
+  assert np.isfinite(whole).all()
+  with monkeypatch.context() as m:
+    m.setattr(esm2, "ROW_SUMS_BY_PRODUCT_MIN_KEYS", t + 1)
+    whole_separate = np.asarray(esm2._attention_core(args[0], args[1], args[2], pad))
+  np.testing.assert_allclose(whole[2], whole_separate[2], atol=2e-2 * scale)
   # float32 keeps the separate pass: exact softmax within float32 rounding.
   f32 = np.asarray(esm2._attention_core(*(jnp.asarray(a, jnp.float32) for a in (q, k, v, bias))))
   np.testing.assert_allclose(f32, want, atol=2e-5 * scale)
