@@ -218,15 +218,15 @@ def _attention_core(q, k, v, bias):
   logits = jnp.einsum("...qd,...kd->...qk", q, k, preferred_element_type=jnp.float32) + bias
   e = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
   dh, t = v.shape[-1], v.shape[-2]
-  if v.dtype == jnp.float32 or t < ROW_SUMS_BY_PRODUCT_MIN_KEYS:
-    out = jnp.einsum("...qk,...kd->...qd", e.astype(v.dtype), v,
-                     preferred_element_type=jnp.float32)
-    return out / jnp.sum(e, axis=-1, keepdims=True)
-  width = -(-(dh + 1) // ROW_SUMS_BY_PRODUCT_WIDTH) * ROW_SUMS_BY_PRODUCT_WIDTH
-  ones = jnp.zeros(v.shape[:-1] + (width - dh,), v.dtype).at[..., 0].set(1)
-  out = jnp.einsum("...qk,...kd->...qd", e.astype(v.dtype), jnp.concatenate([v, ones], -1),
-                   preferred_element_type=jnp.float32)
-  return out[..., :dh] / out[..., dh:dh + 1]
+  fold = v.dtype != jnp.float32 and t >= ROW_SUMS_BY_PRODUCT_MIN_KEYS
+  if fold:
+    width = -(-(dh + 1) // ROW_SUMS_BY_PRODUCT_WIDTH) * ROW_SUMS_BY_PRODUCT_WIDTH
+    ones = jnp.zeros(v.shape[:-1] + (width - dh,), v.dtype).at[..., 0].set(1)
+    v = jnp.concatenate([v, ones], axis=-1)
+  out = jnp.einsum("...qk,...kd->...qd", e.astype(v.dtype), v, preferred_element_type=jnp.float32)
+  if fold:
+    return out[..., :dh] / out[..., dh:dh + 1]
+  return out / jnp.sum(e, axis=-1, keepdims=True)
 
 
 # Lower-precision attention (bfloat16) takes its softmax row sums from the value product from
