@@ -51,6 +51,34 @@ def test_esm2_default_token_budget_follows_the_platform(embedder):
   assert embed.esm2_max_tokens("some_new_backend") == embed.esm2_max_tokens("gpu")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_esm2_forward_compiles_with_its_options_and_they_change_no_output_bit(
+    monkeypatch, tiny_model, dtype):
+  import jax
+  import jax.numpy as jnp
+  from jaxgeo import xla_options
+  seen = []
+  jit = jax.jit
+
+  def spy(fn, *args, **kwargs):
+    seen.append(kwargs.get("compiler_options"))
+    return jit(fn, *args, **kwargs)
+
+  monkeypatch.setattr(jax, "jit", spy)
+  embedder = embed.get_embedder(str(tiny_model), compute_dtype=dtype)
+  forward = embedder.make_forward((1, 2))
+  monkeypatch.undo()
+  assert seen == [xla_options.esm2_forward(jax.default_backend())]
+  tokens, _ = tokenizer.batch_encode(_random_sequences(3, 20, 60, seed=3))
+  got = forward(tokens)
+  fwd = esm2.make_forward(embedder.config, (1, 2), compute_dtype=getattr(jnp, dtype))
+  params = (esm2.cast_matrices(embedder.params, jnp.bfloat16) if dtype == "bfloat16"
+            else embedder.params)
+  want = jax.jit(fwd.apply)(params, tokens)   # XLA's default options
+  for layer in (1, 2):
+    np.testing.assert_array_equal(np.asarray(got[layer]), np.asarray(want[layer]))
+
+
 def _direct(embedder, sequence, layers=(2,)):
   """Embedding of one sequence run alone, unpadded. -> {layer: [L, D]}."""
   import jax

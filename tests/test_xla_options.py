@@ -73,3 +73,25 @@ def test_trainer_passes_the_options_to_its_train_step(monkeypatch, overrides, ex
   monkeypatch.setattr(train, "make_steps", spy)
   train.prepare(tiny_config(*overrides))
   assert seen == [expected if jax.default_backend() == "cpu" else {}]
+
+
+def test_esm2_forward_options_are_for_cpu():
+  assert xla_options.esm2_forward("cpu") == xla_options.CPU_ESM2_FORWARD
+  assert xla_options.CPU_ESM2_FORWARD == {"xla_cpu_use_fusion_emitters": False}
+  assert xla_options.esm2_forward("gpu") == {} and xla_options.esm2_forward("tpu") == {}
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="an XLA CPU option")
+def test_esm2_forward_options_compile_and_change_no_bit():
+  # XLA names the option in this jaxlib (an unknown one is refused at compile time), and the
+  # older kernel emitters compute softmax, layer norm and GELU bit for bit as the new ones.
+  def f(x):
+    y = jax.nn.softmax(x @ x.T, axis=-1) @ x
+    y = (y - y.mean(-1, keepdims=True)) * jax.lax.rsqrt(y.var(-1, keepdims=True) + 1e-5)
+    return jax.nn.gelu(y, approximate=False)
+  x = jax.random.normal(jax.random.PRNGKey(0), (64, 48))
+  want = jax.jit(f)(x)
+  got = jax.jit(f, compiler_options=xla_options.esm2_forward("cpu"))(x)
+  assert jnp.array_equal(got, want)
+  with pytest.raises(Exception, match="xla_cpu_no_such_option"):
+    jax.jit(f, compiler_options={"xla_cpu_no_such_option": False})(x)

@@ -78,6 +78,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from jaxgeo import xla_options
 from jaxgeo.errors import ConfigError, DataError
 
 _LADDER = (32, 64, 128, 192, 256, 384, 512, 768, 1024)
@@ -336,15 +337,17 @@ class Embedder:
     from jax.sharding import PartitionSpec as P
     return jax.tree_util.tree_map(lambda _: P(), params)
 
-  def _compile(self, apply: Callable, params) -> Callable:
-    """`apply(params, tokens)` jitted on this embedder's devices. -> f(tokens int32 [B, T])
-    -> {layer: [B, T, D]} with `f.jitted` (for compilation counts)."""
+  def _compile(self, apply: Callable, params, compiler_options: dict | None = None
+               ) -> Callable:
+    """`apply(params, tokens)` jitted on this embedder's devices with XLA's
+    `compiler_options`. -> f(tokens int32 [B, T]) -> {layer: [B, T, D]} with `f.jitted` (for
+    compilation counts)."""
     import jax
     from jax.sharding import NamedSharding, PartitionSpec as P
     mesh = self.mesh()
     if mesh is None:
       params = jax.device_put(params)
-      jitted = jax.jit(apply)
+      jitted = jax.jit(apply, compiler_options=compiler_options)
       f = lambda tokens: jitted(params, tokens)
       f.jitted = jitted
       return f
@@ -354,7 +357,8 @@ class Embedder:
     params = jax.tree_util.tree_map(lambda a, sh: jax.device_put(np.asarray(a), sh), params,
                                     shardings)
     rows = NamedSharding(mesh, P("data"))
-    jitted = jax.jit(apply, in_shardings=(shardings, rows), out_shardings=rows)
+    jitted = jax.jit(apply, in_shardings=(shardings, rows), out_shardings=rows,
+                     compiler_options=compiler_options)
     data = int(mesh.shape["data"])
 
     def f(tokens):
@@ -443,7 +447,9 @@ class ESM2Embedder(Embedder):
       # The block matrices are cast to bfloat16 inside every matmul anyway: storing them so
       # halves their memory and changes no output bit.
       params = self._esm2.cast_matrices(params, jnp.bfloat16)
-    return self._compile(fwd.apply, params)
+    import jax
+    return self._compile(fwd.apply, params,
+                         xla_options.esm2_forward(jax.local_devices()[0].platform))
 
   def param_specs(self, params, mesh):
     return self._esm2.param_specs(params, int(mesh.shape["model"]))
