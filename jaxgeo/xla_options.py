@@ -68,4 +68,3 @@ def esm2_forward(platform: str) -> dict:
   """Compiler options for ESM-2's jitted forward (`jaxgeo embed`) on `platform`:
   `CPU_ESM2_FORWARD` on CPU, else {} (XLA's defaults)."""
   return dict(CPU_ESM2_FORWARD) if platform == "cpu" else {}
-
