@@ -382,10 +382,15 @@ class Embedder:
       self._n_params = n
     return 2.0 * max(n, 1)
 
+  @property
+  def platform(self) -> str:
+    """The platform of this embedder's devices ("cpu", "gpu", "tpu", ...)."""
+    import jax
+    return jax.local_devices()[0].platform
+
   def bucket_cost(self) -> BucketCost:
     """The bucket planner's cost model for this embedder's devices."""
-    import jax
-    return BucketCost.for_platform(jax.local_devices()[0].platform)
+    return BucketCost.for_platform(self.platform)
 
   def make_forward(self, layers: tuple[int, ...]) -> Callable:
     """The jitted forward for `layers`, built once per embedder (compilations are cached)."""
@@ -447,9 +452,7 @@ class ESM2Embedder(Embedder):
       # The block matrices are cast to bfloat16 inside every matmul anyway: storing them so
       # halves their memory and changes no output bit.
       params = self._esm2.cast_matrices(params, jnp.bfloat16)
-    import jax
-    return self._compile(fwd.apply, params,
-                         xla_options.esm2_forward(jax.local_devices()[0].platform))
+    return self._compile(fwd.apply, params, xla_options.esm2_forward(self.platform))
 
   def param_specs(self, params, mesh):
     return self._esm2.param_specs(params, int(mesh.shape["model"]))
